@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a Debian 12 machine: the Debian packages
+# (Bazel 4, gtest, benchmark, Abseil, JSON, gloo headers, Fashion-MNIST, ...)
+# and a virtualenv at .venv holding the LibTorch (a torch wheel) we build on.
+# Idempotent: a second run only checks.
+#
+#   tools/setup.sh            # torch 2.13.0, CPU build (default)
+#   tools/setup.sh --cuda     # torch 2.14.1, CUDA build (several GB)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+TORCH_SPEC="torch==2.13.0"
+for arg in "$@"; do
+  case "$arg" in
+    --cuda) TORCH_SPEC="torch==2.14.1" ;;
+    --cpu) TORCH_SPEC="torch==2.13.0" ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --cpu or --cuda)" >&2; exit 2 ;;
+  esac
+done
+
+DEBIAN_PACKAGES=(
+  bazel-bootstrap g++ pkg-config zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libbenchmark-tools
+  libabsl-dev nlohmann-json3-dev libsentencepiece-dev libgloo-dev
+  dataset-fashion-mnist python3-matplotlib python3-venv
+)
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+want="${TORCH_SPEC#torch==}"
+have="$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)"
+if [[ "$have" != "$want" ]]; then
+  echo "setup: installing $TORCH_SPEC into .venv"
+  .venv/bin/pip install -q "$TORCH_SPEC" numpy
+fi
+echo "setup: ok ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'), $(bazel --version 2>/dev/null | head -1))"
