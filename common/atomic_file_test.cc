@@ -1,0 +1,118 @@
+#include "common/atomic_file.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace dlspeed {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh, empty directory for one test.
+fs::path FreshDir(const std::string& name) {
+  const fs::path dir = fs::path(testing::TempDir()) / ("atomic_file_test_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string Read(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+std::vector<std::string> Names(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename());
+  return names;
+}
+
+TEST(AtomicFileTest, WritesNewFileAndCreatesParents) {
+  const fs::path dir = FreshDir("new");
+  const fs::path path = dir / "a" / "b" / "out.bin";
+  const std::string contents("binary\0data\n", 12);
+  ASSERT_TRUE(WriteFileAtomically(path.string(), contents).ok());
+  EXPECT_EQ(Read(path), contents);
+  EXPECT_EQ(Names(path.parent_path()), std::vector<std::string>{"out.bin"});  // no temp left
+  EXPECT_EQ(fs::status(path).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                fs::perms::others_read);
+}
+
+TEST(AtomicFileTest, ReplacesExistingFileKeepingItsMode) {
+  const fs::path path = FreshDir("replace") / "out.txt";
+  ASSERT_TRUE(WriteFileAtomically(path.string(), "a much longer old contents").ok());
+  ASSERT_EQ(chmod(path.c_str(), 0600), 0);
+  ASSERT_TRUE(WriteFileAtomically(path.string(), "new").ok());
+  EXPECT_EQ(Read(path), "new");
+  EXPECT_EQ(fs::status(path).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  ASSERT_TRUE(WriteFileAtomically(path.string(), "").ok());
+  EXPECT_EQ(Read(path), "");
+}
+
+TEST(AtomicFileTest, FailsNamingPathWhenParentCannotBeCreated) {
+  const fs::path dir = FreshDir("noparent");
+  ASSERT_TRUE(WriteFileAtomically((dir / "file").string(), "x").ok());
+  const std::string path = (dir / "file" / "sub" / "out.txt").string();  // under a regular file
+  const absl::Status status = WriteFileAtomically(path, "contents");
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(path), std::string::npos) << status;
+  EXPECT_EQ(Read(dir / "file"), "x");
+  EXPECT_FALSE(WriteFileAtomically("", "x").ok());
+}
+
+TEST(AtomicFileTest, FailedRenameRemovesTemporaryFile) {
+  const fs::path dir = FreshDir("rename");
+  const fs::path target = dir / "target";
+  fs::create_directories(target / "inside");  // a non-empty directory cannot be replaced
+  const absl::Status status = WriteFileAtomically(target.string(), "contents");
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(target.string()), std::string::npos) << status;
+  EXPECT_EQ(Names(dir), std::vector<std::string>{"target"});
+  EXPECT_TRUE(fs::is_directory(target / "inside"));
+}
+
+TEST(AtomicFileTest, FailedWriteKeepsOldFileAndRemovesTemporary) {
+  const fs::path dir = FreshDir("full");
+  const fs::path path = dir / "out.txt";
+  ASSERT_TRUE(WriteFileAtomically(path.string(), "old").ok());
+  // Limit file sizes to 16 bytes so that writing 1000 fails with EFBIG.
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  struct rlimit small = saved;
+  small.rlim_cur = 16;
+  sighandler_t old_handler = signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  const absl::Status status = WriteFileAtomically(path.string(), std::string(1000, 'x'));
+  setrlimit(RLIMIT_FSIZE, &saved);
+  signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(path.string()), std::string::npos) << status;
+  EXPECT_EQ(Read(path), "old");
+  EXPECT_EQ(Names(dir), std::vector<std::string>{"out.txt"});
+}
+
+TEST(AtomicFileTest, AppendLineKeepsEarlierLines) {
+  const fs::path path = FreshDir("append") / "sub" / "log.jsonl";
+  ASSERT_TRUE(AppendLineAtomically(path.string(), "first").ok());
+  ASSERT_TRUE(AppendLineAtomically(path.string(), "second").ok());
+  EXPECT_EQ(Read(path), "first\nsecond\n");
+  ASSERT_TRUE(WriteFileAtomically(path.string(), "no newline").ok());
+  ASSERT_TRUE(AppendLineAtomically(path.string(), "third").ok());
+  EXPECT_EQ(Read(path), "no newline\nthird\n");
+}
+
+}  // namespace
+}  // namespace dlspeed

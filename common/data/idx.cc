@@ -1,0 +1,195 @@
+#include "common/data/idx.h"
+
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <system_error>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace dlspeed {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Sanity bound on the element count a header may claim (1 TiB).
+constexpr uint64_t kMaxElements = uint64_t{1} << 40;
+
+struct GzCloser {
+  void operator()(gzFile_s* f) const { gzclose(f); }
+};
+using GzFile = std::unique_ptr<gzFile_s, GzCloser>;
+
+// Reads up to `n` bytes; returns how many were read (short at the end of the
+// data), or an error naming `path` for a corrupt or truncated gzip stream.
+absl::StatusOr<uint64_t> ReadUpTo(gzFile f, const std::string& path, uint8_t* out,
+                                  uint64_t n) {
+  uint64_t done = 0;
+  while (done < n) {
+    const unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(n - done, 1u << 20));
+    const int got = gzread(f, out + done, chunk);
+    int errnum = Z_OK;
+    const char* message = gzerror(f, &errnum);
+    if (errnum == Z_BUF_ERROR) {
+      return absl::DataLossError(
+          absl::StrCat("IDX file '", path, "' is truncated: its gzip stream ends early"));
+    }
+    if (got < 0 || errnum != Z_OK) {
+      return absl::DataLossError(
+          absl::StrCat("IDX file '", path, "' is corrupt: ", message ? message : "read error"));
+    }
+    if (got == 0) break;
+    done += static_cast<uint64_t>(got);
+  }
+  return done;
+}
+
+absl::Status Truncated(const std::string& path, const std::string& what) {
+  return absl::DataLossError(absl::StrCat("IDX file '", path, "' is truncated: ", what));
+}
+
+// The file `dir`/`name`.gz, else `dir`/`name`.
+absl::StatusOr<std::string> FindFile(const std::string& dir, const std::string& name) {
+  std::error_code ec;
+  const fs::path gz = fs::path(dir) / (name + ".gz");
+  if (fs::is_regular_file(gz, ec)) return gz.string();
+  const fs::path plain = fs::path(dir) / name;
+  if (fs::is_regular_file(plain, ec)) return plain.string();
+  return absl::NotFoundError(
+      absl::StrCat("Fashion-MNIST file '", gz.string(), "' not found (nor '", name, "')"));
+}
+
+}  // namespace
+
+absl::StatusOr<at::Tensor> ReadIdxFile(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("IDX file '", path, "' not found or not a regular file"));
+  }
+  GzFile file(gzopen(path.c_str(), "rb"));
+  if (file == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot open IDX file '", path, "': ",
+                                               std::strerror(errno)));
+  }
+  uint8_t magic[4];
+  absl::StatusOr<uint64_t> got = ReadUpTo(file.get(), path, magic, 4);
+  if (!got.ok()) return got.status();
+  if (*got < 4) return Truncated(path, "no complete header");
+  if (magic[0] != 0 || magic[1] != 0) {
+    return absl::DataLossError(absl::StrCat("'", path, "' is not an IDX file: bad magic number"));
+  }
+  if (magic[2] != 0x08) {
+    return absl::UnimplementedError(
+        absl::StrCat("IDX file '", path, "' has element type 0x", absl::Hex(magic[2]),
+                     ": only unsigned bytes (0x08) are supported"));
+  }
+  const int ndims = magic[3];
+  if (ndims == 0) {
+    return absl::DataLossError(absl::StrCat("IDX file '", path, "' has 0 dimensions"));
+  }
+  std::vector<uint8_t> header(4 * ndims);
+  got = ReadUpTo(file.get(), path, header.data(), header.size());
+  if (!got.ok()) return got.status();
+  if (*got < header.size()) return Truncated(path, "header ends inside the dimensions");
+  std::vector<int64_t> dims;
+  uint64_t count = 1;
+  for (int i = 0; i < ndims; ++i) {
+    const uint8_t* b = &header[4 * i];
+    const uint64_t dim = (uint64_t{b[0]} << 24) | (uint64_t{b[1]} << 16) |
+                         (uint64_t{b[2]} << 8) | uint64_t{b[3]};
+    if (dim != 0 && count > kMaxElements / dim) {
+      return absl::DataLossError(
+          absl::StrCat("IDX file '", path, "' is corrupt: its dimensions are implausibly large"));
+    }
+    count *= dim;
+    dims.push_back(static_cast<int64_t>(dim));
+  }
+  // Read in pieces so that a corrupt header cannot make us allocate more than
+  // the file holds.
+  std::vector<uint8_t> data;
+  while (data.size() < count) {
+    const uint64_t want = std::min<uint64_t>(count - data.size(), 16u << 20);
+    const size_t old = data.size();
+    data.resize(old + want);
+    got = ReadUpTo(file.get(), path, data.data() + old, want);
+    if (!got.ok()) return got.status();
+    if (*got < want) {
+      return Truncated(path, absl::StrCat("expected ", count, " data bytes, found ",
+                                          old + *got));
+    }
+  }
+  uint8_t extra;
+  got = ReadUpTo(file.get(), path, &extra, 1);
+  if (!got.ok()) return got.status();
+  if (*got != 0) {
+    return absl::DataLossError(absl::StrCat("IDX file '", path,
+                                            "' is corrupt: trailing bytes after its ",
+                                            count, " data bytes"));
+  }
+  at::Tensor out = at::empty(dims, at::kByte);
+  if (count > 0) std::memcpy(out.data_ptr<uint8_t>(), data.data(), count);
+  return out;
+}
+
+absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, Split split) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(absl::StrCat(
+        "data directory '", dir,
+        "' not found: install Debian's dataset-fashion-mnist package (it fills ",
+        kFashionMnistDir,
+        ") or get the gzipped IDX files from "
+        "https://github.com/zalandoresearch/fashion-mnist and pass --data_dir, "
+        "or use --dataset=synthetic"));
+  }
+  const std::string prefix = split == Split::kTrain ? "train" : "t10k";
+  absl::StatusOr<std::string> images_path = FindFile(dir, prefix + "-images-idx3-ubyte");
+  if (!images_path.ok()) return images_path.status();
+  absl::StatusOr<std::string> labels_path = FindFile(dir, prefix + "-labels-idx1-ubyte");
+  if (!labels_path.ok()) return labels_path.status();
+  absl::StatusOr<at::Tensor> images = ReadIdxFile(*images_path);
+  if (!images.ok()) return images.status();
+  absl::StatusOr<at::Tensor> labels = ReadIdxFile(*labels_path);
+  if (!labels.ok()) return labels.status();
+
+  if (images->dim() != 3 || images->size(1) != 28 || images->size(2) != 28) {
+    return absl::DataLossError(absl::StrCat("Fashion-MNIST file '", *images_path,
+                                            "' does not hold 28x28 images"));
+  }
+  if (labels->dim() != 1) {
+    return absl::DataLossError(
+        absl::StrCat("Fashion-MNIST file '", *labels_path, "' is not a list of labels"));
+  }
+  const int64_t n = images->size(0);
+  if (labels->size(0) != n) {
+    return absl::DataLossError(absl::StrCat("Fashion-MNIST files disagree: '", *images_path,
+                                            "' has ", n, " images but '", *labels_path,
+                                            "' has ", labels->size(0), " labels"));
+  }
+  const uint8_t* label = labels->data_ptr<uint8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (label[i] > 9) {
+      return absl::DataLossError(absl::StrCat("Fashion-MNIST file '", *labels_path,
+                                              "' is corrupt: label ", i, " is ",
+                                              static_cast<int>(label[i]), ", expected 0..9"));
+    }
+  }
+  ImageDataset out;
+  out.images = at::constant_pad_nd(*images, {2, 2, 2, 2}, 0)
+                   .unsqueeze(1)
+                   .expand({n, 3, 32, 32})
+                   .contiguous();
+  out.labels = labels->to(at::kLong);
+  out.num_classes = 10;
+  return out;
+}
+
+}  // namespace dlspeed

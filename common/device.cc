@@ -1,0 +1,174 @@
+#include "common/device.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <string>
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#if defined(LIBTORCH_HAS_CUDA)
+#include <ATen/detail/CUDAHooksInterface.h>
+// ATen's CUDA context header needs the CUDA toolkit's headers (cuda_runtime,
+// cuBLAS, cuSPARSE, cuSOLVER) on the include path; without them the device
+// name is left unknown rather than breaking the build.
+#if __has_include(<cuda_runtime_api.h>) && __has_include(<cusparse.h>) && \
+    __has_include(<cublasLt.h>) && __has_include(<cusolverDn.h>)
+#include <ATen/cuda/CUDAContextLight.h>
+#define DLSPEED_HAS_CUDA_HEADERS 1
+#endif
+#endif
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace dlspeed {
+namespace {
+
+std::string CpuModel() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (absl::StartsWith(line, "model name")) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        return std::string(absl::StripAsciiWhitespace(absl::string_view(line).substr(colon + 1)));
+      }
+    }
+  }
+  return "unknown CPU";
+}
+
+std::string DeviceName(const c10::Device& device) {
+  if (!device.is_cuda()) return CpuModel();
+#if defined(DLSPEED_HAS_CUDA_HEADERS)
+  try {
+    const c10::DeviceIndex index =
+        device.has_index() ? device.index() : at::detail::getCUDAHooks().current_device();
+    return at::cuda::getDeviceProperties(index)->name;
+  } catch (const std::exception&) {
+  }
+#endif
+  return "unknown CUDA device";
+}
+
+// The first line `command` prints, or "" when it fails.
+std::string FirstLineOf(const std::string& command) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return "";
+  char buffer[256];
+  std::string line;
+  if (fgets(buffer, sizeof(buffer), pipe) != nullptr) line = buffer;
+  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) {
+  }
+  if (pclose(pipe) != 0) return "";
+  return std::string(absl::StripAsciiWhitespace(line));
+}
+
+// Single-quotes `text` for /bin/sh.
+std::string ShellQuote(absl::string_view text) {
+  std::string quoted = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+std::string GitRevision() {
+  std::string revision;
+  if (const char* workspace = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
+    revision = FirstLineOf(absl::StrCat("git -C ", ShellQuote(workspace),
+                                        " rev-parse --short HEAD 2>/dev/null"));
+  }
+  if (revision.empty()) revision = FirstLineOf("git rev-parse --short HEAD 2>/dev/null");
+  return revision.empty() ? "unknown" : revision;
+}
+
+std::string Hostname() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+std::string UtcTimestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+}  // namespace
+
+absl::StatusOr<c10::Device> ResolveDevice(absl::string_view flag) {
+  const std::string text = absl::AsciiStrToLower(absl::StripAsciiWhitespace(flag));
+  const bool has_cuda = torch::cuda::is_available();
+  if (text == "auto") return c10::Device(has_cuda ? c10::kCUDA : c10::kCPU);
+  if (text == "cpu") return c10::Device(c10::kCPU);
+  if (text == "cuda" || absl::StartsWith(text, "cuda:")) {
+    if (!has_cuda) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--device=", flag, ": CUDA is not available here (use --device=cpu or auto)"));
+    }
+    if (text == "cuda") return c10::Device(c10::kCUDA);
+    int index = -1;
+    const int count = static_cast<int>(torch::cuda::device_count());
+    if (!absl::SimpleAtoi(absl::string_view(text).substr(5), &index) || index < 0 ||
+        index >= count) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--device=%s: no such CUDA device (this machine has cuda:0 to cuda:%d)", flag,
+          count - 1));
+    }
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--device=", flag, ": expected auto, cpu, cuda or cuda:N"));
+}
+
+void ApplyBackendSettings(const BackendSettings& settings) {
+  at::Context& context = at::globalContext();
+  context.setBenchmarkCuDNN(settings.cudnn_benchmark);
+  context.setAllowTF32CuDNN(settings.allow_tf32);
+  context.setAllowTF32CuBLAS(settings.allow_tf32);
+}
+
+nlohmann::json DescribeRuntime(const c10::Device& device) {
+  const at::Context& context = at::globalContext();
+  nlohmann::json runtime;
+  runtime["device"] = device.str();
+  runtime["device_name"] = DeviceName(device);
+  runtime["libtorch_version"] = TORCH_VERSION;
+  runtime["cuda_version"] = nullptr;
+#if defined(LIBTORCH_HAS_CUDA)
+  try {
+    const long version = at::detail::getCUDAHooks().versionCUDART();  // e.g. 13000
+    runtime["cuda_version"] = absl::StrCat(version / 1000, ".", version % 1000 / 10);
+  } catch (const std::exception&) {
+  }
+#endif
+  runtime["threads"] = at::get_num_threads();
+  runtime["interop_threads"] = at::get_num_interop_threads();
+  runtime["cudnn_benchmark"] = context.benchmarkCuDNN();
+  runtime["allow_tf32_cudnn"] = context.allowTF32CuDNN();
+  runtime["allow_tf32_cublas"] = context.allowTF32CuBLAS();
+  runtime["hostname"] = Hostname();
+  runtime["git_revision"] = GitRevision();
+  runtime["timestamp"] = UtcTimestamp();
+  return runtime;
+}
+
+}  // namespace dlspeed

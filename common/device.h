@@ -1,0 +1,43 @@
+// Device selection and the runtime facts every result record carries.
+//
+// Example:
+//   absl::StatusOr<c10::Device> device = dlspeed::ResolveDevice(absl::GetFlag(FLAGS_device));
+//   if (!device.ok()) dlspeed::ExitWithUsageError(device.status().message());
+//   dlspeed::ApplyBackendSettings({/*cudnn_benchmark=*/true, /*allow_tf32=*/false});
+//   nlohmann::json runtime = dlspeed::DescribeRuntime(*device);
+#ifndef DLSPEED_COMMON_DEVICE_H_
+#define DLSPEED_COMMON_DEVICE_H_
+
+#include <c10/core/Device.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace dlspeed {
+
+// Parses a --device value: "auto" (CUDA when available, else CPU), "cpu",
+// "cuda" (the current CUDA device) or "cuda:N". Fails, naming the value, when
+// CUDA is asked for but absent, N is out of range, or the text is not a device.
+absl::StatusOr<c10::Device> ResolveDevice(absl::string_view flag);
+
+// Global backend switches that change GPU speed (and fp32 results).
+struct BackendSettings {
+  bool cudnn_benchmark = true;  // let cuDNN time algorithms per shape
+  bool allow_tf32 = true;       // TF32 tensor cores for fp32 conv and matmul
+};
+
+// Applies `settings` to at::globalContext() (cuDNN benchmark, TF32 for cuDNN
+// and cuBLAS). Harmless on CPU-only LibTorch.
+void ApplyBackendSettings(const BackendSettings& settings);
+
+// Facts about the process and machine for a result record: device,
+// device_name, libtorch_version, cuda_version (null without CUDA), threads,
+// interop_threads, cudnn_benchmark, allow_tf32_cudnn, allow_tf32_cublas (as in
+// effect now), hostname, git_revision ("unknown" if not found) and timestamp
+// (UTC, ISO 8601). Never fails.
+nlohmann::json DescribeRuntime(const c10::Device& device);
+
+}  // namespace dlspeed
+
+#endif  // DLSPEED_COMMON_DEVICE_H_

@@ -1,0 +1,105 @@
+#include "common/device.h"
+
+#include <stdlib.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+
+namespace dlspeed {
+namespace {
+
+TEST(DeviceTest, ResolvesCpuAndAuto) {
+  absl::StatusOr<c10::Device> cpu = ResolveDevice("cpu");
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_EQ(*cpu, c10::Device(c10::kCPU));
+  absl::StatusOr<c10::Device> automatic = ResolveDevice("auto");
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  EXPECT_EQ(automatic->is_cuda(), torch::cuda::is_available());
+}
+
+TEST(DeviceTest, RejectsUnknownDevicesNamingTheFlag) {
+  absl::StatusOr<c10::Device> device = ResolveDevice("gpu0");
+  ASSERT_FALSE(device.ok());
+  EXPECT_NE(device.status().message().find("gpu0"), std::string::npos) << device.status();
+  device = ResolveDevice("cuda:99");
+  ASSERT_FALSE(device.ok());
+  EXPECT_NE(device.status().message().find("cuda:99"), std::string::npos) << device.status();
+  EXPECT_FALSE(ResolveDevice("cuda:x").ok());
+  EXPECT_FALSE(ResolveDevice("cuda:-1").ok());
+}
+
+TEST(DeviceTest, CudaNeedsCuda) {
+  if (torch::cuda::is_available()) {
+    absl::StatusOr<c10::Device> device = ResolveDevice("cuda:0");
+    ASSERT_TRUE(device.ok()) << device.status();
+    EXPECT_EQ(*device, c10::Device(c10::kCUDA, 0));
+  } else {
+    absl::StatusOr<c10::Device> device = ResolveDevice("cuda");
+    ASSERT_FALSE(device.ok());
+    EXPECT_NE(device.status().message().find("--device=cuda"), std::string::npos);
+  }
+}
+
+TEST(DeviceTest, DescribeRuntimeReadsBackBackendSettings) {
+  ApplyBackendSettings({/*cudnn_benchmark=*/false, /*allow_tf32=*/false});
+  nlohmann::json runtime = DescribeRuntime(c10::Device(c10::kCPU));
+  EXPECT_EQ(runtime["cudnn_benchmark"], false);
+  EXPECT_EQ(runtime["allow_tf32_cudnn"], false);
+  EXPECT_EQ(runtime["allow_tf32_cublas"], false);
+  ApplyBackendSettings({/*cudnn_benchmark=*/true, /*allow_tf32=*/true});
+  runtime = DescribeRuntime(c10::Device(c10::kCPU));
+  EXPECT_EQ(runtime["cudnn_benchmark"], true);
+  EXPECT_EQ(runtime["allow_tf32_cudnn"], true);
+  EXPECT_EQ(runtime["allow_tf32_cublas"], true);
+
+  EXPECT_EQ(runtime["device"], "cpu");
+  EXPECT_FALSE(runtime["device_name"].get<std::string>().empty());
+  EXPECT_EQ(runtime["libtorch_version"].get<std::string>().substr(0, 2), "2.");
+  EXPECT_GE(runtime["threads"].get<int>(), 1);
+  EXPECT_GE(runtime["interop_threads"].get<int>(), 1);
+  EXPECT_FALSE(runtime["hostname"].get<std::string>().empty());
+  EXPECT_FALSE(runtime["git_revision"].get<std::string>().empty());
+  EXPECT_TRUE(runtime.contains("cuda_version"));
+  EXPECT_TRUE(std::regex_match(runtime["timestamp"].get<std::string>(),
+                               std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")))
+      << runtime["timestamp"];
+}
+
+// The first line `command` prints, or "" if it fails.
+std::string FirstLine(const std::string& command) {
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[256] = {};
+  std::string line;
+  if (fgets(buffer, sizeof(buffer), pipe) != nullptr) line = buffer;
+  if (pclose(pipe) != 0) return "";
+  if (!line.empty() && line.back() == '\n') line.pop_back();
+  return line;
+}
+
+TEST(DeviceTest, GitRevisionComesFromBuildWorkspaceDirectory) {
+  const std::filesystem::path repo =
+      std::filesystem::path(testing::TempDir()) / "device_test_repo";
+  std::filesystem::remove_all(repo);
+  std::filesystem::create_directories(repo);
+  const std::string git = "git -C '" + repo.string() + "' ";
+  if (system((git + "init -q && " + git +
+              "-c user.email=t@example.com -c user.name=t commit -q --allow-empty -m x")
+                 .c_str()) != 0) {
+    GTEST_SKIP() << "git cannot make a repository here";
+  }
+  const std::string expected = FirstLine(git + "rev-parse --short HEAD");
+  ASSERT_FALSE(expected.empty());
+  setenv("BUILD_WORKSPACE_DIRECTORY", repo.c_str(), /*overwrite=*/1);
+  EXPECT_EQ(DescribeRuntime(c10::Device(c10::kCPU))["git_revision"], expected);
+  setenv("BUILD_WORKSPACE_DIRECTORY", (repo / "missing").c_str(), /*overwrite=*/1);
+  EXPECT_NE(DescribeRuntime(c10::Device(c10::kCPU))["git_revision"], "");  // never fails
+  unsetenv("BUILD_WORKSPACE_DIRECTORY");
+}
+
+}  // namespace
+}  // namespace dlspeed

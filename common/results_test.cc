@@ -1,0 +1,107 @@
+#include "common/results.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace dlspeed {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<nlohmann::json> ReadRecords(const fs::path& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> records;
+  std::string line;
+  while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
+  return records;
+}
+
+TEST(ResultsTest, RecordsRoundTripAndAppendKeepsEarlierLines) {
+  const fs::path path = fs::path(testing::TempDir()) / "results_test" / "results.jsonl";
+  fs::remove_all(path.parent_path());
+
+  nlohmann::json first = NewRecord("results_test", c10::Device(c10::kCPU));
+  EXPECT_EQ(first["binary"], "results_test");
+  EXPECT_EQ(first["schema_version"], 1);
+  EXPECT_EQ(first["device"], "cpu");
+  EXPECT_TRUE(first.contains("libtorch_version"));
+  EXPECT_TRUE(first.contains("git_revision"));
+  first["epoch_seconds"] = {1.5, 1.25};
+  ASSERT_TRUE(AppendRecord(path.string(), first).ok());
+
+  nlohmann::json second = {{"binary", "other"}, {"note", "line\nbreak"}};
+  ASSERT_TRUE(AppendRecord(path.string(), second).ok());
+
+  const std::vector<nlohmann::json> records = ReadRecords(path);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0], first);
+  EXPECT_EQ(records[1], second);
+}
+
+TEST(ResultsTest, RejectsNonObjectsAndSurvivesBadUtf8) {
+  const fs::path path = fs::path(testing::TempDir()) / "results_test_bad.jsonl";
+  fs::remove(path);
+  EXPECT_FALSE(AppendRecord(path.string(), nlohmann::json::array({1, 2})).ok());
+  EXPECT_FALSE(fs::exists(path));
+  ASSERT_TRUE(AppendRecord(path.string(), {{"name", "bad \xff byte"}}).ok());
+  EXPECT_EQ(ReadRecords(path).size(), 1u);
+}
+
+TEST(ResultsTest, ProgressIsQuietWhenNotATerminal) {
+  std::FILE* file = std::tmpfile();
+  ASSERT_NE(file, nullptr);
+  {
+    Progress progress("epoch 1", 100, file);
+    EXPECT_FALSE(progress.active());
+    for (int64_t step = 1; step <= 100; ++step) progress.Update(step);
+    progress.Finish();
+    progress.Finish();
+  }
+  EXPECT_EQ(std::ftell(file), 0);
+  std::fclose(file);
+  Progress on_stderr("stderr", 10);  // stderr is a file under bazel test
+  on_stderr.Update(5);
+}
+
+TEST(ResultsTest, ProgressRewritesOneLineOnATerminal) {
+  const int master = posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+    GTEST_SKIP() << "no pseudo-terminal here";
+  }
+  std::FILE* terminal = std::fopen(ptsname(master), "w");
+  ASSERT_NE(terminal, nullptr);
+  {
+    Progress progress("train", 10, terminal);
+    ASSERT_TRUE(progress.active());
+    progress.Update(1);
+    progress.Update(2);  // too soon: not drawn
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    progress.Update(3);
+    progress.Finish();
+  }
+  std::fclose(terminal);
+  std::string shown;
+  char buffer[4096];
+  fcntl(master, F_SETFL, O_NONBLOCK);
+  ssize_t got;
+  while ((got = read(master, buffer, sizeof(buffer))) > 0) shown.append(buffer, got);
+  close(master);
+  EXPECT_NE(shown.find("\rtrain 1/10"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("train 2/10"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("\rtrain 3/10"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("ETA"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find('\n'), shown.size() - 1) << shown;  // only a final newline
+}
+
+}  // namespace
+}  // namespace dlspeed

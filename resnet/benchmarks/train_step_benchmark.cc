@@ -1,0 +1,84 @@
+// Google Benchmark of one ResNet training step of resnet_single's loop
+// (ResNetTrainer::Step: forward, cross-entropy, backward, foreach SGD) on a
+// fixed synthetic batch already on the device. tools/peer/resnet_train_step.py
+// times the same step in Python PyTorch; tools/train_step_report.py runs both
+// and prints the ratio.
+//
+//   bazel run -c opt //resnet/benchmarks:train_step_benchmark -- --benchmark_filter=fp32/18/64
+#include <string>
+
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "common/amp.h"
+#include "common/device.h"
+#include "common/timing.h"
+#include "resnet/resnet.h"
+#include "resnet/train.h"
+
+namespace dlspeed {
+namespace {
+
+c10::Device BenchmarkDevice() {
+  static const c10::Device device = *ResolveDevice("auto");
+  return device;
+}
+
+// Arguments: depth, batch size, channels_last (0/1).
+void TrainStep(benchmark::State& state, Precision precision) {
+  const int depth = static_cast<int>(state.range(0));
+  const int64_t batch = state.range(1);
+  const bool channels_last = state.range(2) != 0;
+  const c10::Device device = BenchmarkDevice();
+  torch::manual_seed(0);
+  TrainOptions options;
+  options.precision = precision;
+  options.device = device;
+  options.channels_last = channels_last;
+  ResNetTrainer trainer(*MakeResNet(depth), options);
+  const auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  torch::Tensor images = torch::randn({batch, 3, 32, 32}, torch::TensorOptions().device(device)).contiguous(format);
+  torch::Tensor labels = torch::randint(10, {batch}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  for (int i = 0; i < 3; ++i) trainer.Step(images, labels, nullptr);  // warm-up
+  SynchronizeDevice(device);
+  for (auto _ : state) {
+    trainer.Step(images, labels, nullptr);
+    SynchronizeDevice(device);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["images_per_second"] =
+      benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void Context() {
+  const c10::Device device = BenchmarkDevice();
+  benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
+  benchmark::AddCustomContext("device", device.str());
+  benchmark::AddCustomContext("device_name", DescribeRuntime(device).value("device_name", "unknown"));
+  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+}
+
+const int kRegistered = [] {
+  Context();
+  auto apply = [](benchmark::internal::Benchmark* b) {
+    b->ArgNames({"depth", "batch", "channels_last"})->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (int depth : {18, 34, 50}) b->Args({depth, 64, 0});
+    b->Args({18, 512, 0});
+  };
+  apply(benchmark::RegisterBenchmark("fp32", TrainStep, Precision::kFp32));
+  apply(benchmark::RegisterBenchmark("bf16", TrainStep, Precision::kBf16));
+  if (BenchmarkDevice().is_cuda()) {
+    apply(benchmark::RegisterBenchmark("fp16", TrainStep, Precision::kFp16));
+    benchmark::RegisterBenchmark("bf16_channels_last", TrainStep, Precision::kBf16)
+        ->ArgNames({"depth", "batch", "channels_last"})
+        ->Args({18, 512, 1})
+        ->Args({50, 512, 1})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  return 0;
+}();
+
+}  // namespace
+}  // namespace dlspeed

@@ -1,0 +1,97 @@
+#include "resnet/resnet_checkpoint.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "resnet/resnet.h"
+
+namespace dlspeed {
+namespace {
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/" + name;
+}
+
+TEST(ResNetCheckpointTest, RoundTripRestoresEveryTensor) {
+  torch::manual_seed(0);
+  ResNet a = *MakeResNet(18);
+  a->train();
+  a->forward(torch::randn({2, 3, 32, 32}));  // moves running stats and counters
+  const std::string path = TempPath("roundtrip.pth");
+  ASSERT_TRUE(SaveStateDict(*a, path).ok());
+  torch::manual_seed(1);
+  ResNet b = *MakeResNet(18);
+  ASSERT_TRUE(LoadStateDict(*b, path, "ResNet-18").ok());
+  auto entries_a = StateDictEntries(*a);
+  auto entries_b = StateDictEntries(*b);
+  ASSERT_EQ(entries_a.size(), entries_b.size());
+  EXPECT_EQ(entries_a.size(), 122u);  // torchvision's resnet18 state_dict has 122 keys
+  for (size_t i = 0; i < entries_a.size(); ++i) {
+    EXPECT_EQ(entries_a[i].first, entries_b[i].first);
+    EXPECT_TRUE(torch::equal(entries_a[i].second, entries_b[i].second)) << entries_a[i].first;
+  }
+}
+
+TEST(ResNetCheckpointTest, StateDictOrderIsPyTorchs) {
+  ResNet model = *MakeResNet(18);
+  auto entries = StateDictEntries(*model);
+  EXPECT_EQ(entries[0].first, "conv1.weight");
+  EXPECT_EQ(entries[1].first, "bn1.weight");
+  EXPECT_EQ(entries[3].first, "bn1.running_mean");
+  EXPECT_EQ(entries.back().first, "fc.bias");
+}
+
+TEST(ResNetCheckpointTest, ReadsAFileWrittenByPythonTorchSave) {
+  auto entries = ReadStateDict("tests/fixtures/tiny_state_dict.pt");
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  ASSERT_EQ(entries->size(), 2u);
+  EXPECT_EQ((*entries)[0].first, "conv1.weight");
+  EXPECT_TRUE(torch::equal((*entries)[0].second, torch::arange(6, torch::kFloat).reshape({2, 3})));
+  EXPECT_EQ((*entries)[1].second.item<int64_t>(), 7);
+}
+
+TEST(ResNetCheckpointTest, WrongShapeNamesKeyAndShapes) {
+  ResNet model = *MakeResNet(18);
+  absl::Status s = LoadStateDict(*model, "tests/fixtures/tiny_state_dict.pt", "ResNet-18 with 10 classes");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("conv1.weight is [2, 3], expected [64, 3, 7, 7]"), std::string::npos) << s;
+}
+
+TEST(ResNetCheckpointTest, OtherDepthIsRejected) {
+  const std::string path = TempPath("r18.pth");
+  ASSERT_TRUE(SaveStateDict(**MakeResNet(18), path).ok());
+  ResNet model = *MakeResNet(50);
+  absl::Status s = LoadStateDict(*model, path, "ResNet-50 with 10 classes");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("ResNet-50 with 10 classes"), std::string::npos) << s;
+}
+
+TEST(ResNetCheckpointTest, MissingTruncatedAndCorruptFilesAreErrors) {
+  ResNet model = *MakeResNet(18);
+  EXPECT_EQ(LoadStateDict(*model, TempPath("absent.pth"), "ResNet-18").code(), absl::StatusCode::kNotFound);
+
+  const std::string good = TempPath("good.pth");
+  ASSERT_TRUE(SaveStateDict(*model, good).ok());
+  std::ifstream in(good, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string truncated = TempPath("truncated.pth");
+  std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  absl::Status s = LoadStateDict(*model, truncated, "ResNet-18");
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find(truncated), std::string::npos);
+
+  const std::string garbage = TempPath("garbage.pth");
+  std::ofstream(garbage, std::ios::binary) << "this is not a checkpoint";
+  EXPECT_FALSE(LoadStateDict(*model, garbage, "ResNet-18").ok());
+  const std::string empty = TempPath("empty.pth");
+  std::ofstream(empty, std::ios::binary).flush();
+  EXPECT_EQ(LoadStateDict(*model, empty, "ResNet-18").code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace dlspeed

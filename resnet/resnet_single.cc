@@ -1,0 +1,292 @@
+// resnet_single: the study's Resnet-1 on one device. For each depth it trains
+// in fp32, then in mixed precision, and prints the study's lines (average
+// epoch time over the epochs after the first, total time, test accuracy),
+// saves models/Resnet-<d>[-mixed]-1gpu.pth (a torchvision state_dict) and
+// appends one JSON record per run to the results file.
+//
+//   bazel run //resnet:resnet_single -- --depths=18 --epochs=2 --max_steps=40
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/amp.h"
+#include "common/cli.h"
+#include "common/data/dataset.h"
+#include "common/data/loader.h"
+#include "common/device.h"
+#include "common/results.h"
+#include "common/timing.h"
+#include "resnet/resnet.h"
+#include "resnet/resnet_checkpoint.h"
+#include "resnet/train.h"
+
+ABSL_FLAG(std::string, depths, "18,34,50", "ResNet depths to train, in order (18, 34, 50)");
+ABSL_FLAG(std::string, modes, "fp32,mixed", "runs per depth, in order: fp32 and/or mixed");
+ABSL_FLAG(std::string, precision, "auto", "mixed-precision type: fp16, bf16, or auto (fp16 on CUDA, bf16 on the CPU)");
+ABSL_FLAG(int64_t, epochs, 20, "training epochs per run (the study: 20)");
+ABSL_FLAG(int64_t, batch_size, 512, "training batch size (the study: 512)");
+ABSL_FLAG(int64_t, eval_batch_size, 128, "test batch size (the study: 128)");
+ABSL_FLAG(std::string, dataset, "fashion-mnist", "cifar10, fashion-mnist (installed by tools/setup.sh) or synthetic");
+ABSL_FLAG(std::string, data_dir, "", "data directory (default: the dataset's usual place)");
+ABSL_FLAG(int64_t, train_limit, 0, "use only the first N training images (0: all)");
+ABSL_FLAG(int64_t, test_limit, 0, "use only the first N test images (0: all)");
+ABSL_FLAG(int64_t, synthetic_size, 50000, "training images of --dataset=synthetic (test: a fifth)");
+ABSL_FLAG(int64_t, max_steps, 0, "end each epoch after this many steps (0: whole epochs)");
+ABSL_FLAG(bool, channels_last, false, "channels_last memory format for the model and inputs");
+ABSL_FLAG(bool, augment, true, "the study's random crop (padding 4) and horizontal flip");
+ABSL_FLAG(std::string, device, "auto", "auto, cpu, cuda or cuda:N");
+ABSL_FLAG(int32_t, threads, 0, "CPU intra-op threads (0: LibTorch's default)");
+ABSL_FLAG(int32_t, workers, 2, "background threads preparing batches");
+ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and augmentation");
+ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
+ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
+ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file to append records to (empty: none)");
+ABSL_FLAG(std::string, models_dir, "models", "where trained models are saved (empty: not saved)");
+
+namespace dlspeed {
+namespace {
+
+constexpr char kUsage[] =
+    "resnet_single: train ResNet-18/34/50 on one device in fp32 and mixed precision (the study's Resnet-1).\n"
+    "usage: resnet_single [--depths=18,34,50] [--modes=fp32,mixed] [--epochs=20] [--batch_size=512]\n"
+    "                     [--dataset=fashion-mnist|cifar10|synthetic] [--data_dir=DIR] [--precision=auto|fp16|bf16] ...";
+
+struct RunResult {
+  int depth;
+  Precision precision;
+  double average_epoch_seconds;
+  double total_seconds;
+  double throughput;
+  double test_accuracy;
+};
+
+std::vector<int> ParseDepths(const std::string& text) {
+  std::vector<int> depths;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    absl::StatusOr<int> depth = ParseIntChoice(part, {18, 34, 50}, "depth");
+    if (!depth.ok()) ExitWithUsageError(depth.status().message());
+    depths.push_back(*depth);
+  }
+  if (depths.empty()) ExitWithUsageError("--depths is empty (choose from 18, 34, 50)");
+  return depths;
+}
+
+std::vector<bool> ParseModes(const std::string& text) {
+  std::vector<bool> mixed;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    if (part == "fp32") {
+      mixed.push_back(false);
+    } else if (part == "mixed") {
+      mixed.push_back(true);
+    } else {
+      ExitWithUsageError(absl::StrCat("unknown mode '", part, "' in --modes (choose fp32, mixed)"));
+    }
+  }
+  if (mixed.empty()) ExitWithUsageError("--modes is empty (choose fp32, mixed)");
+  return mixed;
+}
+
+ImageDataset Limit(ImageDataset data, int64_t limit) {
+  if (limit > 0 && limit < data.size()) {
+    data.images = data.images.slice(0, 0, limit);
+    data.labels = data.labels.slice(0, 0, limit);
+  }
+  return data;
+}
+
+std::string ModelPath(int depth, bool mixed) {
+  return absl::StrCat(absl::GetFlag(FLAGS_models_dir), "/Resnet-", depth, mixed ? "-mixed" : "", "-1gpu.pth");
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> positional = ParseCommandLineOrExit(argc, argv, kUsage);
+  if (!positional.empty()) ExitWithUsageError(absl::StrCat("unexpected argument '", positional[0], "'"));
+  const std::vector<int> depths = ParseDepths(absl::GetFlag(FLAGS_depths));
+  const std::vector<bool> modes = ParseModes(absl::GetFlag(FLAGS_modes));
+  absl::StatusOr<DatasetKind> kind = ParseDatasetKind(absl::GetFlag(FLAGS_dataset));
+  if (!kind.ok()) ExitWithUsageError(kind.status().message());
+  const int64_t epochs = absl::GetFlag(FLAGS_epochs);
+  const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
+  if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
+  if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
+  absl::StatusOr<c10::Device> device = ResolveDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok()) {
+    std::cerr << "resnet_single: " << device.status().message() << "\n";
+    return 1;
+  }
+  Precision mixed_precision = device->is_cuda() ? Precision::kFp16 : Precision::kBf16;
+  if (absl::GetFlag(FLAGS_precision) != "auto") {
+    absl::StatusOr<Precision> parsed = ParsePrecision(absl::GetFlag(FLAGS_precision));
+    if (!parsed.ok() || *parsed == Precision::kFp32) {
+      ExitWithUsageError(absl::StrCat("--precision must be auto, fp16 or bf16, got '", absl::GetFlag(FLAGS_precision), "'"));
+    }
+    mixed_precision = *parsed;
+  }
+  if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  BackendSettings backend;
+  backend.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
+  backend.allow_tf32 = absl::GetFlag(FLAGS_tf32);
+  ApplyBackendSettings(backend);
+
+  const std::string data_dir =
+      absl::GetFlag(FLAGS_data_dir).empty() ? DefaultDataDir(*kind) : absl::GetFlag(FLAGS_data_dir);
+  absl::StatusOr<ImageDataset> train = LoadImageDataset(*kind, data_dir, Split::kTrain, absl::GetFlag(FLAGS_synthetic_size));
+  if (!train.ok()) {
+    std::cerr << "resnet_single: " << train.status().message() << "\n";
+    return 1;
+  }
+  absl::StatusOr<ImageDataset> test = LoadImageDataset(*kind, data_dir, Split::kTest, absl::GetFlag(FLAGS_synthetic_size));
+  if (!test.ok()) {
+    std::cerr << "resnet_single: " << test.status().message() << "\n";
+    return 1;
+  }
+  const ImageDataset train_set = Limit(*train, absl::GetFlag(FLAGS_train_limit));
+  const ImageDataset test_set = Limit(*test, absl::GetFlag(FLAGS_test_limit));
+
+  const nlohmann::json runtime = DescribeRuntime(*device);
+  std::cout << absl::StrFormat(
+      "resnet_single: asked: depths=%s modes=%s precision=%s epochs=%d batch_size=%d dataset=%s device=%s "
+      "channels_last=%d threads=%d max_steps=%d seed=%d\n",
+      absl::GetFlag(FLAGS_depths), absl::GetFlag(FLAGS_modes), absl::GetFlag(FLAGS_precision), epochs, batch_size,
+      DatasetKindName(*kind), absl::GetFlag(FLAGS_device), absl::GetFlag(FLAGS_channels_last),
+      absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_max_steps), absl::GetFlag(FLAGS_seed));
+  std::cout << absl::StrFormat(
+      "resnet_single: in effect: device=%s (%s) mixed=%s threads=%d cudnn_benchmark=%s tf32=%s libtorch=%s git=%s "
+      "data=%s: %d train / %d test images\n",
+      runtime.value("device", "?"), runtime.value("device_name", "?"), PrecisionName(mixed_precision),
+      runtime.value("threads", 0), runtime.value("cudnn_benchmark", false) ? "on" : "off",
+      runtime.value("tf32", false) ? "on" : "off", runtime.value("libtorch_version", "?"),
+      runtime.value("git_revision", "?"), data_dir.empty() ? DatasetKindName(*kind) : data_dir, train_set.size(),
+      test_set.size());
+
+  LoaderOptions loader_options;
+  loader_options.batch_size = batch_size;
+  loader_options.augment = absl::GetFlag(FLAGS_augment);
+  loader_options.seed = absl::GetFlag(FLAGS_seed);
+  loader_options.workers = absl::GetFlag(FLAGS_workers);
+  loader_options.pin_memory = device->is_cuda();
+  if (absl::Status s = CheckLoaderOptions(train_set, loader_options); !s.ok()) ExitWithUsageError(s.message());
+
+  std::vector<RunResult> results;
+  for (int depth : depths) {
+    for (bool mixed : modes) {
+      const Precision precision = mixed ? mixed_precision : Precision::kFp32;
+      std::cout << (mixed ? "Mixed precision," : "Non-mixed,") << depth << std::endl;
+      torch::manual_seed(static_cast<uint64_t>(absl::GetFlag(FLAGS_seed)));
+      TrainOptions options;
+      options.precision = precision;
+      options.channels_last = absl::GetFlag(FLAGS_channels_last);
+      options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
+      options.device = *device;
+      ResNetTrainer trainer(*MakeResNet(depth, train_set.num_classes), options);
+      BatchLoader loader(train_set, loader_options);
+
+      std::vector<double> epoch_seconds, later_steps;
+      int64_t later_samples = 0, skipped = 0;
+      double later_seconds = 0, last_loss = 0;
+      Stopwatch total;
+      for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+        const int64_t max_steps = absl::GetFlag(FLAGS_max_steps);
+        Progress progress(
+            absl::StrCat("ResNet-", depth, " ", PrecisionName(precision), " epoch ", epoch + 1, "/", epochs),
+            max_steps > 0 ? std::min(max_steps, loader.batches_per_epoch()) : loader.batches_per_epoch());
+        EpochStats stats =
+            trainer.TrainEpoch(loader, epoch, [&](int64_t step, int64_t /*steps*/) { progress.Update(step); });
+        progress.Finish();
+        epoch_seconds.push_back(stats.seconds);
+        skipped += stats.skipped_steps;
+        last_loss = stats.mean_loss;
+        if (epoch > 0 || epochs == 1) {
+          later_seconds += stats.seconds;
+          later_samples += stats.samples;
+          later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
+        }
+        std::cout << absl::StrFormat("  epoch %d/%d: %.2f s, %d steps, loss %.4f, train accuracy %.1f %%, %.0f img/s\n",
+                                     epoch + 1, epochs, stats.seconds, stats.steps, stats.mean_loss,
+                                     100 * stats.train_accuracy, stats.throughput)
+                  << std::flush;
+      }
+      const double average = later_seconds / static_cast<double>(epochs > 1 ? epochs - 1 : 1);
+      const double total_seconds = total.Seconds();
+      std::cout << "Average time: " << average << "\n" << "Total time: " << total_seconds << "\n";
+      const double accuracy = trainer.Evaluate(test_set, absl::GetFlag(FLAGS_eval_batch_size));
+      std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),
+                                   static_cast<int>(100 * accuracy))
+                << std::flush;
+
+      std::string saved;
+      if (!absl::GetFlag(FLAGS_models_dir).empty()) {
+        saved = ModelPath(depth, mixed);
+        if (absl::Status s = SaveStateDict(*trainer.model(), saved); !s.ok()) {
+          std::cerr << "resnet_single: " << s.message() << "\n";
+          return 1;
+        }
+        std::cout << "Saved " << saved << "\n";
+      }
+      const Summary steps = Summarize(later_steps);
+      const double throughput = later_seconds > 0 ? later_samples / later_seconds : 0;
+      results.push_back({depth, precision, average, total_seconds, throughput, accuracy});
+
+      if (!absl::GetFlag(FLAGS_results).empty()) {
+        nlohmann::json record = NewRecord("resnet_single", *device);
+        record["model"] = absl::StrCat("resnet", depth);
+        record["depth"] = depth;
+        record["devices"] = 1;
+        record["precision"] = PrecisionName(precision);
+        record["mixed"] = mixed;
+        record["batch_size"] = batch_size;
+        record["dataset"] = DatasetKindName(*kind);
+        record["train_samples"] = train_set.size();
+        record["test_samples"] = test_set.size();
+        record["epochs"] = epochs;
+        record["max_steps"] = absl::GetFlag(FLAGS_max_steps);
+        record["channels_last"] = absl::GetFlag(FLAGS_channels_last);
+        record["epoch_seconds"] = epoch_seconds;
+        record["avg_epoch_seconds"] = average;
+        record["total_seconds"] = total_seconds;
+        record["step_seconds"] = ToJson(steps);
+        record["throughput"] = throughput;
+        record["throughput_unit"] = "images/s";
+        record["final_train_loss"] = last_loss;
+        record["skipped_steps"] = skipped;
+        record["test_accuracy"] = accuracy;
+        record["model_path"] = saved;
+        if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) {
+          std::cerr << "resnet_single: " << s.message() << "\n";
+          return 1;
+        }
+      }
+    }
+  }
+
+  std::cout << "\n| model | precision | avg epoch (s) | total (s) | images/s | test accuracy | speed-up vs fp32 |\n"
+            << "| --- | --- | --- | --- | --- | --- | --- |\n";
+  for (const RunResult& r : results) {
+    std::string speedup = "-";
+    for (const RunResult& base : results) {
+      if (base.depth == r.depth && base.precision == Precision::kFp32 && r.average_epoch_seconds > 0) {
+        speedup = absl::StrFormat("%.2fx", base.average_epoch_seconds / r.average_epoch_seconds);
+      }
+    }
+    std::cout << absl::StrFormat("| ResNet-%d | %s | %.2f | %.2f | %.0f | %.2f %% | %s |\n", r.depth,
+                                 PrecisionName(r.precision), r.average_epoch_seconds, r.total_seconds, r.throughput,
+                                 100 * r.test_accuracy, speedup);
+  }
+  if (!absl::GetFlag(FLAGS_results).empty()) std::cout << "Records appended to " << absl::GetFlag(FLAGS_results) << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace dlspeed
+
+int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }

@@ -1,0 +1,88 @@
+// The ResNet training loop shared by resnet_single and the multi-device
+// binaries: one loop for fp32 and mixed precision (fp16 autocast with a
+// GradScaler, bf16 autocast without), SGD with momentum on foreach kernels,
+// per-step timing, and test-set accuracy.
+//
+//   dlspeed::TrainOptions options;
+//   options.precision = dlspeed::Precision::kFp16;
+//   options.device = torch::Device(torch::kCUDA);
+//   dlspeed::ResNetTrainer trainer(*dlspeed::MakeResNet(18), options);
+//   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+//     dlspeed::EpochStats stats = trainer.TrainEpoch(loader, epoch);
+//   }
+//   double accuracy = trainer.Evaluate(test_set, /*batch_size=*/128);
+#ifndef DLSPEED_RESNET_TRAIN_H_
+#define DLSPEED_RESNET_TRAIN_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <c10/core/Device.h>
+
+#include "common/amp.h"
+#include "common/data/image_dataset.h"
+#include "common/data/loader.h"
+#include "common/optim/sgd.h"
+#include "common/timing.h"
+#include "resnet/resnet.h"
+
+namespace dlspeed {
+
+struct TrainOptions {
+  Precision precision = Precision::kFp32;
+  SgdOptions sgd;                    // the study's lr 0.1, momentum 0.9, wd 5e-4
+  bool channels_last = false;
+  int64_t max_steps_per_epoch = 0;   // 0: the whole epoch
+  c10::Device device = c10::Device(c10::kCPU);
+};
+
+struct EpochStats {
+  int64_t epoch = 0;
+  double seconds = 0;          // wall time of the epoch, device synchronised
+  int64_t steps = 0;
+  int64_t samples = 0;
+  int64_t skipped_steps = 0;   // fp16 steps the GradScaler skipped (inf/NaN)
+  double mean_loss = 0;
+  double train_accuracy = 0;   // fraction of training samples classified right
+  Summary step_seconds;        // per-step times
+  std::vector<double> step_times;  // the raw per-step seconds
+  double throughput = 0;       // images per second at the median step time
+};
+
+// Called after each step with (step, steps in this epoch), e.g. for progress.
+using StepCallback = std::function<void(int64_t step, int64_t steps)>;
+
+class ResNetTrainer {
+ public:
+  // Moves the model to options.device (and channels_last when asked).
+  ResNetTrainer(ResNet model, TrainOptions options);
+
+  // Trains one epoch over the loader (StartEpoch(epoch) is called here).
+  EpochStats TrainEpoch(BatchLoader& loader, int64_t epoch, const StepCallback& on_step = nullptr);
+
+  // One training step on a batch already on the device; returns the loss
+  // (a device tensor) and sets *correct to the number of right predictions.
+  torch::Tensor Step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* correct);
+
+  // Fraction of `data` classified right, in eval mode under the same precision.
+  double Evaluate(const ImageDataset& data, int64_t batch_size);
+
+  ResNet model() const { return model_; }
+  const TrainOptions& options() const { return options_; }
+  GradScaler& scaler() { return scaler_; }
+  ForeachSgd& optimizer() { return optimizer_; }
+
+ private:
+  ResNet model_;
+  TrainOptions options_;
+  std::vector<torch::Tensor> params_;
+  ForeachSgd optimizer_;
+  GradScaler scaler_;
+  int64_t skipped_steps_ = 0;
+};
+
+}  // namespace dlspeed
+
+#endif  // DLSPEED_RESNET_TRAIN_H_

@@ -1,0 +1,124 @@
+// Runs the resnet_single binary end to end on a tiny budget: its printed
+// lines, its results records, its saved models loading back, and its answers
+// to bad input.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "resnet/resnet.h"
+#include "resnet/resnet_checkpoint.h"
+
+namespace dlspeed {
+namespace {
+
+struct ProcessResult {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+ProcessResult RunBinary(const std::string& args) {
+  const std::string command = "resnet/resnet_single " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  ProcessResult run{-1, ""};
+  if (pipe == nullptr) return run;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.output.append(buffer, n);
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+std::string TempDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir ? dir : "/tmp";
+}
+
+std::vector<nlohmann::json> ReadRecords(const std::string& path) {
+  std::vector<nlohmann::json> records;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
+  return records;
+}
+
+int CountLines(const std::string& text) {
+  int lines = 0;
+  for (char c : text) lines += c == '\n';
+  return lines;
+}
+
+TEST(ResNetSingleTest, TrainsPrintsRecordsAndSaves) {
+  const std::string dir = TempDir() + "/e2e";
+  const std::string results = dir + "/results.jsonl";
+  std::system(("mkdir -p " + dir).c_str());
+  std::ofstream(results) << "{\"earlier\": true}\n";
+  ProcessResult run = RunBinary("--depths=18 --epochs=2 --max_steps=3 --batch_size=16 --train_limit=96 --test_limit=50 "
+                      "--workers=1 --results=" + results + " --models_dir=" + dir + "/models");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  for (const char* line : {"Non-mixed,18\n", "Mixed precision,18\n", "Average time: ", "Total time: ",
+                           "Accuracy of the network on the 50 test images: ", "| ResNet-18 | fp32 |",
+                           "| ResNet-18 | bf16 |", "resnet_single: in effect: device=cpu"}) {
+    EXPECT_NE(run.output.find(line), std::string::npos) << "missing '" << line << "' in:\n" << run.output;
+  }
+  std::vector<nlohmann::json> records = ReadRecords(results);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_TRUE(records[0]["earlier"].get<bool>()) << "an earlier record was lost";
+  for (int i = 1; i <= 2; ++i) {
+    const nlohmann::json& r = records[i];
+    EXPECT_EQ(r["binary"], "resnet_single");
+    EXPECT_EQ(r["model"], "resnet18");
+    EXPECT_EQ(r["batch_size"], 16);
+    EXPECT_EQ(r["dataset"], "fashion-mnist");
+    EXPECT_EQ(r["epoch_seconds"].size(), 2u);
+    EXPECT_GT(r["throughput"].get<double>(), 0);
+    EXPECT_EQ(r["step_seconds"]["count"], 3);  // the second epoch's steps
+    EXPECT_GE(r["test_accuracy"].get<double>(), 0.0);
+    EXPECT_LE(r["test_accuracy"].get<double>(), 1.0);
+    EXPECT_TRUE(r.contains("libtorch_version"));
+    EXPECT_TRUE(r.contains("device_name"));
+  }
+  EXPECT_EQ(records[1]["precision"], "fp32");
+  EXPECT_EQ(records[2]["precision"], "bf16");
+
+  for (const std::string name : {"Resnet-18-1gpu.pth", "Resnet-18-mixed-1gpu.pth"}) {
+    ResNet model = *MakeResNet(18);
+    absl::Status s = LoadStateDict(*model, dir + "/models/" + name, "ResNet-18");
+    EXPECT_TRUE(s.ok()) << s;
+  }
+}
+
+TEST(ResNetSingleTest, UnknownDepthIsAUsageError) {
+  ProcessResult run = RunBinary("--depths=18,101 --results= --models_dir=");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_EQ(CountLines(run.output), 1) << run.output;
+  EXPECT_NE(run.output.find("101"), std::string::npos) << run.output;
+}
+
+TEST(ResNetSingleTest, UnknownFlagAndBadValuesAreUsageErrors) {
+  for (const std::string args : {"--no_such_flag=1", "--epochs=many", "--precision=fp8", "--modes=fast",
+                                 "--dataset=imagenet", "stray"}) {
+    ProcessResult run = RunBinary(args + " --results= --models_dir=");
+    EXPECT_EQ(run.exit_code, 2) << args << ": " << run.output;
+    EXPECT_EQ(CountLines(run.output), 1) << args << ": " << run.output;
+  }
+}
+
+TEST(ResNetSingleTest, MissingDataDirectoryNamesThePath) {
+  ProcessResult run = RunBinary("--dataset=cifar10 --data_dir=/nonexistent/cifar --results= --models_dir=");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(CountLines(run.output), 1) << run.output;
+  EXPECT_NE(run.output.find("/nonexistent/cifar"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("--dataset=synthetic"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace dlspeed

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# On a GPU host with PyTorch, CMake and nvcc (no Bazel): builds the project
+# with CMake against python3's torch, runs the unit tests (GPU ones included)
+# and each binary's short GPU check, and writes everything to one log.
+#
+#   tools/gpu_check.sh [LOG]          # default LOG: gpu_check.log
+#
+# Libraries the host lacks (Abseil, GoogleTest, Benchmark, nlohmann-json) are
+# taken from .gpu_deps/ when present (tools/bundle_gpu_deps.sh makes it).
+# Exit status: the number of failed checks (0: all passed).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+LOG="$(realpath -m "${1:-gpu_check.log}")"
+BUILD="${BUILD_DIR:-build-gpu}"
+PYTHON="${PYTHON:-python3}"
+: >"$LOG"
+failures=0
+passed=0
+
+log() { echo "$*" | tee -a "$LOG"; }
+
+# check NAME TIMEOUT_SECONDS COMMAND...: runs one check, logs its output and verdict.
+check() {
+  local name="$1" limit="$2"
+  shift 2
+  log "=== $name: $*"
+  local start=$SECONDS
+  timeout "$limit" "$@" >>"$LOG" 2>&1
+  local rc=$?
+  if ((rc == 0)); then
+    passed=$((passed + 1)); log "--- PASS $name ($((SECONDS - start)) s)"
+  else
+    failures=$((failures + 1)); log "--- FAIL $name (exit $rc, $((SECONDS - start)) s)"
+  fi
+}
+
+log "gpu_check: $(date -u +%FT%TZ) on $(hostname), git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$LOG" 2>&1 || log "nvidia-smi: not available"
+TORCH_PREFIX="$("$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+log "torch: $("$PYTHON" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())')"
+PREFIX="$TORCH_PREFIX"
+if [[ -d .gpu_deps/usr ]]; then
+  PREFIX="$TORCH_PREFIX;$PWD/.gpu_deps/usr"
+  export LD_LIBRARY_PATH="$PWD/.gpu_deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
+check configure 300 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
+  -DDLSPEED_EXTRA_INCLUDE="$PWD/.gpu_deps/usr/include"
+check build 900 cmake --build "$BUILD" -j "$(nproc)"
+check unit-tests 600 ctest --test-dir "$BUILD" --output-on-failure -j 4
+B="$BUILD"
+check resnet_single-fp16 300 "$B/resnet_single" --device=cuda --dataset=synthetic --synthetic_size=20480 \
+  --depths=18 --epochs=2 --batch_size=512 --results="$B/gpu_results.jsonl" --models_dir="$B/models"
+check resnet_single-bf16-channels-last 300 "$B/resnet_single" --device=cuda --dataset=synthetic \
+  --synthetic_size=20480 --depths=50 --modes=mixed --precision=bf16 --channels_last --epochs=2 --batch_size=512 \
+  --results="$B/gpu_results.jsonl" --models_dir=
+check train_step_benchmark 300 "$B/train_step_benchmark" --benchmark_min_time=1 --benchmark_format=console
+for p in fp32 fp16 bf16; do
+  check peer-python-$p 300 "$PYTHON" tools/peer/resnet_train_step.py --depth 18 --batch 512 --precision $p --steps 30
+done
+log "gpu_check: $passed passed, $failures failed"
+exit "$failures"

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""C++ against Python: times one ResNet training step of resnet_single's loop
+(//resnet/benchmarks:train_step_benchmark) and the same step in Python PyTorch
+eager (tools/peer/resnet_train_step.py) in one run, alternating rounds so that
+both see the same machine load, and prints a Markdown table with the ratio.
+
+  bazel build //resnet/benchmarks:train_step_benchmark
+  .venv/bin/python tools/train_step_report.py --depth 18 --batch 64 --rounds 5
+
+The Python peer must run on the same LibTorch the C++ binary links (.venv's).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpp_round(binary, precision, depth, batch, min_time):
+    name = f"{precision}/depth:{depth}/batch:{batch}/channels_last:0/real_time"
+    out = subprocess.run([binary, f"--benchmark_filter=^{name}$", f"--benchmark_min_time={min_time}",
+                          "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
+    report = json.loads(out)
+    runs = report["benchmarks"]
+    if not runs:
+        sys.exit(f"train_step_report: benchmark {name} did not run")
+    return runs[0]["real_time"], report["context"]  # ms per step
+
+
+def python_round(precision, depth, batch, steps):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "peer", "resnet_train_step.py"),
+                          "--depth", str(depth), "--batch", str(batch), "--steps", str(steps),
+                          "--precision", precision], check=True, capture_output=True, text=True).stdout
+    result = json.loads(out)
+    return result["median_ms"], result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", default=os.path.join(ROOT, "bazel-bin/resnet/benchmarks/train_step_benchmark"))
+    parser.add_argument("--depth", type=int, default=18)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20, help="Python steps per round")
+    parser.add_argument("--min_time", type=float, default=2.0, help="C++ seconds per round")
+    args = parser.parse_args()
+    if not os.path.exists(args.binary):
+        sys.exit(f"train_step_report: {args.binary} not found: bazel build //resnet/benchmarks:train_step_benchmark")
+
+    cpp, py = [], []
+    for r in range(args.rounds):
+        ms, context = cpp_round(args.binary, args.precision, args.depth, args.batch, args.min_time)
+        cpp.append(ms)
+        ms, peer = python_round(args.precision, args.depth, args.batch, args.steps)
+        py.append(ms)
+        print(f"round {r + 1}/{args.rounds}: C++ {cpp[-1]:.1f} ms, Python {py[-1]:.1f} ms", file=sys.stderr)
+    c, p = statistics.median(cpp), statistics.median(py)
+    print(f"ResNet-{args.depth} {args.precision} training step, batch {args.batch}, 32x32, on "
+          f"{context.get('device_name', platform.processor())} ({context['device']}), "
+          f"LibTorch {context['libtorch_version']} / Python torch {peer['torch_version']}, "
+          f"{peer['threads']} threads, median of {args.rounds} alternating rounds\n")
+    print("| implementation | ms per step (median) | rounds (ms) | images/s |")
+    print("| --- | --- | --- | --- |")
+    print(f"| C++ (resnet_single's loop) | {c:.1f} | {', '.join(f'{x:.1f}' for x in cpp)} | {args.batch / c * 1e3:.0f} |")
+    print(f"| Python eager ({peer['model_source']}) | {p:.1f} | {', '.join(f'{x:.1f}' for x in py)} | "
+          f"{args.batch / p * 1e3:.0f} |")
+    print(f"\nC++ speed relative to Python: {p / c:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
