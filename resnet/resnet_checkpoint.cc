@@ -1,16 +1,13 @@
 #include "resnet/resnet_checkpoint.h"
 
-#include <fstream>
-#include <iterator>
 #include <map>
-#include <sstream>
 
-#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/atomic_file.h"
+#include "common/serialize/torch_save_reader.h"
+#include "common/serialize/torch_save_writer.h"
 
 namespace dlspeed {
 namespace {
@@ -32,10 +29,6 @@ std::string ShapeString(const torch::Tensor& t) {
   return absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "]");
 }
 
-// The first line of a LibTorch error, without its C++ stack trace.
-std::string FirstLine(const std::string& message) {
-  return message.substr(0, message.find('\n'));
-}
 
 }  // namespace
 
@@ -46,45 +39,13 @@ std::vector<std::pair<std::string, torch::Tensor>> StateDictEntries(const torch:
 }
 
 absl::Status SaveStateDict(const torch::nn::Module& module, const std::string& path) {
-  c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, tensor] : StateDictEntries(module)) {
-    dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
-  }
-  std::vector<char> bytes;
-  try {
-    bytes = torch::pickle_save(c10::IValue(dict));
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("cannot serialise the state_dict for ", path, ": ", FirstLine(e.what())));
-  }
-  return WriteFileAtomically(path, absl::string_view(bytes.data(), bytes.size()));
+  return WriteTorchSaveStateDict(path, StateDictEntries(module));
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadStateDict(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("checkpoint '", path, "' not found or unreadable"));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) return absl::DataLossError(absl::StrCat("checkpoint '", path, "' is empty"));
-  c10::IValue value;
-  try {
-    value = torch::pickle_load(bytes);
-  } catch (const std::exception& e) {
-    return absl::DataLossError(absl::StrCat("checkpoint '", path,
-                                            "' is not a readable PyTorch state_dict (truncated or corrupt?): ",
-                                            FirstLine(e.what())));
-  }
-  if (!value.isGenericDict()) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint '", path, "' holds a ", value.tagKind(),
-                                                   ", not a state_dict (a dict of tensors)"));
-  }
-  std::vector<std::pair<std::string, torch::Tensor>> entries;
-  for (const auto& item : value.toGenericDict()) {
-    if (!item.key().isString() || !item.value().isTensor()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("checkpoint '", path, "' is not a state_dict: it has an entry that is not name -> tensor"));
-    }
-    entries.emplace_back(item.key().toStringRef(), item.value().toTensor());
-  }
-  return entries;
+  // torch::pickle_load cannot read Python's OrderedDict state_dicts; our own
+  // reader handles both Python's files and torch::pickle_save's.
+  return ReadTorchSaveStateDict(path);
 }
 
 absl::Status LoadStateDict(torch::nn::Module& module, const std::string& path, const std::string& what) {
