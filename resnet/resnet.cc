@@ -44,10 +44,11 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor out = torch::relu(bn1(conv1(x)));
+  // In-place ReLUs where torchvision has ReLU(inplace=True).
+  torch::Tensor out = bn1(conv1(x)).relu_();
   out = bn2(conv2(out));
   out += downsample ? downsample->forward(x) : x;
-  return torch::relu(out);
+  return out.relu_();
 }
 
 BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride)
@@ -68,11 +69,11 @@ BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  torch::Tensor out = torch::relu(bn1(conv1(x)));
-  out = torch::relu(bn2(conv2(out)));
+  torch::Tensor out = bn1(conv1(x)).relu_();
+  out = bn2(conv2(out)).relu_();
   out = bn3(conv3(out));
   out += downsample ? downsample->forward(x) : x;
-  return torch::relu(out);
+  return out.relu_();
 }
 
 ResNetImpl::ResNetImpl(int depth, int64_t num_classes)
@@ -118,7 +119,7 @@ nn::Sequential ResNetImpl::MakeLayer(int64_t planes, int64_t blocks, int64_t str
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {
-  x = maxpool(torch::relu(bn1(conv1(x))));
+  x = maxpool(bn1(conv1(x)).relu_());
   x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
   x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
   return fc(x);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs the Debian libraries the CMake build needs (Abseil, GoogleTest, Google
-# Benchmark, nlohmann-json, gloo headers) into .gpu_deps/, for GPU hosts that
-# have PyTorch, CMake and nvcc but none of these and no network.
+# Benchmark, nlohmann-json, gloo headers) and Fashion-MNIST into .gpu_deps/,
+# for GPU hosts that have PyTorch, CMake and nvcc but none of these and no
+# network.
 # tools/gpu_check.sh uses .gpu_deps/ when it exists. Run here, on Debian 12:
 #
 #   tools/bundle_gpu_deps.sh      # then carry .gpu_deps to the GPU host
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.gpu_deps
 PACKAGES=(libabsl-dev libabsl20220623 libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
-          nlohmann-json3-dev libgloo-dev zlib1g-dev)
+          nlohmann-json3-dev libgloo-dev zlib1g-dev dataset-fashion-mnist)
 rm -rf "$OUT" && mkdir -p "$OUT/debs"
 (cd "$OUT/debs" && apt-get download "${PACKAGES[@]}" >/dev/null)
 for deb in "$OUT"/debs/*.deb; do dpkg -x "$deb" "$OUT"; done

@@ -4,6 +4,7 @@
 # and each binary's short GPU check, and writes everything to one log.
 #
 #   tools/gpu_check.sh [LOG]          # default LOG: gpu_check.log
+#   DEVICE=cpu SYNTHETIC_SIZE=1024 PEER_STEPS=2 tools/gpu_check.sh   # a short dry run on a CPU host
 #
 # Libraries the host lacks (Abseil, GoogleTest, Benchmark, nlohmann-json) are
 # taken from .gpu_deps/ when present (tools/bundle_gpu_deps.sh makes it).
@@ -13,6 +14,9 @@ cd "$(dirname "$0")/.."
 LOG="$(realpath -m "${1:-gpu_check.log}")"
 BUILD="${BUILD_DIR:-build-gpu}"
 PYTHON="${PYTHON:-python3}"
+DEVICE="${DEVICE:-cuda}"
+SYNTHETIC_SIZE="${SYNTHETIC_SIZE:-20480}"
+PEER_STEPS="${PEER_STEPS:-30}"
 : >"$LOG"
 failures=0
 passed=0
@@ -39,24 +43,33 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>
 TORCH_PREFIX="$("$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 log "torch: $("$PYTHON" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())')"
 PREFIX="$TORCH_PREFIX"
+EXTRA_INCLUDE=""
 if [[ -d .gpu_deps/usr ]]; then
   PREFIX="$TORCH_PREFIX;$PWD/.gpu_deps/usr"
+  EXTRA_INCLUDE="$PWD/.gpu_deps/usr/include"
   export LD_LIBRARY_PATH="$PWD/.gpu_deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # The tests read Fashion-MNIST where Debian's package puts it.
+  if [[ ! -d /usr/share/datasets/fashion-mnist && -d .gpu_deps/usr/share/datasets/fashion-mnist ]]; then
+    mkdir -p /usr/share/datasets && cp -r .gpu_deps/usr/share/datasets/fashion-mnist /usr/share/datasets/
+  fi
 fi
 
 check configure 300 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
-  -DDLSPEED_EXTRA_INCLUDE="$PWD/.gpu_deps/usr/include"
+  -DDLSPEED_EXTRA_INCLUDE="$EXTRA_INCLUDE"
 check build 900 cmake --build "$BUILD" -j "$(nproc)"
 check unit-tests 600 ctest --test-dir "$BUILD" --output-on-failure -j 4
 B="$BUILD"
-check resnet_single-fp16 300 "$B/resnet_single" --device=cuda --dataset=synthetic --synthetic_size=20480 \
+check resnet_single-fp16 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE \
   --depths=18 --epochs=2 --batch_size=512 --results="$B/gpu_results.jsonl" --models_dir="$B/models"
-check resnet_single-bf16-channels-last 300 "$B/resnet_single" --device=cuda --dataset=synthetic \
-  --synthetic_size=20480 --depths=50 --modes=mixed --precision=bf16 --channels_last --epochs=2 --batch_size=512 \
+check resnet_single-bf16-channels-last 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic \
+  --synthetic_size=$SYNTHETIC_SIZE --depths=50 --modes=mixed --precision=bf16 --channels_last --epochs=2 --batch_size=512 \
   --results="$B/gpu_results.jsonl" --models_dir=
-check train_step_benchmark 300 "$B/train_step_benchmark" --benchmark_min_time=1 --benchmark_format=console
-for p in fp32 fp16 bf16; do
-  check peer-python-$p 300 "$PYTHON" tools/peer/resnet_train_step.py --depth 18 --batch 512 --precision $p --steps 30
+check train_step_benchmark 300 "$B/resnet/benchmarks/train_step_benchmark" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
+  --benchmark_format=console
+PEER_PRECISIONS="fp32 fp16 bf16"
+[[ "$DEVICE" == cpu ]] && PEER_PRECISIONS="fp32 bf16"  # fp16 on a CPU takes minutes a step
+for p in $PEER_PRECISIONS; do
+  check peer-python-$p 300 "$PYTHON" tools/peer/resnet_train_step.py --depth 18 --batch 512 --precision $p --steps $PEER_STEPS --device "$DEVICE"
 done
 log "gpu_check: $passed passed, $failures failed"
 exit "$failures"

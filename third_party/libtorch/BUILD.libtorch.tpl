@@ -27,10 +27,22 @@ cc_library(
     deps = [":torch_headers"],
 )
 
-# The CUDA half of LibTorch; empty when the LibTorch has no CUDA.
+# CUDA, cuDNN and NCCL headers (from the wheel's nvidia/ packages or the
+# CUDA toolkit); empty without CUDA.
+cc_library(
+    name = "cuda_headers",
+    hdrs = glob([%{cuda_header_globs}], allow_empty = True),
+    includes = [%{cuda_includes}],
+)
+
+# The CUDA half of LibTorch; empty when the LibTorch has no CUDA. Depend on it
+# from GPU-only sources; it defines LIBTORCH_HAS_CUDA=1 when CUDA is there.
 cc_library(
     name = "torch_cuda",
     srcs = [%{cuda_libs}],
     defines = [%{cuda_defines}],
-    deps = [":torch"],
+    deps = [
+        ":cuda_headers",
+        ":torch",
+    ],
 )

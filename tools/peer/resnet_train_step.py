@@ -41,12 +41,13 @@ class Block(nn.Module):
                                             nn.BatchNorm2d(out_planes))
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
+        # In-place ReLUs and residual add, as torchvision's blocks do.
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         out = self.bn2(self.conv2(out))
         if self.bottleneck:
-            out = self.bn3(self.conv3(F.relu(out)))
-        out = out + (self.downsample(x) if self.downsample is not None else x)
-        return F.relu(out)
+            out = self.bn3(self.conv3(F.relu(out, inplace=True)))
+        out += self.downsample(x) if self.downsample is not None else x
+        return F.relu(out, inplace=True)
 
 
 class ResNet(nn.Module):
@@ -67,7 +68,7 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(in_planes, num_classes)
 
     def forward(self, x):
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x)), inplace=True))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
