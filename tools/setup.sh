@@ -4,18 +4,21 @@
 # and a virtualenv at .venv holding the LibTorch (a torch wheel) we build on.
 # Idempotent: a second run only checks.
 #
-#   tools/setup.sh            # torch 2.13.0, CPU build (default)
-#   tools/setup.sh --cuda     # torch 2.14.1, CUDA build (several GB)
+#   tools/setup.sh                         # torch 2.13.0, CPU build (default), in .venv
+#   tools/setup.sh --cuda                  # torch 2.14.1, CUDA build (several GB), in .venv
+#   tools/setup.sh --cuda --venv=DIR       # the same in another virtualenv
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 TORCH_SPEC="torch==2.13.0"
+VENV=.venv
 for arg in "$@"; do
   case "$arg" in
     --cuda) TORCH_SPEC="torch==2.14.1" ;;
     --cpu) TORCH_SPEC="torch==2.13.0" ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --cpu or --cuda)" >&2; exit 2 ;;
+    --venv=?*) VENV="${arg#--venv=}" ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --cpu, --cuda, --venv=DIR)" >&2; exit 2 ;;
   esac
 done
 
@@ -38,14 +41,14 @@ if ((${#missing[@]})); then
 fi
 
 PYTHON="${PYTHON:-python3}"
-if [[ ! -x .venv/bin/python ]]; then
-  echo "setup: creating .venv"
-  "$PYTHON" -m venv .venv
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "setup: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
 fi
 want="${TORCH_SPEC#torch==}"
-have="$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)"
+have="$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)"
 if [[ "$have" != "$want" ]]; then
-  echo "setup: installing $TORCH_SPEC into .venv"
-  .venv/bin/pip install -q "$TORCH_SPEC" numpy
+  echo "setup: installing $TORCH_SPEC into $VENV"
+  "$VENV/bin/pip" install -q "$TORCH_SPEC" numpy
 fi
-echo "setup: ok ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'), $(bazel --version 2>/dev/null | head -1))"
+echo "setup: ok ($VENV: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'))"

@@ -13,15 +13,18 @@ cc_library(
     ],
 )
 
+# The libraries are linked from their own folder (not through Bazel's solib
+# links) so that their $ORIGIN-relative run paths, e.g. libtorch_cuda.so's to
+# the wheel's nvidia/*/lib, keep working.
 cc_library(
     name = "torch",
-    srcs = [
-        "lib/libc10.so",
-        "lib/libtorch.so",
-        "lib/libtorch_cpu.so",
-    ],
     linkopts = [
+        "-L%{root}/lib",
         "-Wl,-rpath,%{root}/lib",
+        "-Wl,--no-as-needed",
+        "-ltorch",
+        "-ltorch_cpu",
+        "-lc10",
         "-pthread",
     ],
     deps = [":torch_headers"],
@@ -39,8 +42,8 @@ cc_library(
 # from GPU-only sources; it defines LIBTORCH_HAS_CUDA=1 when CUDA is there.
 cc_library(
     name = "torch_cuda",
-    srcs = [%{cuda_libs}],
     defines = [%{cuda_defines}],
+    linkopts = [%{cuda_linkopts}],
     deps = [
         ":cuda_headers",
         ":torch",
