@@ -57,7 +57,7 @@ namespace dlspeed {
 namespace {
 
 constexpr char kUsage[] =
-    "resnet_single: train ResNet-18/34/50 on one device in fp32 and mixed precision (the study's Resnet-1).\n"
+    "trains ResNet-18/34/50 on one device in fp32, then mixed precision (the study's Resnet-1).\n"
     "usage: resnet_single [--depths=18,34,50] [--modes=fp32,mixed] [--epochs=20] [--batch_size=512]\n"
     "                     [--dataset=fashion-mnist|cifar10|synthetic] [--data_dir=DIR] [--precision=auto|fp16|bf16] ...";
 

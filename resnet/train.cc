@@ -61,7 +61,7 @@ EpochStats ResNetTrainer::TrainEpoch(BatchLoader& loader, int64_t epoch, const S
   }
   const bool cuda = options_.device.is_cuda();
   const auto memory_format = options_.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  StepTimer timer(options_.device);
+  StepTimer timer(options_.sync_each_step ? options_.device : c10::Device(c10::kCPU));
   Stopwatch wall;
   SynchronizeDevice(options_.device);
   wall.Restart();

@@ -35,6 +35,12 @@ struct TrainOptions {
   SgdOptions sgd;                    // the study's lr 0.1, momentum 0.9, wd 5e-4
   bool channels_last = false;
   int64_t max_steps_per_epoch = 0;   // 0: the whole epoch
+  // Synchronise the device around every step so that per-step times are
+  // exact. Off by default: on a GPU it stops the host from queueing the next
+  // step while the current one runs, which slows training. Without it, step
+  // times are host-side and match the GPU's pace once its queue is full;
+  // epoch times are always taken after a device synchronisation.
+  bool sync_each_step = false;
   c10::Device device = c10::Device(c10::kCPU);
 };
 

@@ -120,5 +120,21 @@ TEST(ResNetSingleTest, MissingDataDirectoryNamesThePath) {
   EXPECT_NE(run.output.find("--dataset=synthetic"), std::string::npos) << run.output;
 }
 
+TEST(ResNetSingleTest, TruncatedDataFileIsNamed) {
+  const std::string dir = TempDir() + "/cifar-truncated";
+  std::system(("mkdir -p " + dir).c_str());
+  const std::string record(3073, '\1');
+  for (int i = 1; i <= 5; ++i) {
+    std::ofstream out(dir + "/data_batch_" + std::to_string(i) + ".bin", std::ios::binary);
+    for (int r = 0; r < 4; ++r) out << record;
+    if (i == 3) out << "partial";  // a torn final record
+  }
+  std::ofstream(dir + "/test_batch.bin", std::ios::binary) << record;
+  ProcessResult run = RunBinary("--dataset=cifar10 --data_dir=" + dir + " --results= --models_dir=");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(CountLines(run.output), 1) << run.output;
+  EXPECT_NE(run.output.find("data_batch_3.bin"), std::string::npos) << run.output;
+}
+
 }  // namespace
 }  // namespace dlspeed
