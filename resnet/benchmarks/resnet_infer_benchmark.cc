@@ -1,0 +1,93 @@
+// Google Benchmark of ResNet inference on the CPU: depth x batch (1, 32, 256)
+// x variant (eager, torchscript-frozen, int8), items per second as a rate.
+// tools/peer/resnet_infer.py runs the same variants in Python PyTorch.
+//
+//   bazel run //resnet/benchmarks:resnet_infer_benchmark -- --benchmark_filter=int8/depth:50/batch:32
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <benchmark/benchmark.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "common/device.h"
+#include "resnet/quantized_resnet.h"
+#include "resnet/resnet.h"
+#include "resnet/resnet_script.h"
+
+namespace dlspeed {
+namespace {
+
+enum class Variant { kEager, kScript, kInt8 };
+
+// One prepared model per (depth, variant), built on first use: random weights,
+// BatchNorm statistics from a few training-mode passes, then eval.
+struct Prepared {
+  ResNet eager{nullptr};
+  torch::jit::Module script;
+  std::unique_ptr<QuantizedResNet> int8;
+};
+
+Prepared& Get(int depth, Variant variant) {
+  static std::map<std::pair<int, Variant>, Prepared> cache;
+  auto it = cache.find({depth, variant});
+  if (it != cache.end()) return it->second;
+  torch::manual_seed(0);
+  Prepared prepared;
+  prepared.eager = *MakeResNet(depth);
+  {
+    torch::NoGradGuard no_grad;
+    prepared.eager->train();
+    for (int i = 0; i < 3; ++i) prepared.eager->forward(torch::randn({32, 3, 32, 32}));
+    prepared.eager->eval();
+  }
+  if (variant == Variant::kScript) prepared.script = *ScriptResNet(prepared.eager);
+  if (variant == Variant::kInt8) {
+    std::vector<torch::Tensor> calibration;
+    for (int i = 0; i < 4; ++i) calibration.push_back(torch::randn({32, 3, 32, 32}));
+    prepared.int8 = std::move(*QuantizeResNet(prepared.eager, calibration));
+  }
+  return cache.emplace(std::make_pair(depth, variant), std::move(prepared)).first->second;
+}
+
+void Infer(benchmark::State& state, Variant variant) {
+  const int depth = static_cast<int>(state.range(0));
+  const int64_t batch = state.range(1);
+  Prepared& model = Get(depth, variant);
+  torch::Tensor images = torch::randn({batch, 3, 32, 32});
+  c10::InferenceMode inference;
+  auto run = [&] {
+    switch (variant) {
+      case Variant::kEager: return model.eager->forward(images);
+      case Variant::kScript: return model.script.forward({images}).toTensor();
+      case Variant::kInt8: return model.int8->forward(images);
+    }
+    return torch::Tensor();
+  };
+  for (int i = 0; i < 3; ++i) run();  // warm-up (TorchScript's profiling runs)
+  for (auto _ : state) benchmark::DoNotOptimize(run());
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+const int kRegistered = [] {
+  benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
+  benchmark::AddCustomContext("device", "cpu");
+  benchmark::AddCustomContext("device_name", DescribeRuntime(c10::Device(c10::kCPU)).value("device_name", "unknown"));
+  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  for (auto [name, variant] : {std::make_pair("eager", Variant::kEager),
+                               std::make_pair("torchscript-frozen", Variant::kScript),
+                               std::make_pair("int8", Variant::kInt8)}) {
+    auto* b = benchmark::RegisterBenchmark(name, Infer, variant);
+    b->ArgNames({"depth", "batch"})->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (int depth : {18, 34, 50}) {
+      for (int batch : {1, 32, 256}) b->Args({depth, batch});
+    }
+  }
+  return 0;
+}();
+
+}  // namespace
+}  // namespace dlspeed

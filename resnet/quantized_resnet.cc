@@ -1,0 +1,379 @@
+#include "resnet/quantized_resnet.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <utility>
+#include <variant>
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/quantized/PackedParams.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace dlspeed {
+namespace {
+
+using ConvPacked = c10::intrusive_ptr<ConvPackedParamsBase<2>>;
+using LinearPacked = c10::intrusive_ptr<LinearPackedParamsBase>;
+
+// The quantized kernels, looked up once through the dispatcher. The C++
+// signatures are those the kernels were registered with (typed() checks them).
+struct QuantizedOps {
+  c10::TypedOperatorHandle<ConvPacked(at::Tensor, std::optional<at::Tensor>, torch::List<int64_t>,
+                                      torch::List<int64_t>, torch::List<int64_t>, int64_t)>
+      conv2d_prepack;
+  c10::TypedOperatorHandle<at::Tensor(at::Tensor, const ConvPacked&, double, int64_t)> conv2d;
+  c10::TypedOperatorHandle<at::Tensor(at::Tensor, const ConvPacked&, double, int64_t)> conv2d_relu;
+  c10::TypedOperatorHandle<at::Tensor(at::Tensor, at::Tensor, double, int64_t)> add_relu;
+  c10::TypedOperatorHandle<LinearPacked(at::Tensor, std::optional<at::Tensor>)> linear_prepack;
+  c10::TypedOperatorHandle<at::Tensor(at::Tensor, const LinearPacked&, double, int64_t)> linear;
+};
+
+// Throws c10::Error when an operator is missing or has another signature.
+const QuantizedOps& Ops() {
+  static const QuantizedOps* ops = [] {
+    auto& d = c10::Dispatcher::singleton();
+    return new QuantizedOps{
+        d.findSchemaOrThrow("quantized::conv2d_prepack", "")
+            .typed<ConvPacked(at::Tensor, std::optional<at::Tensor>, torch::List<int64_t>,
+                              torch::List<int64_t>, torch::List<int64_t>, int64_t)>(),
+        d.findSchemaOrThrow("quantized::conv2d", "new")
+            .typed<at::Tensor(at::Tensor, const ConvPacked&, double, int64_t)>(),
+        d.findSchemaOrThrow("quantized::conv2d_relu", "new")
+            .typed<at::Tensor(at::Tensor, const ConvPacked&, double, int64_t)>(),
+        d.findSchemaOrThrow("quantized::add_relu", "")
+            .typed<at::Tensor(at::Tensor, at::Tensor, double, int64_t)>(),
+        d.findSchemaOrThrow("quantized::linear_prepack", "")
+            .typed<LinearPacked(at::Tensor, std::optional<at::Tensor>)>(),
+        d.findSchemaOrThrow("quantized::linear", "")
+            .typed<at::Tensor(at::Tensor, const LinearPacked&, double, int64_t)>(),
+    };
+  }();
+  return *ops;
+}
+
+struct EngineInfo {
+  const char* name;
+  at::QEngine engine;
+  bool reduce_range;  // PyTorch's default qconfig for the engine
+};
+constexpr EngineInfo kEngines[] = {
+    {"x86", at::QEngine::X86, true},
+    {"fbgemm", at::QEngine::FBGEMM, true},
+    {"onednn", at::QEngine::ONEDNN, false},
+    {"qnnpack", at::QEngine::QNNPACK, false},
+};
+
+// Selects an engine for a scope and restores the previous one.
+class QEngineGuard {
+ public:
+  explicit QEngineGuard(at::QEngine engine) : previous_(at::globalContext().qEngine()) {
+    if (engine != previous_) at::globalContext().setQEngine(engine);
+  }
+  ~QEngineGuard() {
+    if (at::globalContext().qEngine() != previous_) at::globalContext().setQEngine(previous_);
+  }
+
+ private:
+  at::QEngine previous_;
+};
+
+// Running min/max of a tensor, and PyTorch's MinMaxObserver quint8 qparams.
+struct RangeObserver {
+  float min = std::numeric_limits<float>::infinity();
+  float max = -std::numeric_limits<float>::infinity();
+  double scale = 1.0;
+  int64_t zero_point = 0;
+
+  void Observe(const at::Tensor& t) {
+    auto [lo, hi] = at::aminmax(t);
+    min = std::min(min, lo.item<float>());
+    max = std::max(max, hi.item<float>());
+  }
+  void ComputeQParams(bool reduce_range) {
+    const int64_t qmin = 0, qmax = reduce_range ? 127 : 255;
+    const double lo = std::min(static_cast<double>(min), 0.0);
+    const double hi = std::max(static_cast<double>(max), 0.0);
+    scale = std::max((hi - lo) / static_cast<double>(qmax - qmin),
+                     static_cast<double>(std::numeric_limits<float>::epsilon()));
+    zero_point = std::clamp<int64_t>(qmin - static_cast<int64_t>(std::nearbyint(lo / scale)), qmin, qmax);
+  }
+};
+
+// Per-output-channel symmetric qint8 (PyTorch's default_per_channel_weight_observer).
+at::Tensor QuantizeWeightPerChannel(const at::Tensor& w) {
+  const at::Tensor amax = w.reshape({w.size(0), -1}).abs().amax(/*dim=*/1).to(at::kDouble);
+  const at::Tensor scales =
+      (amax / 127.5).clamp_min(static_cast<double>(std::numeric_limits<float>::epsilon()));
+  const at::Tensor zero_points = at::zeros({w.size(0)}, at::kLong);
+  return at::quantize_per_channel(w.contiguous(), scales, zero_points, /*axis=*/0, at::kQInt8);
+}
+
+// A convolution with its BatchNorm folded in, and optionally a fused ReLU.
+struct ConvUnit {
+  at::Tensor weight, bias;  // fp32, folded
+  std::vector<int64_t> stride, padding, dilation;
+  int64_t groups = 1;
+  bool relu = false;
+  RangeObserver out;
+  ConvPacked packed;
+
+  at::Tensor Float(const at::Tensor& x, bool observe) {
+    at::Tensor y = at::conv2d(x, weight, bias, stride, padding, dilation, groups);
+    if (relu) y.relu_();
+    if (observe) out.Observe(y);
+    return y;
+  }
+  at::Tensor Quantized(const at::Tensor& qx) const {
+    const QuantizedOps& ops = Ops();
+    return relu ? ops.conv2d_relu.call(qx, packed, out.scale, out.zero_point)
+                : ops.conv2d.call(qx, packed, out.scale, out.zero_point);
+  }
+  void Pack(bool reduce_range) {
+    out.ComputeQParams(reduce_range);
+    packed = Ops().conv2d_prepack.call(QuantizeWeightPerChannel(weight), bias, torch::List<int64_t>(stride),
+                                       torch::List<int64_t>(padding), torch::List<int64_t>(dilation), groups);
+  }
+};
+
+// A BasicBlock (two convs) or Bottleneck (three), ending in add + ReLU.
+struct Block {
+  std::vector<ConvUnit> convs;  // the last one without ReLU
+  std::optional<ConvUnit> downsample;
+  RangeObserver out;
+
+  at::Tensor Float(const at::Tensor& x, bool observe) {
+    at::Tensor y = x;
+    for (ConvUnit& c : convs) y = c.Float(y, observe);
+    y += downsample ? downsample->Float(x, observe) : x;
+    y.relu_();
+    if (observe) out.Observe(y);
+    return y;
+  }
+  at::Tensor Quantized(const at::Tensor& qx) const {
+    at::Tensor y = qx;
+    for (const ConvUnit& c : convs) y = c.Quantized(y);
+    const at::Tensor identity = downsample ? downsample->Quantized(qx) : qx;
+    return Ops().add_relu.call(y, identity, out.scale, out.zero_point);
+  }
+  void Pack(bool reduce_range) {
+    for (ConvUnit& c : convs) c.Pack(reduce_range);
+    if (downsample) downsample->Pack(reduce_range);
+    out.ComputeQParams(reduce_range);
+  }
+};
+
+// Reads the model's modules by torchvision name.
+class ModelReader {
+ public:
+  explicit ModelReader(const ResNetImpl& model) : modules_(model.named_modules()) {}
+
+  bool Has(const std::string& name) const { return modules_.contains(name); }
+
+  absl::StatusOr<ConvUnit> FoldedConv(const std::string& conv_name, const std::string& bn_name,
+                                      bool relu) const {
+    const auto* conv = Find<torch::nn::Conv2dImpl>(conv_name);
+    const auto* bn = Find<torch::nn::BatchNorm2dImpl>(bn_name);
+    if (conv == nullptr || bn == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model has no Conv2d '", conv_name, "' followed by BatchNorm2d '", bn_name, "'"));
+    }
+    const auto& o = conv->options;
+    const auto* padding = std::get_if<torch::ExpandingArray<2>>(&o.padding());
+    if (padding == nullptr || o.transposed() || !bn->running_mean.defined() || !bn->running_var.defined()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("unsupported convolution or BatchNorm layout at '", conv_name, "'"));
+    }
+    ConvUnit unit;
+    torch::NoGradGuard no_grad;
+    const at::Tensor w = conv->weight.detach().to(at::kCPU, at::kFloat);
+    const at::Tensor inv_std = (bn->running_var.detach().to(at::kCPU, at::kFloat) + bn->options.eps()).rsqrt();
+    at::Tensor gamma = bn->weight.defined() ? bn->weight.detach().to(at::kCPU, at::kFloat) : at::ones_like(inv_std);
+    at::Tensor beta = bn->bias.defined() ? bn->bias.detach().to(at::kCPU, at::kFloat) : at::zeros_like(inv_std);
+    at::Tensor conv_bias = conv->bias.defined() ? conv->bias.detach().to(at::kCPU, at::kFloat) : at::zeros_like(inv_std);
+    const at::Tensor factor = gamma * inv_std;
+    unit.weight = (w * factor.reshape({-1, 1, 1, 1})).contiguous();
+    unit.bias = ((conv_bias - bn->running_mean.detach().to(at::kCPU, at::kFloat)) * factor + beta).contiguous();
+    unit.stride = c10::IntArrayRef(o.stride()).vec();
+    unit.padding = c10::IntArrayRef(*padding).vec();
+    unit.dilation = c10::IntArrayRef(o.dilation()).vec();
+    unit.groups = o.groups();
+    unit.relu = relu;
+    return unit;
+  }
+
+  const torch::nn::LinearImpl* Linear(const std::string& name) const {
+    return Find<torch::nn::LinearImpl>(name);
+  }
+
+ private:
+  // The module of that name and type, or null.
+  template <typename ModuleType>
+  const ModuleType* Find(const std::string& name) const {
+    const std::shared_ptr<torch::nn::Module>* module = modules_.find(name);
+    return module == nullptr ? nullptr : (*module)->as<ModuleType>();
+  }
+
+  torch::OrderedDict<std::string, std::shared_ptr<torch::nn::Module>> modules_;
+};
+
+}  // namespace
+
+struct QuantizedResNet::Impl {
+  int depth = 0;
+  int64_t num_classes = 0;
+  std::string engine_name;
+  at::QEngine engine = at::QEngine::X86;
+  bool reduce_range = true;
+
+  RangeObserver input;
+  ConvUnit stem;
+  std::vector<Block> blocks;
+  at::Tensor fc_weight, fc_bias;
+  RangeObserver logits;
+  LinearPacked fc_packed;
+
+  // The BN-folded fp32 network; with observe, records activation ranges.
+  at::Tensor Float(const at::Tensor& images, bool observe) {
+    at::Tensor x = images.contiguous(at::MemoryFormat::ChannelsLast);
+    if (observe) input.Observe(x);
+    x = at::max_pool2d(stem.Float(x, observe), /*kernel_size=*/{3, 3}, /*stride=*/{2, 2}, /*padding=*/{1, 1}, /*dilation=*/{1, 1});
+    for (Block& b : blocks) x = b.Float(x, observe);
+    x = at::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    x = at::linear(x, fc_weight, fc_bias);
+    if (observe) logits.Observe(x);
+    return x;
+  }
+
+  at::Tensor Quantized(const at::Tensor& images) const {
+    at::Tensor x = at::quantize_per_tensor(images.contiguous(at::MemoryFormat::ChannelsLast), input.scale,
+                                           input.zero_point, at::kQUInt8);
+    x = at::max_pool2d(stem.Quantized(x), /*kernel_size=*/{3, 3}, /*stride=*/{2, 2}, /*padding=*/{1, 1}, /*dilation=*/{1, 1});
+    for (const Block& b : blocks) x = b.Quantized(x);
+    x = at::adaptive_avg_pool2d(x, {1, 1}).reshape({x.size(0), x.size(1)});
+    x = Ops().linear.call(x, fc_packed, logits.scale, logits.zero_point);
+    return x.dequantize();
+  }
+};
+
+QuantizedResNet::QuantizedResNet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+QuantizedResNet::~QuantizedResNet() = default;
+
+torch::Tensor QuantizedResNet::forward(const torch::Tensor& images) const {
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3,
+              "QuantizedResNet::forward expects float images [N, 3, H, W], got ", images.sizes());
+  QEngineGuard engine(impl_->engine);
+  return impl_->Quantized(images.to(at::kCPU, at::kFloat));
+}
+
+int QuantizedResNet::depth() const { return impl_->depth; }
+int64_t QuantizedResNet::num_classes() const { return impl_->num_classes; }
+std::string QuantizedResNet::engine() const { return impl_->engine_name; }
+
+absl::StatusOr<std::unique_ptr<QuantizedResNet>> QuantizeResNet(
+    const ResNet& model, const std::vector<torch::Tensor>& calibration_batches,
+    const QuantizeOptions& options) {
+  // The engine: known to this library and compiled into the LibTorch.
+  const EngineInfo* info = nullptr;
+  std::vector<std::string> names;
+  for (const EngineInfo& e : kEngines) {
+    names.push_back(e.name);
+    if (options.engine == e.name) info = &e;
+  }
+  if (info == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown quantized engine '", options.engine,
+                                                   "' (choose one of ", absl::StrJoin(names, ", "), ")"));
+  }
+  const auto& supported = at::globalContext().supportedQEngines();
+  if (std::find(supported.begin(), supported.end(), info->engine) == supported.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("quantized engine '", options.engine, "' is not supported by this LibTorch build"));
+  }
+  if (calibration_batches.empty()) {
+    return absl::InvalidArgumentError("QuantizeResNet needs at least one calibration batch");
+  }
+  for (size_t i = 0; i < calibration_batches.size(); ++i) {
+    const torch::Tensor& b = calibration_batches[i];
+    if (!b.defined() || b.dim() != 4 || b.size(1) != 3 || b.size(0) == 0 || !b.is_floating_point()) {
+      return absl::InvalidArgumentError(absl::StrCat("calibration batch ", i,
+                                                     " must be a non-empty float tensor [N, 3, H, W]"));
+    }
+  }
+  if (model.is_empty()) return absl::InvalidArgumentError("QuantizeResNet got an empty ResNet holder");
+
+  try {
+    Ops();  // fails early if the kernels are missing
+    auto impl = std::make_unique<QuantizedResNet::Impl>();
+    impl->depth = model->depth();
+    impl->num_classes = model->num_classes();
+    impl->engine_name = info->name;
+    impl->engine = info->engine;
+    impl->reduce_range = info->reduce_range;
+
+    // The network, BN folded, read by torchvision names.
+    const ModelReader reader(*model);
+    absl::StatusOr<ConvUnit> stem = reader.FoldedConv("conv1", "bn1", /*relu=*/true);
+    if (!stem.ok()) return stem.status();
+    impl->stem = *std::move(stem);
+    const bool bottleneck = reader.Has("layer1.0.conv3");
+    const int num_convs = bottleneck ? 3 : 2;
+    for (int layer = 1; layer <= 4; ++layer) {
+      for (int i = 0; reader.Has(absl::StrCat("layer", layer, ".", i)); ++i) {
+        const std::string prefix = absl::StrCat("layer", layer, ".", i, ".");
+        Block block;
+        for (int c = 1; c <= num_convs; ++c) {
+          absl::StatusOr<ConvUnit> conv = reader.FoldedConv(absl::StrCat(prefix, "conv", c),
+                                                            absl::StrCat(prefix, "bn", c), c < num_convs);
+          if (!conv.ok()) return conv.status();
+          block.convs.push_back(*std::move(conv));
+        }
+        if (reader.Has(prefix + "downsample")) {
+          absl::StatusOr<ConvUnit> down =
+              reader.FoldedConv(prefix + "downsample.0", prefix + "downsample.1", /*relu=*/false);
+          if (!down.ok()) return down.status();
+          block.downsample = *std::move(down);
+        }
+        impl->blocks.push_back(std::move(block));
+      }
+    }
+    const torch::nn::LinearImpl* fc = reader.Linear("fc");
+    if (impl->blocks.empty() || fc == nullptr || !fc->bias.defined()) {
+      return absl::FailedPreconditionError("model does not have torchvision's ResNet layout (layerN.i, fc)");
+    }
+    impl->fc_weight = fc->weight.detach().to(at::kCPU, at::kFloat).contiguous();
+    impl->fc_bias = fc->bias.detach().to(at::kCPU, at::kFloat).contiguous();
+
+    // Calibration on the folded fp32 network.
+    {
+      c10::InferenceMode inference;
+      for (const torch::Tensor& batch : calibration_batches) {
+        impl->Float(batch.to(at::kCPU, at::kFloat), /*observe=*/true);
+      }
+    }
+
+    // Quantize weights and prepack them for the engine.
+    QEngineGuard engine(impl->engine);
+    impl->input.ComputeQParams(impl->reduce_range);
+    impl->stem.Pack(impl->reduce_range);
+    for (Block& b : impl->blocks) b.Pack(impl->reduce_range);
+    // reduce_range guards the inputs of the engine's int8 matmuls against
+    // overflow; the logits feed none, so they keep the full 8 bits.
+    impl->logits.ComputeQParams(/*reduce_range=*/false);
+    impl->fc_packed = Ops().linear_prepack.call(QuantizeWeightPerChannel(impl->fc_weight), impl->fc_bias);
+    return std::make_unique<QuantizedResNet>(std::move(impl));
+  } catch (const c10::Error& e) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("quantizing the ResNet for engine '", options.engine, "' failed: ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace dlspeed

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""C++ against Python for ResNet inference on the CPU: runs
+//resnet/benchmarks:resnet_infer_benchmark and tools/peer/resnet_infer.py for
+the same depth, batch and variants in alternating rounds, and prints a
+Markdown table of median ms per batch with the C++/Python speed ratio and each
+variant's speed-up over eager.
+
+  bazel build //resnet/benchmarks:resnet_infer_benchmark
+  .venv/bin/python tools/infer_report.py --depth 50 --batch 32 --rounds 3
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANTS = ["eager", "torchscript-frozen", "int8"]
+
+
+def cpp_round(binary, depth, batch, min_time):
+    pattern = "^(" + "|".join(VARIANTS) + f")/depth:{depth}/batch:{batch}/real_time$"
+    out = subprocess.run([binary, f"--benchmark_filter={pattern}", f"--benchmark_min_time={min_time}",
+                          "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
+    report = json.loads(out)
+    return {run["name"].split("/")[0]: run["real_time"] for run in report["benchmarks"]}, report["context"]
+
+
+def python_round(depth, batch, iters):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "peer", "resnet_infer.py"), "--depth",
+                          str(depth), "--batch", str(batch), "--iters", str(iters)],
+                         check=True, capture_output=True, text=True).stdout
+    results = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {r["variant"]: r["median_ms"] for r in results}, results[0]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", default=os.path.join(ROOT, "bazel-bin/resnet/benchmarks/resnet_infer_benchmark"))
+    parser.add_argument("--depth", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iters", type=int, default=20, help="Python batches per variant and round")
+    parser.add_argument("--min_time", type=float, default=1.0, help="C++ seconds per variant and round")
+    args = parser.parse_args()
+    if not os.path.exists(args.binary):
+        sys.exit(f"infer_report: {args.binary} not found: bazel build //resnet/benchmarks:resnet_infer_benchmark")
+    cpp = {v: [] for v in VARIANTS}
+    py = {v: [] for v in VARIANTS}
+    for r in range(args.rounds):
+        times, context = cpp_round(args.binary, args.depth, args.batch, args.min_time)
+        for v in VARIANTS:
+            cpp[v].append(times[v])
+        times, peer = python_round(args.depth, args.batch, args.iters)
+        for v in VARIANTS:
+            py[v].append(times[v])
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    c = {v: statistics.median(cpp[v]) for v in VARIANTS}
+    p = {v: statistics.median(py[v]) for v in VARIANTS}
+    print(f"ResNet-{args.depth} inference, batch {args.batch}, 32x32, on {context.get('device_name', '?')} (cpu), "
+          f"LibTorch {context['libtorch_version']} / Python torch {peer['torch_version']}, {peer['threads']} threads, "
+          f"median of {args.rounds} alternating rounds\n")
+    print("| variant | C++ ms/batch | Python ms/batch | C++ / Python speed | C++ speed-up vs C++ eager |")
+    print("| --- | --- | --- | --- | --- |")
+    for v in VARIANTS:
+        print(f"| {v} | {c[v]:.2f} | {p[v]:.2f} | {p[v] / c[v]:.2f}x | {c['eager'] / c[v]:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
