@@ -12,11 +12,17 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/quantized/PackedParams.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/jit/frontend/resolver.h>
+#include <torch/csrc/jit/frontend/sugared_value.h>
+#include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/custom_class.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_join.h"
 
 namespace dlspeed {
@@ -273,6 +279,86 @@ torch::Tensor QuantizedResNet::forward(const torch::Tensor& images) const {
               "QuantizedResNet::forward expects float images [N, 3, H, W], got ", images.sizes());
   QEngineGuard engine(impl_->engine);
   return impl_->Quantized(images.to(at::kCPU, at::kFloat));
+}
+
+namespace {
+
+// Resolves `torch.*` to ATen and `quantized.*` to the quantized:: operators
+// in the TorchScript source below (define()'s default knows only `torch`).
+class QuantizedOpsResolver : public torch::jit::Resolver {
+ public:
+  std::shared_ptr<torch::jit::SugaredValue> resolveValue(const std::string& name, torch::jit::GraphFunction&,
+                                                         const torch::jit::SourceRange&) override {
+    if (name == "torch") return std::make_shared<torch::jit::BuiltinModule>("aten");
+    if (name == "quantized") return std::make_shared<torch::jit::BuiltinModule>("quantized");
+    return nullptr;
+  }
+  c10::TypePtr resolveType(const std::string&, const torch::jit::SourceRange&) override { return nullptr; }
+};
+
+// A float literal TorchScript reads back to the same double.
+std::string Literal(double value) { return absl::StrFormat("%.17g", value); }
+
+// "quantized.conv2d[_relu](input, self.name, scale, zero_point)".
+std::string ConvCall(const ConvUnit& unit, const std::string& input, const std::string& name) {
+  return absl::StrCat("quantized.", unit.relu ? "conv2d_relu" : "conv2d", "(", input, ", self.", name, ", ",
+                      Literal(unit.out.scale), ", ", unit.out.zero_point, ")");
+}
+
+}  // namespace
+
+absl::StatusOr<torch::jit::Module> QuantizedResNet::ToTorchScript() const {
+  try {
+    const Impl& m = *impl_;
+    torch::jit::Module module("QuantizedResNet");
+    module.register_attribute("training", c10::BoolType::get(), false);
+    const c10::TypePtr conv_type = c10::getCustomClassType<ConvPacked>();
+    const c10::TypePtr linear_type = c10::getCustomClassType<LinearPacked>();
+    module.register_attribute("stem", conv_type, c10::IValue(m.stem.packed));
+    std::string body = absl::StrCat(
+        "def forward(self, images: Tensor) -> Tensor:\n",
+        // C++'s define() does not resolve torch.channels_last or torch.quint8,
+        // so they are given by their enum values.
+        "    x = torch.quantize_per_tensor(images.contiguous(memory_format=",
+        static_cast<int>(at::MemoryFormat::ChannelsLast), "), ", Literal(m.input.scale), ", ", m.input.zero_point,
+        ", ", static_cast<int>(at::kQUInt8), ")\n",
+        "    x = ", ConvCall(m.stem, "x", "stem"), "\n",
+        "    x = torch.max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1])\n");
+    for (size_t b = 0; b < m.blocks.size(); ++b) {
+      const Block& block = m.blocks[b];
+      std::string y = "x";
+      for (size_t c = 0; c < block.convs.size(); ++c) {
+        const std::string name = absl::StrCat("block", b, "_conv", c);
+        module.register_attribute(name, conv_type, c10::IValue(block.convs[c].packed));
+        absl::StrAppend(&body, "    y = ", ConvCall(block.convs[c], y, name), "\n");
+        y = "y";
+      }
+      std::string identity = "x";
+      if (block.downsample) {
+        const std::string name = absl::StrCat("block", b, "_downsample");
+        module.register_attribute(name, conv_type, c10::IValue(block.downsample->packed));
+        absl::StrAppend(&body, "    identity = ", ConvCall(*block.downsample, "x", name), "\n");
+        identity = "identity";
+      }
+      absl::StrAppend(&body, "    x = quantized.add_relu(y, ", identity, ", ", Literal(block.out.scale), ", ",
+                      block.out.zero_point, ")\n");
+    }
+    module.register_attribute("fc", linear_type, c10::IValue(m.fc_packed));
+    absl::StrAppend(&body, "    x = torch.adaptive_avg_pool2d(x, [1, 1])\n",
+                    "    x = x.reshape([x.size(0), x.size(1)])\n",
+                    "    x = quantized.linear(x, self.fc, ", Literal(m.logits.scale), ", ",
+                    m.logits.zero_point, ")\n",
+                    "    return x.dequantize()\n");
+    module.define(body, std::make_shared<QuantizedOpsResolver>());
+    module.eval();
+    return torch::jit::freeze(module);
+  } catch (const std::exception& e) {
+    // The first non-empty line of the error, without LibTorch's backtrace.
+    std::string what = e.what();
+    what = what.substr(what.find_first_not_of("\n "));
+    return absl::InternalError(absl::StrCat("cannot build the int8 TorchScript module: ",
+                                            absl::StrReplaceAll(what.substr(0, 400), {{"\n", " | "}})));
+  }
 }
 
 int QuantizedResNet::depth() const { return impl_->depth; }

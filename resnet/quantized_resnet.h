@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <torch/csrc/jit/api/module.h>
 
 #include "absl/status/statusor.h"
 #include "resnet/resnet.h"
@@ -62,6 +63,12 @@ class QuantizedResNet {
   int64_t num_classes() const;
   // The engine name as given in QuantizeOptions ("x86", "fbgemm", ...).
   std::string engine() const;
+
+  // The same int8 network as a frozen TorchScript module (the prepacked
+  // weights as attributes, the quantized ops in its forward), which saves with
+  // torch::jit::save and loads in C++ or Python. Its outputs equal forward()'s
+  // when run with this model's engine selected (at::globalContext().setQEngine).
+  absl::StatusOr<torch::jit::Module> ToTorchScript() const;
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <sstream>
+#include <torch/script.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -86,6 +88,31 @@ TEST(QuantizedResNetTest, RejectsMissingOrBadCalibrationData) {
   EXPECT_EQ(QuantizeResNet(model, {}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(QuantizeResNet(model, {torch::randn({2, 1, 32, 32})}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(QuantizedResNetTest, TorchScriptEqualsForwardAndSavesAndLoads) {
+  torch::manual_seed(3);
+  ResNet model = *MakeResNet(18);
+  {
+    torch::NoGradGuard no_grad;
+    model->train();
+    for (int i = 0; i < 3; ++i) model->forward(torch::randn({16, 3, 32, 32}));
+    model->eval();
+  }
+  std::vector<torch::Tensor> calibration = {torch::randn({16, 3, 32, 32}), torch::randn({16, 3, 32, 32})};
+  auto quantized = QuantizeResNet(model, calibration);
+  ASSERT_TRUE(quantized.ok()) << quantized.status();
+  auto script = (*quantized)->ToTorchScript();
+  ASSERT_TRUE(script.ok()) << script.status();
+  torch::Tensor x = torch::randn({5, 3, 32, 32});
+  c10::InferenceMode inference;
+  torch::Tensor expected = (*quantized)->forward(x);
+  torch::Tensor scripted = script->forward({x}).toTensor();
+  EXPECT_TRUE(torch::allclose(scripted, expected, /*rtol=*/0, /*atol=*/1e-6));
+  std::stringstream saved;
+  script->save(saved);
+  torch::jit::Module loaded = torch::jit::load(saved);
+  EXPECT_TRUE(torch::allclose(loaded.forward({x}).toTensor(), expected, /*rtol=*/0, /*atol=*/1e-6));
 }
 
 }  // namespace

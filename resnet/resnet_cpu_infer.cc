@@ -60,6 +60,13 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+at::QEngine QEngineFor(const std::string& engine) {
+  if (engine == "fbgemm") return at::QEngine::FBGEMM;
+  if (engine == "onednn") return at::QEngine::ONEDNN;
+  if (engine == "qnnpack") return at::QEngine::QNNPACK;
+  return at::QEngine::X86;
+}
+
 int CheckBinary(int32_t value, const char* flag) {
   if (value != 0 && value != 1) ExitWithUsageError(absl::StrCat("-", flag, " must be 0 or 1, not ", value));
   return value;
@@ -145,13 +152,10 @@ int Main(int argc, char** argv) {
   }
   if (script && script_file.empty()) {
     std::cout << "Creating torchScript..." << std::endl;
-    if (quantized) {
-      return Fail("-q 1 -ts 1 (the int8 model as TorchScript) is not implemented yet; run -q 1 -ts 0");
-    }
-    absl::StatusOr<torch::jit::Module> s = ScriptResNet(model);
+    absl::StatusOr<torch::jit::Module> s = quantized ? quantized->ToTorchScript() : ScriptResNet(model);
     if (!s.ok()) return Fail(std::string(s.status().message()));
     scripted = *s;
-    variant = "torchscript-frozen";
+    variant = quantized ? "int8-torchscript" : "torchscript-frozen";
     if (!absl::GetFlag(FLAGS_save_script).empty()) {
       if (absl::Status s = SaveScript(scripted, absl::GetFlag(FLAGS_save_script)); !s.ok()) {
         return Fail(std::string(s.message()));
@@ -167,6 +171,8 @@ int Main(int argc, char** argv) {
     forward = [&](const torch::Tensor& x) { return scripted.forward({x}).toTensor(); };
   }
 
+  // The int8 TorchScript module runs on the engine its weights were packed for.
+  if (quantized) at::globalContext().setQEngine(QEngineFor(quantized->engine()));
   c10::InferenceMode inference;
   for (int64_t b = 0; b < absl::GetFlag(FLAGS_warmup_batches); ++b) {
     const int64_t end = std::min(batch_size, test_set.size());

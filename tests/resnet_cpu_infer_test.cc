@@ -94,6 +94,10 @@ TEST_F(ResNetCpuInferTest, EveryVariantRunsAndInt8StaysClose) {
   EXPECT_NEAR(Accuracy(int8.output), fp32, 10) << int8.output;
   EXPECT_GT(Accuracy(int8.output), 30) << int8.output;
 
+  ProcessResult int8_script = Infer("-q 1 -ts 1 --save_script=" + Dir() + "/r18_int8.pt");
+  ASSERT_EQ(int8_script.exit_code, 0) << int8_script.output;
+  EXPECT_EQ(Accuracy(int8_script.output), Accuracy(int8.output)) << int8_script.output;
+
   std::ifstream in(Dir() + "/r.jsonl");
   std::vector<std::string> variants;
   std::string line;
@@ -104,7 +108,7 @@ TEST_F(ResNetCpuInferTest, EveryVariantRunsAndInt8StaysClose) {
     EXPECT_GT(r["throughput"].get<double>(), 0);
     variants.push_back(r["variant"]);
   }
-  EXPECT_EQ(variants, (std::vector<std::string>{"eager", "torchscript-frozen", "torchscript-file", "int8"}));
+  EXPECT_EQ(variants, (std::vector<std::string>{"eager", "torchscript-frozen", "torchscript-file", "int8", "int8-torchscript"}));
 }
 
 TEST_F(ResNetCpuInferTest, BadInputIsOneLine) {

@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ["eager", "torchscript-frozen", "int8"]
+VARIANTS = ["eager", "torchscript-frozen", "int8", "int8-torchscript"]
 
 
 def cpp_round(binary, depth, batch, min_time):

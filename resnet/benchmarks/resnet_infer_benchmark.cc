@@ -1,5 +1,6 @@
 // Google Benchmark of ResNet inference on the CPU: depth x batch (1, 32, 256)
-// x variant (eager, torchscript-frozen, int8), items per second as a rate.
+// x variant (eager, torchscript-frozen, int8, int8-torchscript), items per
+// second as a rate.
 // tools/peer/resnet_infer.py runs the same variants in Python PyTorch.
 //
 //   bazel run //resnet/benchmarks:resnet_infer_benchmark -- --benchmark_filter=int8/depth:50/batch:32
@@ -21,7 +22,7 @@
 namespace dlspeed {
 namespace {
 
-enum class Variant { kEager, kScript, kInt8 };
+enum class Variant { kEager, kScript, kInt8, kInt8Script };
 
 // One prepared model per (depth, variant), built on first use: random weights,
 // BatchNorm statistics from a few training-mode passes, then eval.
@@ -45,10 +46,11 @@ Prepared& Get(int depth, Variant variant) {
     prepared.eager->eval();
   }
   if (variant == Variant::kScript) prepared.script = *ScriptResNet(prepared.eager);
-  if (variant == Variant::kInt8) {
+  if (variant == Variant::kInt8 || variant == Variant::kInt8Script) {
     std::vector<torch::Tensor> calibration;
     for (int i = 0; i < 4; ++i) calibration.push_back(torch::randn({32, 3, 32, 32}));
     prepared.int8 = std::move(*QuantizeResNet(prepared.eager, calibration));
+    if (variant == Variant::kInt8Script) prepared.script = *prepared.int8->ToTorchScript();
   }
   return cache.emplace(std::make_pair(depth, variant), std::move(prepared)).first->second;
 }
@@ -64,6 +66,7 @@ void Infer(benchmark::State& state, Variant variant) {
       case Variant::kEager: return model.eager->forward(images);
       case Variant::kScript: return model.script.forward({images}).toTensor();
       case Variant::kInt8: return model.int8->forward(images);
+      case Variant::kInt8Script: return model.script.forward({images}).toTensor();  // default engine: x86
     }
     return torch::Tensor();
   };
@@ -79,7 +82,8 @@ const int kRegistered = [] {
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
   for (auto [name, variant] : {std::make_pair("eager", Variant::kEager),
                                std::make_pair("torchscript-frozen", Variant::kScript),
-                               std::make_pair("int8", Variant::kInt8)}) {
+                               std::make_pair("int8", Variant::kInt8),
+                               std::make_pair("int8-torchscript", Variant::kInt8Script)}) {
     auto* b = benchmark::RegisterBenchmark(name, Infer, variant);
     b->ArgNames({"depth", "batch"})->Unit(benchmark::kMillisecond)->UseRealTime();
     for (int depth : {18, 34, 50}) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Python PyTorch peer of //resnet/benchmarks:resnet_infer_benchmark: times
 ResNet inference on the CPU for the same variants — eager,
-torchscript-frozen (traced at 32x32, frozen, optimized for inference) and
-int8 (static post-training quantization, x86 engine, FX graph mode) — and
+torchscript-frozen (traced at 32x32, frozen, optimized for inference), int8
+(static post-training quantization, x86 engine, FX graph mode) and
+int8-torchscript (that model traced and frozen) — and
 prints one JSON object per variant with the median ms per batch.
 
   .venv/bin/python tools/peer/resnet_infer.py --depth 50 --batch 32
@@ -51,7 +52,7 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--variants", default="eager,torchscript-frozen,int8")
+    parser.add_argument("--variants", default="eager,torchscript-frozen,int8,int8-torchscript")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -69,8 +70,11 @@ def main():
             with torch.no_grad():
                 traced = torch.jit.trace(model, torch.randn(args.batch, 3, 32, 32))
                 fn = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
-        elif variant == "int8":
+        elif variant in ("int8", "int8-torchscript"):
             fn = quantize_int8(model, [torch.randn(32, 3, 32, 32) for _ in range(4)])
+            if variant == "int8-torchscript":
+                with torch.no_grad():
+                    fn = torch.jit.freeze(torch.jit.trace(fn, torch.randn(args.batch, 3, 32, 32)).eval())
         else:
             sys.exit(f"resnet_infer.py: unknown variant {variant}")
         median = time_batches(fn, x, args.iters, args.warmup)
