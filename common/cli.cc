@@ -116,6 +116,13 @@ std::vector<std::string> ParseCommandLineOrExit(int argc, char** argv, absl::str
   return std::vector<std::string>(remaining.begin() + (remaining.empty() ? 0 : 1), remaining.end());
 }
 
+int ReportError(absl::string_view message) {
+  const std::string line = absl::StrReplaceAll(message, {{"\n", " "}});
+  std::fprintf(stderr, "%s: %s\n", ProgramName().c_str(), line.c_str());
+  std::fflush(stderr);
+  return 1;
+}
+
 void ExitWithUsageError(absl::string_view message) {
   const std::string line = absl::StrReplaceAll(message, {{"\n", " "}});
   std::fprintf(stderr, "%s: %s (see --help)\n", ProgramName().c_str(), line.c_str());

@@ -37,6 +37,11 @@ std::vector<std::string> ParseCommandLineOrExit(int argc, char** argv, absl::str
 // with status 2.
 [[noreturn]] void ExitWithUsageError(absl::string_view message);
 
+// Prints "<program>: <message>" on one line to stderr and returns 1, for
+// errors that are not about usage (a missing file, a failed write):
+//   if (!data.ok()) return dlspeed::ReportError(data.status().message());
+int ReportError(absl::string_view message);
+
 // Parses `text` as one of the integers in `choices`; the error names `what`
 // and lists the choices, e.g. "depth must be one of 18, 34, 50, not '20'".
 absl::StatusOr<int> ParseIntChoice(absl::string_view text, const std::vector<int>& choices,

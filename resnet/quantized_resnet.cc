@@ -364,6 +364,7 @@ absl::StatusOr<torch::jit::Module> QuantizedResNet::ToTorchScript() const {
 int QuantizedResNet::depth() const { return impl_->depth; }
 int64_t QuantizedResNet::num_classes() const { return impl_->num_classes; }
 std::string QuantizedResNet::engine() const { return impl_->engine_name; }
+at::QEngine QuantizedResNet::qengine() const { return impl_->engine; }
 
 absl::StatusOr<std::unique_ptr<QuantizedResNet>> QuantizeResNet(
     const ResNet& model, const std::vector<torch::Tensor>& calibration_batches,

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/QEngine.h>
 #include <torch/csrc/jit/api/module.h>
 
 #include "absl/status/statusor.h"
@@ -63,11 +64,13 @@ class QuantizedResNet {
   int64_t num_classes() const;
   // The engine name as given in QuantizeOptions ("x86", "fbgemm", ...).
   std::string engine() const;
+  // The same engine as LibTorch names it, e.g. for at::globalContext().setQEngine.
+  at::QEngine qengine() const;
 
   // The same int8 network as a frozen TorchScript module (the prepacked
   // weights as attributes, the quantized ops in its forward), which saves with
   // torch::jit::save and loads in C++ or Python. Its outputs equal forward()'s
-  // when run with this model's engine selected (at::globalContext().setQEngine).
+  // when run with this model's engine selected (setQEngine(qengine())).
   absl::StatusOr<torch::jit::Module> ToTorchScript() const;
 
  private:

@@ -42,14 +42,8 @@ absl::Status SaveStateDict(const torch::nn::Module& module, const std::string& p
   return WriteTorchSaveStateDict(path, StateDictEntries(module));
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadStateDict(const std::string& path) {
-  // torch::pickle_load cannot read Python's OrderedDict state_dicts; our own
-  // reader handles both Python's files and torch::pickle_save's.
-  return ReadTorchSaveStateDict(path);
-}
-
 absl::Status LoadStateDict(torch::nn::Module& module, const std::string& path, const std::string& what) {
-  absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> read = ReadStateDict(path);
+  absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> read = ReadTorchSaveStateDict(path);
   if (!read.ok()) return read.status();
   std::map<std::string, torch::Tensor> wanted;
   for (const auto& [name, tensor] : StateDictEntries(module)) wanted[name] = tensor;

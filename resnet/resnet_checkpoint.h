@@ -28,12 +28,10 @@ std::vector<std::pair<std::string, torch::Tensor>> StateDictEntries(const torch:
 // Writes the module's state_dict (on the CPU, contiguous) to `path`.
 absl::Status SaveStateDict(const torch::nn::Module& module, const std::string& path);
 
-// Reads a state_dict file (torch.save or SaveStateDict) into name/tensor pairs.
-absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadStateDict(const std::string& path);
-
-// Copies a state_dict file into the module. Every key must match a parameter
-// or buffer of the same shape, and none may be missing; `what` names the
-// model in errors (e.g. "ResNet-50 with 10 classes").
+// Copies a state_dict file (torch.save's format, read with
+// common/serialize/torch_save_reader.h) into the module. Every key must match
+// a parameter or buffer of the same shape, and none may be missing; `what`
+// names the model in errors (e.g. "ResNet-50 with 10 classes").
 absl::Status LoadStateDict(torch::nn::Module& module, const std::string& path, const std::string& what);
 
 }  // namespace dlspeed

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "common/serialize/torch_save_reader.h"
 #include "resnet/resnet.h"
 
 namespace dlspeed {
@@ -47,7 +48,7 @@ TEST(ResNetCheckpointTest, StateDictOrderIsPyTorchs) {
 }
 
 TEST(ResNetCheckpointTest, ReadsAFileWrittenByPythonTorchSave) {
-  auto entries = ReadStateDict("tests/fixtures/tiny_state_dict.pt");
+  auto entries = ReadTorchSaveStateDict("tests/fixtures/tiny_state_dict.pt");
   ASSERT_TRUE(entries.ok()) << entries.status();
   ASSERT_EQ(entries->size(), 2u);
   EXPECT_EQ((*entries)[0].first, "conv1.weight");

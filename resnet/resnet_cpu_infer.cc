@@ -55,29 +55,9 @@ constexpr char kUsage[] =
 
 using Forward = std::function<torch::Tensor(const torch::Tensor&)>;
 
-int Fail(const std::string& message) {
-  std::cerr << "resnet_cpu_infer: " << message << "\n";
-  return 1;
-}
-
-at::QEngine QEngineFor(const std::string& engine) {
-  if (engine == "fbgemm") return at::QEngine::FBGEMM;
-  if (engine == "onednn") return at::QEngine::ONEDNN;
-  if (engine == "qnnpack") return at::QEngine::QNNPACK;
-  return at::QEngine::X86;
-}
-
 int CheckBinary(int32_t value, const char* flag) {
   if (value != 0 && value != 1) ExitWithUsageError(absl::StrCat("-", flag, " must be 0 or 1, not ", value));
   return value;
-}
-
-ImageDataset Head(ImageDataset data, int64_t n) {
-  if (n > 0 && n < data.size()) {
-    data.images = data.images.slice(0, 0, n);
-    data.labels = data.labels.slice(0, 0, n);
-  }
-  return data;
 }
 
 int Main(int argc, char** argv) {
@@ -101,8 +81,8 @@ int Main(int argc, char** argv) {
   const std::string data_dir =
       absl::GetFlag(FLAGS_data_dir).empty() ? DefaultDataDir(*kind) : absl::GetFlag(FLAGS_data_dir);
   absl::StatusOr<ImageDataset> test = LoadImageDataset(*kind, data_dir, Split::kTest, /*synthetic_size=*/5000);
-  if (!test.ok()) return Fail(std::string(test.status().message()));
-  const ImageDataset test_set = Head(*test, absl::GetFlag(FLAGS_test_limit));
+  if (!test.ok()) return ReportError(test.status().message());
+  const ImageDataset test_set = FirstSamples(*test, absl::GetFlag(FLAGS_test_limit));
   const std::string model_path =
       !absl::GetFlag(FLAGS_model).empty()
           ? absl::GetFlag(FLAGS_model)
@@ -117,24 +97,24 @@ int Main(int argc, char** argv) {
   torch::jit::Module scripted;
   if (!script_file.empty()) {
     absl::StatusOr<torch::jit::Module> loaded = LoadScript(script_file);
-    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    if (!loaded.ok()) return ReportError(loaded.status().message());
     scripted = *loaded;
     variant = "torchscript-file";
   } else {
     absl::Status loaded = LoadStateDict(*model, model_path, absl::StrCat("ResNet-", depth, " with ", test_set.num_classes, " classes"));
     if (!loaded.ok()) {
       if (loaded.code() == absl::StatusCode::kNotFound) {
-        return Fail(absl::StrCat(loaded.message(), ": train it with `bazel run //resnet:resnet_single -- --depths=", depth,
+        return ReportError(absl::StrCat(loaded.message(), ": train it with `bazel run //resnet:resnet_single -- --depths=", depth,
                                  "`, or pass --model=PATH"));
       }
-      return Fail(std::string(loaded.message()));
+      return ReportError(loaded.message());
     }
     model->eval();
   }
   if (quantize) {
     std::cout << "Quantizing model..." << std::endl;
     absl::StatusOr<ImageDataset> train = LoadImageDataset(*kind, data_dir, Split::kTrain, /*synthetic_size=*/5000);
-    if (!train.ok()) return Fail(std::string(train.status().message()));
+    if (!train.ok()) return ReportError(train.status().message());
     std::vector<torch::Tensor> calibration;
     torch::Tensor order = torch::randperm(train->size(), torch::TensorOptions().dtype(torch::kLong));
     for (int64_t b = 0; b < absl::GetFlag(FLAGS_calib_batches); ++b) {
@@ -146,19 +126,19 @@ int Main(int argc, char** argv) {
     QuantizeOptions options;
     options.engine = absl::GetFlag(FLAGS_engine);
     absl::StatusOr<std::unique_ptr<QuantizedResNet>> q = QuantizeResNet(model, calibration, options);
-    if (!q.ok()) return Fail(std::string(q.status().message()));
+    if (!q.ok()) return ReportError(q.status().message());
     quantized = std::move(*q);
     variant = "int8";
   }
   if (script && script_file.empty()) {
     std::cout << "Creating torchScript..." << std::endl;
     absl::StatusOr<torch::jit::Module> s = quantized ? quantized->ToTorchScript() : ScriptResNet(model);
-    if (!s.ok()) return Fail(std::string(s.status().message()));
+    if (!s.ok()) return ReportError(s.status().message());
     scripted = *s;
     variant = quantized ? "int8-torchscript" : "torchscript-frozen";
     if (!absl::GetFlag(FLAGS_save_script).empty()) {
       if (absl::Status s = SaveScript(scripted, absl::GetFlag(FLAGS_save_script)); !s.ok()) {
-        return Fail(std::string(s.message()));
+        return ReportError(s.message());
       }
       std::cout << "Saved " << absl::GetFlag(FLAGS_save_script) << "\n";
     }
@@ -172,7 +152,7 @@ int Main(int argc, char** argv) {
   }
 
   // The int8 TorchScript module runs on the engine its weights were packed for.
-  if (quantized) at::globalContext().setQEngine(QEngineFor(quantized->engine()));
+  if (quantized) at::globalContext().setQEngine(quantized->qengine());
   c10::InferenceMode inference;
   for (int64_t b = 0; b < absl::GetFlag(FLAGS_warmup_batches); ++b) {
     const int64_t end = std::min(batch_size, test_set.size());
@@ -216,7 +196,7 @@ int Main(int argc, char** argv) {
     record["throughput"] = timer.Throughput();
     record["throughput_unit"] = "images/s";
     record["model_path"] = script_file.empty() ? model_path : script_file;
-    if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) return Fail(std::string(s.message()));
+    if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) return ReportError(s.message());
   }
   return 0;
 }

@@ -96,14 +96,6 @@ std::vector<bool> ParseModes(const std::string& text) {
   return mixed;
 }
 
-ImageDataset Limit(ImageDataset data, int64_t limit) {
-  if (limit > 0 && limit < data.size()) {
-    data.images = data.images.slice(0, 0, limit);
-    data.labels = data.labels.slice(0, 0, limit);
-  }
-  return data;
-}
-
 std::string ModelPath(int depth, bool mixed) {
   return absl::StrCat(absl::GetFlag(FLAGS_models_dir), "/Resnet-", depth, mixed ? "-mixed" : "", "-1gpu.pth");
 }
@@ -120,10 +112,7 @@ int Main(int argc, char** argv) {
   if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
   if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
   absl::StatusOr<c10::Device> device = ResolveDevice(absl::GetFlag(FLAGS_device));
-  if (!device.ok()) {
-    std::cerr << "resnet_single: " << device.status().message() << "\n";
-    return 1;
-  }
+  if (!device.ok()) return ReportError(device.status().message());
   Precision mixed_precision = device->is_cuda() ? Precision::kFp16 : Precision::kBf16;
   if (absl::GetFlag(FLAGS_precision) != "auto") {
     absl::StatusOr<Precision> parsed = ParsePrecision(absl::GetFlag(FLAGS_precision));
@@ -141,17 +130,11 @@ int Main(int argc, char** argv) {
   const std::string data_dir =
       absl::GetFlag(FLAGS_data_dir).empty() ? DefaultDataDir(*kind) : absl::GetFlag(FLAGS_data_dir);
   absl::StatusOr<ImageDataset> train = LoadImageDataset(*kind, data_dir, Split::kTrain, absl::GetFlag(FLAGS_synthetic_size));
-  if (!train.ok()) {
-    std::cerr << "resnet_single: " << train.status().message() << "\n";
-    return 1;
-  }
+  if (!train.ok()) return ReportError(train.status().message());
   absl::StatusOr<ImageDataset> test = LoadImageDataset(*kind, data_dir, Split::kTest, absl::GetFlag(FLAGS_synthetic_size));
-  if (!test.ok()) {
-    std::cerr << "resnet_single: " << test.status().message() << "\n";
-    return 1;
-  }
-  const ImageDataset train_set = Limit(*train, absl::GetFlag(FLAGS_train_limit));
-  const ImageDataset test_set = Limit(*test, absl::GetFlag(FLAGS_test_limit));
+  if (!test.ok()) return ReportError(test.status().message());
+  const ImageDataset train_set = FirstSamples(*train, absl::GetFlag(FLAGS_train_limit));
+  const ImageDataset test_set = FirstSamples(*test, absl::GetFlag(FLAGS_test_limit));
 
   const nlohmann::json runtime = DescribeRuntime(*device);
   std::cout << absl::StrFormat(
@@ -227,10 +210,7 @@ int Main(int argc, char** argv) {
       std::string saved;
       if (!absl::GetFlag(FLAGS_models_dir).empty()) {
         saved = ModelPath(depth, mixed);
-        if (absl::Status s = SaveStateDict(*trainer.model(), saved); !s.ok()) {
-          std::cerr << "resnet_single: " << s.message() << "\n";
-          return 1;
-        }
+        if (absl::Status s = SaveStateDict(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
         std::cout << "Saved " << saved << "\n";
       }
       const Summary steps = Summarize(later_steps);
@@ -261,10 +241,7 @@ int Main(int argc, char** argv) {
         record["skipped_steps"] = skipped;
         record["test_accuracy"] = accuracy;
         record["model_path"] = saved;
-        if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) {
-          std::cerr << "resnet_single: " << s.message() << "\n";
-          return 1;
-        }
+        if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) return ReportError(s.message());
       }
     }
   }

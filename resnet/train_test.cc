@@ -5,18 +5,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "common/data/dataset.h"
 #include "common/data/idx.h"
 #include "common/data/synthetic.h"
 
 namespace dlspeed {
 namespace {
-
-ImageDataset Head(const ImageDataset& data, int64_t n) {
-  ImageDataset out = data;
-  out.images = data.images.slice(0, 0, n);
-  out.labels = data.labels.slice(0, 0, n);
-  return out;
-}
 
 // The model learns: a few hundred steps on real Fashion-MNIST images lift
 // test accuracy far above chance (10 %).
@@ -38,7 +32,7 @@ TEST(ResNetTrainerTest, LearnsFashionMnist) {
   EXPECT_EQ(stats.samples, 250 * 64);
   EXPECT_EQ(stats.step_times.size(), 250u);
   EXPECT_GT(stats.throughput, 0);
-  const double accuracy = trainer.Evaluate(Head(*test, 2000), /*batch_size=*/500);
+  const double accuracy = trainer.Evaluate(FirstSamples(*test, 2000), /*batch_size=*/500);
   EXPECT_GT(accuracy, 0.70) << "test accuracy after 250 steps";
 }
 

@@ -1,9 +1,6 @@
 // Runs resnet_cpu_infer end to end on a model resnet_single trains in the
 // test: each variant's printed lines and record, int8 accuracy close to fp32,
 // a saved TorchScript file run back, and the answers to bad input.
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
@@ -13,35 +10,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/subprocess.h"
+
 namespace dlspeed {
 namespace {
-
-struct ProcessResult {
-  int exit_code;
-  std::string output;
-};
-
-ProcessResult RunCommand(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  ProcessResult run{-1, ""};
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.output.append(buffer, n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
 
 std::string Dir() {
   const char* dir = std::getenv("TEST_TMPDIR");
   return std::string(dir ? dir : "/tmp") + "/cpu_infer";
-}
-
-int CountLines(const std::string& text) {
-  int lines = 0;
-  for (char c : text) lines += c == '\n';
-  return lines;
 }
 
 // Accuracy in percent from "Accuracy of the network on the N test images: A %".
@@ -56,19 +32,19 @@ class ResNetCpuInferTest : public ::testing::Test {
   static void SetUpTestSuite() {
     std::system(("mkdir -p " + Dir()).c_str());
     // A briefly trained ResNet-18 (50-70 % on Fashion-MNIST).
-    ProcessResult train = RunCommand("resnet/resnet_single --depths=18 --modes=fp32 --epochs=2 --max_steps=25 "
+    CommandResult train = RunCommand("resnet/resnet_single --depths=18 --modes=fp32 --epochs=2 --max_steps=25 "
                                      "--batch_size=256 --test_limit=10 --results= --models_dir=" + Dir() + "/models");
     ASSERT_EQ(train.exit_code, 0) << train.output;
   }
 
-  ProcessResult Infer(const std::string& args) {
+  CommandResult Infer(const std::string& args) {
     return RunCommand("resnet/resnet_cpu_infer -r 18 --model=" + Dir() + "/models/Resnet-18-1gpu.pth "
                       "--test_limit=500 --warmup_batches=1 --calib_batches=4 --results=" + Dir() + "/r.jsonl " + args);
   }
 };
 
 TEST_F(ResNetCpuInferTest, EveryVariantRunsAndInt8StaysClose) {
-  ProcessResult eager = Infer("-q 0 -ts 0");
+  CommandResult eager = Infer("-q 0 -ts 0");
   ASSERT_EQ(eager.exit_code, 0) << eager.output;
   for (const char* line : {"Model is Resnet-18\n", "Accuracy of the network on the 500 test images: ", "Time used: "}) {
     EXPECT_NE(eager.output.find(line), std::string::npos) << line << " missing in:\n" << eager.output;
@@ -76,16 +52,16 @@ TEST_F(ResNetCpuInferTest, EveryVariantRunsAndInt8StaysClose) {
   const int fp32 = Accuracy(eager.output);
   EXPECT_GT(fp32, 40) << eager.output;
 
-  ProcessResult script = Infer("-q 0 -ts 1 --save_script=" + Dir() + "/r18.pt");
+  CommandResult script = Infer("-q 0 -ts 1 --save_script=" + Dir() + "/r18.pt");
   ASSERT_EQ(script.exit_code, 0) << script.output;
   EXPECT_NE(script.output.find("Creating torchScript..."), std::string::npos);
   EXPECT_EQ(Accuracy(script.output), fp32) << script.output;
 
-  ProcessResult loaded = Infer("--script_file=" + Dir() + "/r18.pt");
+  CommandResult loaded = Infer("--script_file=" + Dir() + "/r18.pt");
   ASSERT_EQ(loaded.exit_code, 0) << loaded.output;
   EXPECT_EQ(Accuracy(loaded.output), fp32) << loaded.output;
 
-  ProcessResult int8 = Infer("-q 1 -ts 0");
+  CommandResult int8 = Infer("-q 1 -ts 0");
   ASSERT_EQ(int8.exit_code, 0) << int8.output;
   EXPECT_NE(int8.output.find("Quantizing model..."), std::string::npos);
   // A model trained for 50 steps has small margins, and int8 costs it a few
@@ -94,7 +70,7 @@ TEST_F(ResNetCpuInferTest, EveryVariantRunsAndInt8StaysClose) {
   EXPECT_NEAR(Accuracy(int8.output), fp32, 10) << int8.output;
   EXPECT_GT(Accuracy(int8.output), 30) << int8.output;
 
-  ProcessResult int8_script = Infer("-q 1 -ts 1 --save_script=" + Dir() + "/r18_int8.pt");
+  CommandResult int8_script = Infer("-q 1 -ts 1 --save_script=" + Dir() + "/r18_int8.pt");
   ASSERT_EQ(int8_script.exit_code, 0) << int8_script.output;
   EXPECT_EQ(Accuracy(int8_script.output), Accuracy(int8.output)) << int8_script.output;
 
@@ -112,21 +88,21 @@ TEST_F(ResNetCpuInferTest, EveryVariantRunsAndInt8StaysClose) {
 }
 
 TEST_F(ResNetCpuInferTest, BadInputIsOneLine) {
-  ProcessResult missing = RunCommand("resnet/resnet_cpu_infer -r 50 --model=" + Dir() + "/absent.pth --results=");
+  CommandResult missing = RunCommand("resnet/resnet_cpu_infer -r 50 --model=" + Dir() + "/absent.pth --results=");
   EXPECT_EQ(missing.exit_code, 1) << missing.output;
   EXPECT_NE(missing.output.find("absent.pth"), std::string::npos) << missing.output;
   EXPECT_EQ(CountLines(missing.output), 2) << missing.output;  // "Model is Resnet-50" and the error
 
-  ProcessResult other_depth = Infer("-r 50");
+  CommandResult other_depth = Infer("-r 50");
   EXPECT_EQ(other_depth.exit_code, 1) << other_depth.output;
   EXPECT_NE(other_depth.output.find("expected"), std::string::npos) << other_depth.output;
 
   std::ofstream(Dir() + "/corrupt.pth") << "not a checkpoint";
-  ProcessResult corrupt = RunCommand("resnet/resnet_cpu_infer --model=" + Dir() + "/corrupt.pth --results=");
+  CommandResult corrupt = RunCommand("resnet/resnet_cpu_infer --model=" + Dir() + "/corrupt.pth --results=");
   EXPECT_EQ(corrupt.exit_code, 1) << corrupt.output;
   EXPECT_NE(corrupt.output.find("corrupt.pth"), std::string::npos) << corrupt.output;
 
-  ProcessResult bad_depth = RunCommand("resnet/resnet_cpu_infer -r 101 --results=");
+  CommandResult bad_depth = RunCommand("resnet/resnet_cpu_infer -r 101 --results=");
   EXPECT_EQ(bad_depth.exit_code, 2) << bad_depth.output;
   EXPECT_EQ(CountLines(bad_depth.output), 1) << bad_depth.output;
 }

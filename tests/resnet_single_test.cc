@@ -1,9 +1,6 @@
 // Runs the resnet_single binary end to end on a tiny budget: its printed
 // lines, its results records, its saved models loading back, and its answers
 // to bad input.
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -15,27 +12,12 @@
 
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
+#include "tests/subprocess.h"
 
 namespace dlspeed {
 namespace {
 
-struct ProcessResult {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-ProcessResult RunBinary(const std::string& args) {
-  const std::string command = "resnet/resnet_single " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  ProcessResult run{-1, ""};
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.output.append(buffer, n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+CommandResult RunBinary(const std::string& args) { return RunCommand("resnet/resnet_single " + args); }
 
 std::string TempDir() {
   const char* dir = std::getenv("TEST_TMPDIR");
@@ -50,18 +32,12 @@ std::vector<nlohmann::json> ReadRecords(const std::string& path) {
   return records;
 }
 
-int CountLines(const std::string& text) {
-  int lines = 0;
-  for (char c : text) lines += c == '\n';
-  return lines;
-}
-
 TEST(ResNetSingleTest, TrainsPrintsRecordsAndSaves) {
   const std::string dir = TempDir() + "/e2e";
   const std::string results = dir + "/results.jsonl";
   std::system(("mkdir -p " + dir).c_str());
   std::ofstream(results) << "{\"earlier\": true}\n";
-  ProcessResult run = RunBinary("--depths=18 --epochs=2 --max_steps=3 --batch_size=16 --train_limit=96 --test_limit=50 "
+  CommandResult run = RunBinary("--depths=18 --epochs=2 --max_steps=3 --batch_size=16 --train_limit=96 --test_limit=50 "
                       "--workers=1 --results=" + results + " --models_dir=" + dir + "/models");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   for (const char* line : {"Non-mixed,18\n", "Mixed precision,18\n", "Average time: ", "Total time: ",
@@ -97,7 +73,7 @@ TEST(ResNetSingleTest, TrainsPrintsRecordsAndSaves) {
 }
 
 TEST(ResNetSingleTest, UnknownDepthIsAUsageError) {
-  ProcessResult run = RunBinary("--depths=18,101 --results= --models_dir=");
+  CommandResult run = RunBinary("--depths=18,101 --results= --models_dir=");
   EXPECT_EQ(run.exit_code, 2) << run.output;
   EXPECT_EQ(CountLines(run.output), 1) << run.output;
   EXPECT_NE(run.output.find("101"), std::string::npos) << run.output;
@@ -106,14 +82,14 @@ TEST(ResNetSingleTest, UnknownDepthIsAUsageError) {
 TEST(ResNetSingleTest, UnknownFlagAndBadValuesAreUsageErrors) {
   for (const std::string args : {"--no_such_flag=1", "--epochs=many", "--precision=fp8", "--modes=fast",
                                  "--dataset=imagenet", "stray"}) {
-    ProcessResult run = RunBinary(args + " --results= --models_dir=");
+    CommandResult run = RunBinary(args + " --results= --models_dir=");
     EXPECT_EQ(run.exit_code, 2) << args << ": " << run.output;
     EXPECT_EQ(CountLines(run.output), 1) << args << ": " << run.output;
   }
 }
 
 TEST(ResNetSingleTest, MissingDataDirectoryNamesThePath) {
-  ProcessResult run = RunBinary("--dataset=cifar10 --data_dir=/nonexistent/cifar --results= --models_dir=");
+  CommandResult run = RunBinary("--dataset=cifar10 --data_dir=/nonexistent/cifar --results= --models_dir=");
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_EQ(CountLines(run.output), 1) << run.output;
   EXPECT_NE(run.output.find("/nonexistent/cifar"), std::string::npos) << run.output;
@@ -130,7 +106,7 @@ TEST(ResNetSingleTest, TruncatedDataFileIsNamed) {
     if (i == 3) out << "partial";  // a torn final record
   }
   std::ofstream(dir + "/test_batch.bin", std::ios::binary) << record;
-  ProcessResult run = RunBinary("--dataset=cifar10 --data_dir=" + dir + " --results= --models_dir=");
+  CommandResult run = RunBinary("--dataset=cifar10 --data_dir=" + dir + " --results= --models_dir=");
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_EQ(CountLines(run.output), 1) << run.output;
   EXPECT_NE(run.output.find("data_batch_3.bin"), std::string::npos) << run.output;

@@ -62,4 +62,13 @@ absl::StatusOr<ImageDataset> LoadImageDataset(DatasetKind kind, const std::strin
   return absl::InvalidArgumentError("unknown data set kind");
 }
 
+ImageDataset FirstSamples(const ImageDataset& data, int64_t n) {
+  ImageDataset out = data;
+  if (n > 0 && n < data.size()) {
+    out.images = data.images.slice(0, 0, n);
+    out.labels = data.labels.slice(0, 0, n);
+  }
+  return out;
+}
+
 }  // namespace dlspeed

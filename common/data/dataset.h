@@ -38,6 +38,10 @@ std::string DefaultDataDir(DatasetKind kind);
 absl::StatusOr<ImageDataset> LoadImageDataset(DatasetKind kind, const std::string& dir,
                                               Split split, int64_t synthetic_size);
 
+// The first `n` samples of `data` (views, no copy); all of them when n <= 0
+// or n >= data.size(). For flags such as --train_limit and --test_limit.
+ImageDataset FirstSamples(const ImageDataset& data, int64_t n);
+
 }  // namespace dlspeed
 
 #endif  // DLSPEED_COMMON_DATA_DATASET_H_

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include "absl/status/status.h"
+#include "common/data/synthetic.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -80,6 +81,16 @@ TEST(DatasetTest, LoadsCifar10Files) {
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_TRUE(at::equal(data->labels, at::tensor(std::vector<int64_t>{7, 2})));
   EXPECT_EQ(data->images[1].max().item<int64_t>(), 20);
+}
+
+TEST(DatasetTest, FirstSamplesTakesAPrefixOrEverything) {
+  ImageDataset data = MakeSyntheticImages(/*n=*/10, /*seed=*/3);
+  ImageDataset head = FirstSamples(data, 4);
+  EXPECT_EQ(head.size(), 4);
+  EXPECT_TRUE(at::equal(head.images, data.images.slice(0, 0, 4)));
+  EXPECT_TRUE(at::equal(head.labels, data.labels.slice(0, 0, 4)));
+  EXPECT_EQ(FirstSamples(data, 0).size(), 10);
+  EXPECT_EQ(FirstSamples(data, 25).size(), 10);
 }
 
 }  // namespace

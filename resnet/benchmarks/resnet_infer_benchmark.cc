@@ -60,13 +60,15 @@ void Infer(benchmark::State& state, Variant variant) {
   const int64_t batch = state.range(1);
   Prepared& model = Get(depth, variant);
   torch::Tensor images = torch::randn({batch, 3, 32, 32});
+  // The int8 TorchScript module runs on the engine its weights were packed for.
+  if (variant == Variant::kInt8Script) at::globalContext().setQEngine(model.int8->qengine());
   c10::InferenceMode inference;
   auto run = [&] {
     switch (variant) {
       case Variant::kEager: return model.eager->forward(images);
       case Variant::kScript: return model.script.forward({images}).toTensor();
       case Variant::kInt8: return model.int8->forward(images);
-      case Variant::kInt8Script: return model.script.forward({images}).toTensor();  // default engine: x86
+      case Variant::kInt8Script: return model.script.forward({images}).toTensor();
     }
     return torch::Tensor();
   };
