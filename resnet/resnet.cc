@@ -1,5 +1,7 @@
 #include "resnet/resnet.h"
 
+#include <memory>
+
 #include <torch/nn/init.h>
 #include <torch/nn/modules/container/any.h>
 
@@ -17,7 +19,7 @@ nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t
 nn::Sequential MaybeDownsample(int64_t in_planes, int64_t out_planes, int64_t stride) {
   if (stride == 1 && in_planes == out_planes) return nn::Sequential(nullptr);
   return nn::Sequential(Conv(in_planes, out_planes, /*kernel=*/1, stride, /*padding=*/0),
-                        nn::BatchNorm2d(out_planes));
+                        ResNetBatchNorm(out_planes));
 }
 
 std::vector<int64_t> BlocksPerLayer(int depth) {
@@ -29,6 +31,11 @@ std::vector<int64_t> BlocksPerLayer(int depth) {
 }
 
 }  // namespace
+
+torch::Tensor ResNetBatchNormImpl::forward(const torch::Tensor& x) {
+  if (training_forward_ && is_training()) return training_forward_(*this, x);
+  return torch::nn::BatchNorm2dImpl::forward(x);
+}
 
 BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride)
     : conv1(Conv(in_planes, planes, /*kernel=*/3, stride, /*padding=*/1)),
@@ -116,6 +123,12 @@ nn::Sequential ResNetImpl::MakeLayer(int64_t planes, int64_t blocks, int64_t str
     }
   }
   return layer;
+}
+
+void ResNetImpl::SetBatchNormTrainingForward(const BatchNormForward& forward) {
+  for (const std::shared_ptr<nn::Module>& module : modules()) {
+    if (auto* bn = module->as<ResNetBatchNormImpl>()) bn->set_training_forward(forward);
+  }
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {

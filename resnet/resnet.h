@@ -11,6 +11,8 @@
 #define DLSPEED_RESNET_RESNET_H_
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -29,6 +31,23 @@ namespace dlspeed {
 // The depths this project builds; any other is a usage error.
 inline constexpr int kResNetDepths[] = {18, 34, 50};
 
+// Replaces a BatchNorm's training-mode forward, e.g. with SyncBatchNorm
+// (common/distributed/sync_batchnorm.h).
+using BatchNormForward = std::function<torch::Tensor(torch::nn::BatchNorm2dImpl&, const torch::Tensor&)>;
+
+// BatchNorm2d (same parameters, buffers and names) whose training-mode
+// forward can be replaced; eval mode is always BatchNorm2d's.
+class ResNetBatchNormImpl : public torch::nn::BatchNorm2dImpl {
+ public:
+  explicit ResNetBatchNormImpl(int64_t features) : torch::nn::BatchNorm2dImpl(features) {}
+  torch::Tensor forward(const torch::Tensor& x);
+  void set_training_forward(BatchNormForward forward) { training_forward_ = std::move(forward); }
+
+ private:
+  BatchNormForward training_forward_;
+};
+TORCH_MODULE(ResNetBatchNorm);
+
 // torchvision's BasicBlock (ResNet-18/34): two 3x3 convolutions.
 class BasicBlockImpl : public torch::nn::Module {
  public:
@@ -38,7 +57,7 @@ class BasicBlockImpl : public torch::nn::Module {
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  ResNetBatchNorm bn1{nullptr}, bn2{nullptr};
   torch::nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(BasicBlock);
@@ -52,7 +71,7 @@ class BottleneckImpl : public torch::nn::Module {
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  ResNetBatchNorm bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(Bottleneck);
@@ -65,6 +84,9 @@ class ResNetImpl : public torch::nn::Module {
 
   int depth() const { return depth_; }
   int64_t num_classes() const { return num_classes_; }
+  // Gives every BatchNorm of the model this training-mode forward (nullptr
+  // restores BatchNorm2d's).
+  void SetBatchNormTrainingForward(const BatchNormForward& forward);
 
  private:
   torch::nn::Sequential MakeLayer(int64_t planes, int64_t blocks, int64_t stride);
@@ -74,7 +96,7 @@ class ResNetImpl : public torch::nn::Module {
   bool bottleneck_;
   int64_t in_planes_ = 64;
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  ResNetBatchNorm bn1{nullptr};
   torch::nn::MaxPool2d maxpool{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   torch::nn::Linear fc{nullptr};

@@ -29,6 +29,7 @@
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
 #include "resnet/train.h"
+#include "resnet/training_run.h"
 
 ABSL_FLAG(std::string, depths, "18,34,50", "ResNet depths to train, in order (18, 34, 50)");
 ABSL_FLAG(std::string, modes, "fp32,mixed", "runs per depth, in order: fp32 and/or mixed");
@@ -47,6 +48,7 @@ ABSL_FLAG(bool, augment, true, "the study's random crop (padding 4) and horizont
 ABSL_FLAG(std::string, device, "auto", "auto, cpu, cuda or cuda:N");
 ABSL_FLAG(int32_t, threads, 0, "CPU intra-op threads (0: LibTorch's default)");
 ABSL_FLAG(int32_t, workers, 2, "background threads preparing batches");
+ABSL_FLAG(double, lr, 0.1, "SGD learning rate (the study: 0.1, momentum 0.9, weight decay 5e-4)");
 ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and augmentation");
 ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
 ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
@@ -110,6 +112,7 @@ int Main(int argc, char** argv) {
   const int64_t epochs = absl::GetFlag(FLAGS_epochs);
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
   if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
+  if (!(absl::GetFlag(FLAGS_lr) > 0)) ExitWithUsageError("--lr must be positive");
   if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
   absl::StatusOr<c10::Device> device = ResolveDevice(absl::GetFlag(FLAGS_device));
   if (!device.ok()) return ReportError(device.status().message());
@@ -168,40 +171,18 @@ int Main(int argc, char** argv) {
       torch::manual_seed(static_cast<uint64_t>(absl::GetFlag(FLAGS_seed)));
       TrainOptions options;
       options.precision = precision;
+      options.sgd.lr = absl::GetFlag(FLAGS_lr);
       options.channels_last = absl::GetFlag(FLAGS_channels_last);
       options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
       options.device = *device;
       ResNetTrainer trainer(*MakeResNet(depth, train_set.num_classes), options);
       BatchLoader loader(train_set, loader_options);
 
-      std::vector<double> epoch_seconds, later_steps;
-      int64_t later_samples = 0, skipped = 0;
-      double later_seconds = 0, last_loss = 0;
-      Stopwatch total;
-      for (int64_t epoch = 0; epoch < epochs; ++epoch) {
-        const int64_t max_steps = absl::GetFlag(FLAGS_max_steps);
-        Progress progress(
-            absl::StrCat("ResNet-", depth, " ", PrecisionName(precision), " epoch ", epoch + 1, "/", epochs),
-            max_steps > 0 ? std::min(max_steps, loader.batches_per_epoch()) : loader.batches_per_epoch());
-        EpochStats stats =
-            trainer.TrainEpoch(loader, epoch, [&](int64_t step, int64_t /*steps*/) { progress.Update(step); });
-        progress.Finish();
-        epoch_seconds.push_back(stats.seconds);
-        skipped += stats.skipped_steps;
-        last_loss = stats.mean_loss;
-        if (epoch > 0 || epochs == 1) {
-          later_seconds += stats.seconds;
-          later_samples += stats.samples;
-          later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
-        }
-        std::cout << absl::StrFormat("  epoch %d/%d: %.2f s, %d steps, loss %.4f, train accuracy %.1f %%, %.0f img/s\n",
-                                     epoch + 1, epochs, stats.seconds, stats.steps, stats.mean_loss,
-                                     100 * stats.train_accuracy, stats.throughput)
-                  << std::flush;
-      }
-      const double average = later_seconds / static_cast<double>(epochs > 1 ? epochs - 1 : 1);
-      const double total_seconds = total.Seconds();
-      std::cout << "Average time: " << average << "\n" << "Total time: " << total_seconds << "\n";
+      RunSettings settings;
+      settings.epochs = epochs;
+      settings.max_steps = absl::GetFlag(FLAGS_max_steps);
+      settings.label = absl::StrCat("ResNet-", depth, " ", PrecisionName(precision));
+      const RunTotals totals = TrainEpochs(trainer, loader, settings);
       const double accuracy = trainer.Evaluate(test_set, absl::GetFlag(FLAGS_eval_batch_size));
       std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),
                                    static_cast<int>(100 * accuracy))
@@ -213,9 +194,8 @@ int Main(int argc, char** argv) {
         if (absl::Status s = SaveStateDict(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
         std::cout << "Saved " << saved << "\n";
       }
-      const Summary steps = Summarize(later_steps);
-      const double throughput = later_seconds > 0 ? later_samples / later_seconds : 0;
-      results.push_back({depth, precision, average, total_seconds, throughput, accuracy});
+      results.push_back(
+          {depth, precision, totals.average_epoch_seconds, totals.total_seconds, totals.throughput, accuracy});
 
       if (!absl::GetFlag(FLAGS_results).empty()) {
         nlohmann::json record = NewRecord("resnet_single", *device);
@@ -231,14 +211,7 @@ int Main(int argc, char** argv) {
         record["epochs"] = epochs;
         record["max_steps"] = absl::GetFlag(FLAGS_max_steps);
         record["channels_last"] = absl::GetFlag(FLAGS_channels_last);
-        record["epoch_seconds"] = epoch_seconds;
-        record["avg_epoch_seconds"] = average;
-        record["total_seconds"] = total_seconds;
-        record["step_seconds"] = ToJson(steps);
-        record["throughput"] = throughput;
-        record["throughput_unit"] = "images/s";
-        record["final_train_loss"] = last_loss;
-        record["skipped_steps"] = skipped;
+        AddRunFields(totals, &record);
         record["test_accuracy"] = accuracy;
         record["model_path"] = saved;
         if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) return ReportError(s.message());

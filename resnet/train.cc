@@ -42,10 +42,12 @@ torch::Tensor ResNetTrainer::Step(const torch::Tensor& images, const torch::Tens
   }
   if (options_.precision == Precision::kFp16) {
     scaler_.Scale(loss).backward();
+    if (options_.after_backward) options_.after_backward();
     if (!scaler_.Step(params_, [this] { optimizer_.Step(); })) ++skipped_steps_;
     scaler_.Update();
   } else {
     loss.backward();
+    if (options_.after_backward) options_.after_backward();
     optimizer_.Step();
   }
   if (correct != nullptr) *correct = logits.detach().argmax(1).eq(labels).sum();

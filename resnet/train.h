@@ -42,6 +42,9 @@ struct TrainOptions {
   // epoch times are always taken after a device synchronisation.
   bool sync_each_step = false;
   c10::Device device = c10::Device(c10::kCPU);
+  // Runs after each backward, before the GradScaler and the optimizer step:
+  // where DDP averages gradients across ranks (GradientReducer::FinishBackward).
+  std::function<void()> after_backward;
 };
 
 struct EpochStats {

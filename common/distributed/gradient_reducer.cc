@@ -1,0 +1,189 @@
+#include "common/distributed/gradient_reducer.h"
+
+#include <map>
+#include <memory>
+#include <tuple>
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+
+#include "common/timing.h"
+
+namespace dlspeed {
+namespace {
+
+class ReadyHook : public torch::autograd::PostAccumulateGradHook {
+ public:
+  ReadyHook(GradientReducer* reducer, int64_t index) : reducer_(reducer), index_(index) {}
+  void operator()(const torch::autograd::Variable& /*param*/) override { reducer_->OnGradReady(index_); }
+
+ private:
+  GradientReducer* reducer_;
+  int64_t index_;
+};
+
+int64_t Bytes(const at::Tensor& tensor) { return tensor.numel() * static_cast<int64_t>(tensor.element_size()); }
+
+}  // namespace
+
+void BroadcastFromRankZero(const std::vector<at::Tensor>& tensors, c10d::Backend& group) {
+  if (group.getSize() == 1) return;
+  // One broadcast per dtype and device of flattened copies, not one per tensor.
+  std::map<std::pair<at::ScalarType, std::string>, std::vector<at::Tensor>> groups;
+  for (const at::Tensor& tensor : tensors) {
+    if (tensor.defined()) groups[{tensor.scalar_type(), tensor.device().str()}].push_back(tensor);
+  }
+  at::NoGradGuard no_grad;
+  for (auto& [key, members] : groups) {
+    std::vector<at::Tensor> flat_parts;
+    for (const at::Tensor& tensor : members) flat_parts.push_back(tensor.reshape({-1}));
+    std::vector<at::Tensor> flat = {at::cat(flat_parts)};
+    c10d::BroadcastOptions options;
+    options.rootRank = 0;
+    group.broadcast(flat, options)->wait();
+    int64_t offset = 0;
+    for (const at::Tensor& tensor : members) {
+      const_cast<at::Tensor&>(tensor).copy_(flat[0].narrow(0, offset, tensor.numel()).view(tensor.sizes()));
+      offset += tensor.numel();
+    }
+  }
+}
+
+GradientReducer::GradientReducer(std::vector<at::Tensor> params, c10::intrusive_ptr<c10d::Backend> group,
+                                 ReducerOptions options)
+    : params_(std::move(params)), group_(std::move(group)), options_(options) {
+  location_.assign(params_.size(), {-1, -1});
+  ready_.assign(params_.size(), false);
+  // Open buckets per (dtype, device), filled from the last parameter back.
+  std::map<std::pair<at::ScalarType, std::string>, int64_t> open;
+  std::vector<int64_t> bucket_bytes;
+  for (int64_t i = static_cast<int64_t>(params_.size()) - 1; i >= 0; --i) {
+    const at::Tensor& param = params_[i];
+    if (!param.requires_grad()) continue;
+    const auto key = std::make_pair(param.scalar_type(), param.device().str());
+    auto it = open.find(key);
+    const int64_t cap = buckets_.empty() ? options_.first_bucket_cap_bytes : options_.bucket_cap_bytes;
+    if (it == open.end() || (bucket_bytes[it->second] > 0 && bucket_bytes[it->second] + Bytes(param) > cap)) {
+      buckets_.emplace_back();
+      bucket_bytes.push_back(0);
+      open[key] = static_cast<int64_t>(buckets_.size()) - 1;
+      it = open.find(key);
+    }
+    Bucket& bucket = buckets_[it->second];
+    const int64_t offset = bucket.offsets.empty() ? 0 : bucket.offsets.back() + params_[bucket.params.back()].numel();
+    location_[i] = {it->second, static_cast<int64_t>(bucket.params.size())};
+    bucket.params.push_back(i);
+    bucket.offsets.push_back(offset);
+    bucket_bytes[it->second] += Bytes(param);
+  }
+  for (Bucket& bucket : buckets_) {
+    const at::Tensor& last = params_[bucket.params.back()];
+    bucket.buffer = at::zeros({bucket.offsets.back() + last.numel()}, last.options().requires_grad(false));
+    bucket.pending = static_cast<int64_t>(bucket.params.size());
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].requires_grad()) continue;
+    torch::autograd::impl::set_post_acc_grad_hooks(params_[i],
+                                                   std::make_unique<ReadyHook>(this, static_cast<int64_t>(i)));
+  }
+}
+
+GradientReducer::~GradientReducer() {
+  for (at::Tensor& param : params_) {
+    if (param.requires_grad()) torch::autograd::impl::set_post_acc_grad_hooks(param, nullptr);
+  }
+}
+
+at::Tensor GradientReducer::View(const Bucket& bucket, size_t slot) const {
+  const at::Tensor& param = params_[bucket.params[slot]];
+  at::Tensor flat = bucket.buffer.narrow(0, bucket.offsets[slot], param.numel());
+  // Keep the parameter's strides (channels_last) so the gradient matches it.
+  if (param.is_non_overlapping_and_dense()) return flat.as_strided(param.sizes(), param.strides());
+  return flat.view(param.sizes());
+}
+
+void GradientReducer::OnGradReady(int64_t param_index) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto [bucket_index, slot] = location_[param_index];
+  if (bucket_index < 0 || ready_[param_index]) return;
+  Bucket& bucket = buckets_[bucket_index];
+  const at::Tensor& grad = params_[param_index].grad();
+  at::Tensor view = View(bucket, slot);
+  if (!grad.is_same(view)) view.copy_(grad);
+  ready_[param_index] = true;
+  if (--bucket.pending == 0 && options_.overlap) LaunchReady();
+}
+
+void GradientReducer::LaunchReady() {
+  while (next_to_launch_ < buckets_.size() && buckets_[next_to_launch_].pending == 0) {
+    Launch(buckets_[next_to_launch_++]);
+  }
+}
+
+void GradientReducer::Launch(Bucket& bucket) {
+  at::NoGradGuard no_grad;
+  const int world_size = group_->getSize();
+  if (world_size > 1) bucket.buffer.div_(world_size);
+  std::vector<at::Tensor> tensors = {bucket.buffer};
+  bucket.work = group_->allreduce(tensors);
+  ++stats_.allreduces;
+  stats_.bytes += static_cast<double>(Bytes(bucket.buffer));
+}
+
+void GradientReducer::FinishBackward() {
+  std::lock_guard<std::mutex> lock(mu_);
+  at::NoGradGuard no_grad;
+  // Parameters that got no gradient this step contribute zeros.
+  for (Bucket& bucket : buckets_) {
+    for (size_t slot = 0; slot < bucket.params.size(); ++slot) {
+      if (ready_[bucket.params[slot]]) continue;
+      View(bucket, slot).zero_();
+      ready_[bucket.params[slot]] = true;
+      --bucket.pending;
+    }
+  }
+  LaunchReady();
+  Stopwatch waiting;
+  std::exception_ptr failure;
+  for (Bucket& bucket : buckets_) {
+    if (!bucket.work) continue;
+    try {
+      bucket.work->wait();
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+    bucket.work.reset();
+  }
+  stats_.wait_seconds += waiting.Seconds();
+  ++stats_.steps;
+  if (failure) {
+    ResetForNextStep();
+    std::rethrow_exception(failure);
+  }
+  for (Bucket& bucket : buckets_) {
+    for (size_t slot = 0; slot < bucket.params.size(); ++slot) {
+      at::Tensor& param = params_[bucket.params[slot]];
+      at::Tensor view = View(bucket, slot);
+      if (!param.grad().is_same(view)) param.mutable_grad() = view;
+    }
+  }
+  ResetForNextStep();
+}
+
+void GradientReducer::ResetForNextStep() {
+  for (Bucket& bucket : buckets_) bucket.pending = static_cast<int64_t>(bucket.params.size());
+  ready_.assign(params_.size(), false);
+  next_to_launch_ = 0;
+}
+
+std::vector<std::vector<int64_t>> GradientReducer::bucket_indices() const {
+  std::vector<std::vector<int64_t>> indices;
+  for (const Bucket& bucket : buckets_) indices.push_back(bucket.params);
+  return indices;
+}
+
+}  // namespace dlspeed

@@ -1,0 +1,105 @@
+// Averages gradients across the ranks of a process group the way PyTorch's
+// DistributedDataParallel does: parameters are grouped into buckets (in
+// reverse order, since backward produces gradients roughly last layer first;
+// the first bucket small so communication starts early), and each bucket's
+// allreduce is launched asynchronously as soon as its last gradient has been
+// accumulated, so that communication overlaps the rest of backward.
+//
+//   dlspeed::BroadcastFromRankZero(module_tensors, group->backend());
+//   dlspeed::GradientReducer reducer(model->parameters(), group->backend_ptr());
+//   loss.backward();          // buckets are allreduced as gradients arrive
+//   reducer.FinishBackward(); // waits; param.grad() now holds the average
+//   optimizer.Step();
+//
+// Buckets are launched in the same order on every rank (bucket i only after
+// buckets 0..i-1), as NCCL requires. After FinishBackward, each gradient is a
+// view into its bucket (DDP's gradient_as_bucket_view), so no copy back is
+// needed. A parameter that got no gradient contributes zeros. With the
+// GradScaler, an inf/NaN on any rank reaches every rank's averaged gradients,
+// so every rank skips the same steps.
+#ifndef DLSPEED_COMMON_DISTRIBUTED_GRADIENT_REDUCER_H_
+#define DLSPEED_COMMON_DISTRIBUTED_GRADIENT_REDUCER_H_
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/intrusive_ptr.h>
+
+namespace c10d {
+class Backend;
+class Work;
+}  // namespace c10d
+
+namespace dlspeed {
+
+// Copies rank 0's values of `tensors` (parameters and buffers) to every rank.
+void BroadcastFromRankZero(const std::vector<at::Tensor>& tensors, c10d::Backend& group);
+
+struct ReducerOptions {
+  int64_t bucket_cap_bytes = 25 << 20;       // DDP's bucket_cap_mb=25
+  int64_t first_bucket_cap_bytes = 1 << 20;  // DDP's first bucket: 1 MB
+  // false: hold every allreduce until FinishBackward (no overlap), to measure
+  // what overlapping saves.
+  bool overlap = true;
+};
+
+struct ReducerStats {
+  int64_t steps = 0;
+  int64_t allreduces = 0;
+  double bytes = 0;
+  // Time FinishBackward spent waiting for allreduces: communication that was
+  // not hidden behind backward.
+  double wait_seconds = 0;
+};
+
+class GradientReducer {
+ public:
+  // Registers a post-accumulate-grad hook on every parameter that requires
+  // grad. Parameters must keep their storage while the reducer lives.
+  GradientReducer(std::vector<at::Tensor> params, c10::intrusive_ptr<c10d::Backend> group,
+                  ReducerOptions options = {});
+  ~GradientReducer();  // removes the hooks
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  // Call after each backward: launches what is still pending, waits for all
+  // buckets and leaves the averaged gradients in the parameters' .grad().
+  // Throws c10::Error if a collective fails (a peer died, a timeout).
+  void FinishBackward();
+
+  // Parameter indices (into the constructor's list) of each bucket.
+  std::vector<std::vector<int64_t>> bucket_indices() const;
+  const ReducerStats& stats() const { return stats_; }
+
+  // Called by the hooks; not for users.
+  void OnGradReady(int64_t param_index);
+
+ private:
+  struct Bucket {
+    std::vector<int64_t> params;
+    std::vector<int64_t> offsets;  // element offset of each parameter in `buffer`
+    at::Tensor buffer;             // flat, one dtype and device
+    int64_t pending = 0;           // gradients not yet copied in this step
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  at::Tensor View(const Bucket& bucket, size_t slot) const;
+  void LaunchReady();
+  void Launch(Bucket& bucket);
+  void ResetForNextStep();
+
+  std::vector<at::Tensor> params_;
+  c10::intrusive_ptr<c10d::Backend> group_;
+  ReducerOptions options_;
+  std::vector<Bucket> buckets_;
+  std::vector<std::pair<int64_t, int64_t>> location_;  // param -> (bucket, slot)
+  std::vector<bool> ready_;
+  size_t next_to_launch_ = 0;
+  std::mutex mu_;
+  ReducerStats stats_;
+};
+
+}  // namespace dlspeed
+
+#endif  // DLSPEED_COMMON_DISTRIBUTED_GRADIENT_REDUCER_H_

@@ -1,0 +1,184 @@
+#include "common/distributed/process_group.h"
+
+#include <cstdlib>
+#include <exception>
+#include <utility>
+#include <vector>
+
+#include <c10/util/Logging.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#if defined(LIBTORCH_HAS_CUDA) && __has_include(<nccl.h>) && __has_include(<cuda_runtime_api.h>)
+#define DLSPEED_HAS_NCCL 1
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace dlspeed {
+namespace {
+
+constexpr auto kHeartbeatPeriod = std::chrono::milliseconds(500);
+
+std::string HeartbeatKey(int rank) { return absl::StrCat("dlspeed/heartbeat/", rank); }
+
+// The first line of a c10d error, without its C++ stack trace.
+std::string FirstLine(const std::exception& error) {
+  std::string text = error.what();
+  const size_t newline = text.find('\n');
+  return newline == std::string::npos ? text : text.substr(0, newline);
+}
+
+std::shared_ptr<::gloo::transport::Device> GlooDevice(const RankEnv& env) {
+  if (const char* interface = std::getenv("GLOO_SOCKET_IFNAME"); interface != nullptr && *interface != '\0') {
+    return c10d::ProcessGroupGloo::createDeviceForInterface(interface);
+  }
+  // All ranks on one machine: loopback avoids depending on its hostname.
+  if (env.local_world_size == env.world_size) {
+    return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  }
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+}  // namespace
+
+bool BackendAvailable(const std::string& backend) {
+  if (backend == "gloo") return true;
+#if defined(DLSPEED_HAS_NCCL)
+  if (backend == "nccl") return true;
+#endif
+  return false;
+}
+
+absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Create(const RankEnv& env,
+                                                                   const ProcessGroupOptions& options) {
+  if (options.backend != "gloo" && options.backend != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown backend '", options.backend, "' (choose gloo or nccl)"));
+  }
+  if (!BackendAvailable(options.backend)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "backend '", options.backend, "' is not available in this LibTorch build (use --backend=gloo)"));
+  }
+  const std::string where = absl::StrCat(env.master_addr, ":", env.master_port);
+  c10::intrusive_ptr<c10d::Store> store;
+  // c10d logs every connection retry, with a stack trace, to stderr; the
+  // outcome is reported below in one line instead.
+  const int log_level = FLAGS_caffe2_log_level;
+  FLAGS_caffe2_log_level = 3;  // fatal only
+  struct RestoreLogLevel {
+    int level;
+    ~RestoreLogLevel() { FLAGS_caffe2_log_level = level; }
+  } restore{log_level};
+  try {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<uint16_t>(env.master_port);
+    store_options.isServer = env.rank == 0;
+    store_options.numWorkers = env.world_size;
+    store_options.waitWorkers = true;
+    store_options.timeout = options.timeout;
+    store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
+  } catch (const std::exception& error) {
+    const std::string message = FirstLine(error);
+    if (env.rank == 0 && (absl::StrContains(message, "in use") || absl::StrContains(message, "bind"))) {
+      return absl::UnavailableError(absl::StrCat("rank 0 cannot listen on MASTER_PORT=", env.master_port,
+                                                 ": the port is already in use (choose another MASTER_PORT)"));
+    }
+    if (env.rank == 0) {
+      return absl::UnavailableError(absl::StrCat("rank 0: the rendezvous at ", where, " did not complete within ",
+                                                 options.timeout.count() / 1000.0, " s (", env.world_size,
+                                                 " ranks expected; are they all running?): ", message));
+    }
+    return absl::UnavailableError(absl::StrCat("rank ", env.rank, ": cannot reach the rendezvous at ", where,
+                                               " within ", options.timeout.count() / 1000.0,
+                                               " s (is rank 0 running, and are MASTER_ADDR and MASTER_PORT right?)"));
+  }
+
+  c10::intrusive_ptr<c10d::Backend> backend;
+  try {
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>(absl::StrCat("dlspeed/", options.backend), store);
+    if (options.backend == "gloo") {
+      auto gloo_options = c10d::ProcessGroupGloo::Options::create();
+      gloo_options->timeout = options.timeout;
+      gloo_options->devices.push_back(GlooDevice(env));
+      backend = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, env.rank, env.world_size, gloo_options);
+    }
+#if defined(DLSPEED_HAS_NCCL)
+    if (options.backend == "nccl") {
+      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+      nccl_options->timeout = options.timeout;
+      backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, env.rank, env.world_size, nccl_options);
+    }
+#endif
+  } catch (const std::exception& error) {
+    return absl::UnavailableError(
+        absl::StrCat("rank ", env.rank, ": cannot create the ", options.backend, " process group: ", FirstLine(error)));
+  }
+  return std::unique_ptr<ProcessGroup>(new ProcessGroup(env, options.backend, std::move(store), std::move(backend)));
+}
+
+ProcessGroup::ProcessGroup(RankEnv env, std::string backend_name, c10::intrusive_ptr<c10d::Store> store,
+                           c10::intrusive_ptr<c10d::Backend> backend)
+    : env_(std::move(env)),
+      backend_name_(std::move(backend_name)),
+      store_(std::move(store)),
+      backend_(std::move(backend)),
+      heartbeat_([this] { Heartbeat(); }) {}
+
+ProcessGroup::~ProcessGroup() {
+  stop_ = true;
+  heartbeat_.join();
+}
+
+void ProcessGroup::Heartbeat() {
+  int64_t beat = 0;
+  while (!stop_) {
+    try {
+      store_->set(HeartbeatKey(env_.rank), absl::StrCat(++beat));
+    } catch (const std::exception&) {
+      return;  // the store is gone; DescribeFailedPeers reports it
+    }
+    for (auto slept = std::chrono::milliseconds(0); slept < kHeartbeatPeriod && !stop_;
+         slept += std::chrono::milliseconds(50)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+std::string ProcessGroup::DescribeFailedPeers() {
+  auto read_beats = [&](std::vector<std::string>* beats) {
+    beats->clear();
+    for (int rank = 0; rank < env_.world_size; ++rank) {
+      const std::string key = HeartbeatKey(rank);
+      if (!store_->check({key})) {
+        beats->push_back("");
+        continue;
+      }
+      std::vector<uint8_t> value = store_->get(key);
+      beats->emplace_back(value.begin(), value.end());
+    }
+  };
+  std::vector<std::string> before, after;
+  try {
+    read_beats(&before);
+    std::this_thread::sleep_for(3 * kHeartbeatPeriod);
+    read_beats(&after);
+  } catch (const std::exception&) {
+    return env_.rank == 0 ? "the rendezvous store stopped answering"
+                          : "rank 0 (host of the rendezvous store) is unreachable";
+  }
+  std::vector<std::string> stopped;
+  for (int rank = 0; rank < env_.world_size; ++rank) {
+    if (rank != env_.rank && before[rank] == after[rank]) stopped.push_back(absl::StrCat("rank ", rank));
+  }
+  if (stopped.empty()) return "every peer is still beating (the failure may be a timeout or a network error)";
+  return absl::StrCat(absl::StrJoin(stopped, ", "), stopped.size() == 1 ? " stopped" : " stopped",
+                      " responding");
+}
+
+}  // namespace dlspeed

@@ -1,0 +1,82 @@
+// A c10d process group for this rank: the rendezvous on c10d's TCPStore (rank
+// 0 hosts it at MASTER_ADDR:MASTER_PORT), then Gloo (CPU tensors) or NCCL
+// (CUDA tensors) on top, plus a heartbeat so that a rank whose collective
+// fails can say which peer stopped.
+//
+//   absl::StatusOr<std::unique_ptr<dlspeed::ProcessGroup>> group =
+//       dlspeed::ProcessGroup::Create(*env, {.backend = "gloo"});
+//   if (!group.ok()) return dlspeed::ReportError(group.status().message());
+//   (*group)->backend().allreduce(tensors)->wait();
+//
+// Collectives themselves are c10d's; nothing here reimplements them.
+#ifndef DLSPEED_COMMON_DISTRIBUTED_PROCESS_GROUP_H_
+#define DLSPEED_COMMON_DISTRIBUTED_PROCESS_GROUP_H_
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <c10/util/intrusive_ptr.h>
+
+#include "absl/status/statusor.h"
+#include "common/distributed/rank_env.h"
+
+namespace c10d {
+class Backend;
+class Store;
+}  // namespace c10d
+
+namespace dlspeed {
+
+struct ProcessGroupOptions {
+  std::string backend = "gloo";  // "gloo" or "nccl"
+  // Limit for the rendezvous (all ranks connecting) and for each collective.
+  std::chrono::milliseconds timeout = std::chrono::minutes(5);
+  int device_index = 0;  // the CUDA device NCCL uses (usually LOCAL_RANK)
+};
+
+// Backends this LibTorch build can create: "gloo", and "nccl" when it was built
+// with CUDA and NCCL headers were found.
+bool BackendAvailable(const std::string& backend);
+
+class ProcessGroup {
+ public:
+  // Joins the job described by `env`. Errors, each one line: an unknown or
+  // unavailable backend (InvalidArgument), MASTER_PORT already in use on rank
+  // 0, rank 0 unreachable or ranks missing within the timeout (Unavailable).
+  static absl::StatusOr<std::unique_ptr<ProcessGroup>> Create(const RankEnv& env,
+                                                              const ProcessGroupOptions& options);
+  ~ProcessGroup();
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+
+  c10d::Backend& backend() const { return *backend_; }
+  const c10::intrusive_ptr<c10d::Backend>& backend_ptr() const { return backend_; }
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  const RankEnv& env() const { return env_; }
+  const std::string& backend_name() const { return backend_name_; }
+
+  // After a collective failed: which peers stopped beating, e.g. "rank 1
+  // stopped responding", or "rank 0 (host of the rendezvous store) is
+  // unreachable". Takes about two heartbeat periods.
+  std::string DescribeFailedPeers();
+
+ private:
+  ProcessGroup(RankEnv env, std::string backend_name, c10::intrusive_ptr<c10d::Store> store,
+               c10::intrusive_ptr<c10d::Backend> backend);
+  void Heartbeat();
+
+  RankEnv env_;
+  std::string backend_name_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<c10d::Backend> backend_;
+  std::atomic<bool> stop_{false};
+  std::thread heartbeat_;
+};
+
+}  // namespace dlspeed
+
+#endif  // DLSPEED_COMMON_DISTRIBUTED_PROCESS_GROUP_H_

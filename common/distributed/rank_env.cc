@@ -1,0 +1,90 @@
+#include "common/distributed/rank_env.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace dlspeed {
+namespace {
+
+// Reads an integer variable; nullopt when unset, an error when malformed.
+absl::StatusOr<std::optional<int>> ReadInt(const EnvLookup& lookup, const char* name) {
+  const char* text = lookup(name);
+  if (text == nullptr || *text == '\0') return std::optional<int>();
+  int value = 0;
+  if (!absl::SimpleAtoi(text, &value)) {
+    return absl::InvalidArgumentError(absl::StrCat(name, "='", text, "' is not an integer"));
+  }
+  return std::optional<int>(value);
+}
+
+struct Names {
+  const char* launcher;
+  const char* rank;
+  const char* world_size;
+  const char* local_rank;
+  const char* local_world_size;
+};
+
+constexpr Names kLaunchers[] = {
+    {"torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"},
+    {"slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"},
+    {"mpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+     "OMPI_COMM_WORLD_LOCAL_SIZE"},
+    {"mpi", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"},
+};
+
+}  // namespace
+
+absl::StatusOr<std::optional<RankEnv>> RankEnvFromEnvironment(const EnvLookup& lookup) {
+  for (const Names& names : kLaunchers) {
+    absl::StatusOr<std::optional<int>> rank = ReadInt(lookup, names.rank);
+    if (!rank.ok()) return rank.status();
+    if (!rank->has_value()) continue;
+    absl::StatusOr<std::optional<int>> world_size = ReadInt(lookup, names.world_size);
+    if (!world_size.ok()) return world_size.status();
+    if (!world_size->has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(names.rank, " is set but ", names.world_size, " is not"));
+    }
+    RankEnv env;
+    env.launcher = names.launcher;
+    env.rank = **rank;
+    env.world_size = **world_size;
+    if (env.world_size < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(names.world_size, "=", env.world_size, " must be at least 1"));
+    }
+    if (env.rank < 0 || env.rank >= env.world_size) {
+      return absl::InvalidArgumentError(absl::StrCat(names.rank, "=", env.rank, " is outside [0, ",
+                                                     names.world_size, "=", env.world_size, ")"));
+    }
+    absl::StatusOr<std::optional<int>> local_rank = ReadInt(lookup, names.local_rank);
+    if (!local_rank.ok()) return local_rank.status();
+    absl::StatusOr<std::optional<int>> local_world_size = ReadInt(lookup, names.local_world_size);
+    if (!local_world_size.ok()) return local_world_size.status();
+    env.local_rank = local_rank->value_or(env.rank);
+    env.local_world_size = local_world_size->value_or(env.world_size);
+    if (env.local_rank < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(names.local_rank, "=", env.local_rank, " is negative"));
+    }
+
+    if (const char* addr = lookup("MASTER_ADDR"); addr != nullptr && *addr != '\0') {
+      env.master_addr = addr;
+    } else if (const char* slurm_addr = lookup("SLURM_LAUNCH_NODE_IPADDR");
+               env.launcher == "slurm" && slurm_addr != nullptr && *slurm_addr != '\0') {
+      env.master_addr = slurm_addr;
+    } else if (env.world_size > 1 && env.launcher != "torchrun") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("started by ", env.launcher, " with ", env.world_size,
+                       " processes but MASTER_ADDR is not set (export the address of rank 0's host)"));
+    }
+    absl::StatusOr<std::optional<int>> port = ReadInt(lookup, "MASTER_PORT");
+    if (!port.ok()) return port.status();
+    env.master_port = port->value_or(29500);
+    if (env.master_port < 1 || env.master_port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("MASTER_PORT=", env.master_port, " is outside 1..65535"));
+    }
+    return std::optional<RankEnv>(env);
+  }
+  return std::optional<RankEnv>();
+}
+
+}  // namespace dlspeed

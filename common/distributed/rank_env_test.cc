@@ -1,0 +1,100 @@
+#include "common/distributed/rank_env.h"
+
+#include <map>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace dlspeed {
+namespace {
+
+EnvLookup Env(const std::map<std::string, std::string>& vars) {
+  return [vars](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+}
+
+TEST(RankEnvTest, NoLauncherVariablesMeansNotLaunched) {
+  absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(Env({{"HOME", "/root"}}));
+  ASSERT_TRUE(env.ok());
+  EXPECT_FALSE(env->has_value());
+}
+
+TEST(RankEnvTest, ReadsTorchrunVariables) {
+  absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(
+      Env({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
+           {"MASTER_ADDR", "10.0.0.5"}, {"MASTER_PORT", "29555"}}));
+  ASSERT_TRUE(env.ok()) << env.status();
+  ASSERT_TRUE(env->has_value());
+  const RankEnv& e = **env;
+  EXPECT_EQ(e.rank, 3);
+  EXPECT_EQ(e.world_size, 8);
+  EXPECT_EQ(e.local_rank, 1);
+  EXPECT_EQ(e.local_world_size, 2);
+  EXPECT_EQ(e.master_addr, "10.0.0.5");
+  EXPECT_EQ(e.master_port, 29555);
+  EXPECT_EQ(e.launcher, "torchrun");
+}
+
+TEST(RankEnvTest, TorchrunDefaultsLocalRankAndRendezvous) {
+  absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(Env({{"RANK", "1"}, {"WORLD_SIZE", "2"}}));
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ((*env)->local_rank, 1);
+  EXPECT_EQ((*env)->master_addr, "127.0.0.1");
+  EXPECT_EQ((*env)->master_port, 29500);
+}
+
+TEST(RankEnvTest, ReadsSlurmVariablesWithTheLaunchNodeAsMaster) {
+  absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(
+      Env({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"},
+           {"SLURM_LAUNCH_NODE_IPADDR", "192.168.1.2"}}));
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ((*env)->launcher, "slurm");
+  EXPECT_EQ((*env)->rank, 5);
+  EXPECT_EQ((*env)->local_rank, 1);
+  EXPECT_EQ((*env)->master_addr, "192.168.1.2");
+}
+
+TEST(RankEnvTest, ReadsOpenMpiVariables) {
+  absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(
+      Env({{"OMPI_COMM_WORLD_RANK", "2"}, {"OMPI_COMM_WORLD_SIZE", "4"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "0"},
+           {"MASTER_ADDR", "node1"}}));
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ((*env)->launcher, "mpi");
+  EXPECT_EQ((*env)->rank, 2);
+  EXPECT_EQ((*env)->world_size, 4);
+  EXPECT_EQ((*env)->master_addr, "node1");
+}
+
+TEST(RankEnvTest, TorchrunWinsOverSlurm) {
+  absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(
+      Env({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"SLURM_PROCID", "7"}, {"SLURM_NTASKS", "8"}}));
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ((*env)->launcher, "torchrun");
+  EXPECT_EQ((*env)->rank, 0);
+}
+
+TEST(RankEnvTest, RejectsInconsistentOrMalformedValues) {
+  struct Case {
+    std::map<std::string, std::string> vars;
+    std::string mentions;
+  };
+  const Case cases[] = {
+      {{{"RANK", "2"}, {"WORLD_SIZE", "2"}}, "RANK=2"},
+      {{{"RANK", "-1"}, {"WORLD_SIZE", "2"}}, "RANK=-1"},
+      {{{"RANK", "x"}, {"WORLD_SIZE", "2"}}, "RANK='x'"},
+      {{{"RANK", "0"}}, "WORLD_SIZE"},
+      {{{"RANK", "0"}, {"WORLD_SIZE", "0"}}, "WORLD_SIZE=0"},
+      {{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}, "MASTER_PORT=70000"},
+      {{{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}}, "MASTER_ADDR"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(Env(c.vars));
+    ASSERT_FALSE(env.ok()) << c.mentions;
+    EXPECT_NE(env.status().message().find(c.mentions), std::string::npos) << env.status();
+  }
+}
+
+}  // namespace
+}  // namespace dlspeed

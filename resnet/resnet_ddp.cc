@@ -1,0 +1,348 @@
+// resnet_ddp: the study's Resnet-3, DistributedDataParallel training with one
+// process per device. Run directly, it starts the processes itself (like
+// `torchrun --standalone`); started by torchrun, srun or mpirun, it joins.
+// Gradients are averaged by the bucketed, overlapped GradientReducer on a
+// c10d process group (NCCL on GPUs, Gloo on CPUs), BatchNorm is synchronised
+// across processes, and each process reads its own shard of the data.
+//
+//   bazel run //resnet:resnet_ddp -- 50 4 1         # ResNet-50, 4 GPUs, mixed
+//   bazel run //resnet:resnet_ddp -- 18 2 0         # no GPU: 2 CPU processes, Gloo
+//   torchrun --no-python --nproc-per-node 4 bazel-bin/resnet/resnet_ddp 50 4 1
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/amp.h"
+#include "common/cli.h"
+#include "common/data/dataset.h"
+#include "common/data/loader.h"
+#include "common/device.h"
+#include "common/distributed/gradient_reducer.h"
+#include "common/distributed/launcher.h"
+#include "common/distributed/process_group.h"
+#include "common/distributed/rank_env.h"
+#include "common/distributed/sync_batchnorm.h"
+#include "common/results.h"
+#include "resnet/resnet.h"
+#include "resnet/resnet_checkpoint.h"
+#include "resnet/train.h"
+#include "resnet/training_run.h"
+
+ABSL_FLAG(int64_t, epochs, 20, "training epochs (the study: 20)");
+ABSL_FLAG(int64_t, batch_size, 512, "samples per process and step (the study: 512)");
+ABSL_FLAG(int64_t, eval_batch_size, 128, "test batch size on rank 0");
+ABSL_FLAG(std::string, precision, "auto", "mixed-precision type: fp16, bf16, or auto (fp16 on CUDA, bf16 on the CPU)");
+ABSL_FLAG(std::string, dataset, "fashion-mnist", "cifar10, fashion-mnist (installed by tools/setup.sh) or synthetic");
+ABSL_FLAG(std::string, data_dir, "", "data directory (default: the dataset's usual place)");
+ABSL_FLAG(int64_t, train_limit, 0, "use only the first N training images (0: all)");
+ABSL_FLAG(int64_t, test_limit, 0, "use only the first N test images (0: all)");
+ABSL_FLAG(int64_t, synthetic_size, 50000, "training images of --dataset=synthetic (test: a fifth)");
+ABSL_FLAG(int64_t, max_steps, 0, "end each epoch after this many steps (0: whole epochs)");
+ABSL_FLAG(bool, channels_last, false, "channels_last memory format for the model and inputs");
+ABSL_FLAG(bool, augment, true, "the study's random crop (padding 4) and horizontal flip");
+ABSL_FLAG(std::string, device, "auto", "auto (one GPU per process if there are GPUs, else the CPU), cuda or cpu");
+ABSL_FLAG(std::string, backend, "auto", "c10d backend: auto (nccl on GPUs, gloo on the CPU), nccl or gloo");
+ABSL_FLAG(bool, sync_batchnorm, true, "synchronise BatchNorm statistics across processes (SyncBatchNorm)");
+ABSL_FLAG(double, bucket_cap_mb, 25, "gradient bucket size in MiB (DDP's bucket_cap_mb)");
+ABSL_FLAG(bool, overlap, true, "launch each bucket's allreduce during backward (false: all after backward)");
+ABSL_FLAG(double, timeout_s, 300, "seconds allowed for the rendezvous and for each collective");
+ABSL_FLAG(int32_t, threads, 0, "CPU intra-op threads per process (0: cores / processes)");
+ABSL_FLAG(int32_t, workers, 2, "background threads preparing batches, per process");
+ABSL_FLAG(double, lr, 0.1, "SGD learning rate (the study: 0.1, momentum 0.9, weight decay 5e-4)");
+ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and augmentation");
+ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
+ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
+ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file rank 0 appends its record to (empty: none)");
+ABSL_FLAG(std::string, models_dir, "models", "where rank 0 saves the model (empty: not saved)");
+ABSL_FLAG(std::string, test_kill, "", "for fault tests: RANK:STEP makes that rank SIGKILL itself at that step");
+
+namespace dlspeed {
+namespace {
+
+constexpr char kUsage[] =
+    "trains a ResNet with DistributedDataParallel, one process per device (the study's Resnet-3).\n"
+    "usage: resnet_ddp [flags] <18|34|50> <processes> <mixed: 0|1>\n"
+    "  run directly it starts the processes; under torchrun, srun or mpirun it joins them";
+
+struct Args {
+  int depth;
+  int processes;
+  bool mixed;
+};
+
+Args ParseArgs(const std::vector<std::string>& positional) {
+  if (positional.size() != 3) {
+    ExitWithUsageError(absl::StrCat("expected 3 arguments <depth> <processes> <mixed>, got ", positional.size()));
+  }
+  Args args;
+  absl::StatusOr<int> depth = ParseIntChoice(positional[0], {18, 34, 50}, "depth");
+  if (!depth.ok()) ExitWithUsageError(depth.status().message());
+  args.depth = *depth;
+  absl::StatusOr<int> processes = ParseIntChoice(positional[1], {1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64}, "processes");
+  if (!processes.ok()) ExitWithUsageError(processes.status().message());
+  args.processes = *processes;
+  absl::StatusOr<int> mixed = ParseIntChoice(positional[2], {0, 1}, "mixed");
+  if (!mixed.ok()) ExitWithUsageError(mixed.status().message());
+  args.mixed = *mixed == 1;
+  return args;
+}
+
+// Whether processes run on GPUs, checked against the GPUs this host has.
+absl::StatusOr<bool> UseGpus(int processes_here) {
+  const std::string device = absl::GetFlag(FLAGS_device);
+  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  if (device == "cpu") return false;
+  if (device != "auto" && device != "cuda") {
+    return absl::InvalidArgumentError(absl::StrCat("--device must be auto, cuda or cpu, not '", device, "'"));
+  }
+  if (gpus == 0) {
+    if (device == "cuda") return absl::InvalidArgumentError("--device=cuda: this host has no GPU (use --device=cpu)");
+    return false;
+  }
+  if (processes_here > gpus) {
+    return absl::InvalidArgumentError(absl::StrCat(processes_here, " processes on this host need one GPU each, but it has ",
+                                                   gpus, " (use fewer processes, or --device=cpu)"));
+  }
+  return true;
+}
+
+std::optional<std::pair<int, int64_t>> ParseKill(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  int rank = 0;
+  long long step = 0;
+  if (std::sscanf(text.c_str(), "%d:%lld", &rank, &step) != 2) ExitWithUsageError("--test_kill must be RANK:STEP");
+  return std::make_pair(rank, static_cast<int64_t>(step));
+}
+
+// The gist of a c10d/Gloo error: its first line, without a leading
+// "[file:line] " and the generic advice after it.
+std::string ShortError(std::string text) {
+  text = text.substr(0, text.find('\n'));
+  if (!text.empty() && text[0] == '[') {
+    const size_t end = text.find("] ");
+    if (end != std::string::npos) text = text.substr(end + 2);
+  }
+  const size_t advice = text.find(". This is typically");
+  if (advice != std::string::npos) text = text.substr(0, advice);
+  return text;
+}
+
+int Worker(const Args& args, const RankEnv& env) {
+  const std::string who = absl::StrCat("rank ", env.rank);
+  if (env.world_size != args.processes) {
+    return ReportError(absl::StrCat(who, ": the launcher (", env.launcher, ") started ", env.world_size,
+                                    " processes but the command line asks for ", args.processes));
+  }
+  absl::StatusOr<bool> gpus = UseGpus(env.local_world_size);
+  if (!gpus.ok()) return ReportError(gpus.status().message());
+  const c10::Device device = *gpus ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank))
+                                   : c10::Device(c10::kCPU);
+  std::string backend_name = absl::GetFlag(FLAGS_backend);
+  if (backend_name == "auto") backend_name = device.is_cuda() ? "nccl" : "gloo";
+  if (backend_name == "nccl" && !device.is_cuda()) {
+    return ReportError(absl::StrCat(who, ": --backend=nccl needs GPUs; use gloo on the CPU"));
+  }
+  Precision mixed_precision = device.is_cuda() ? Precision::kFp16 : Precision::kBf16;
+  if (absl::GetFlag(FLAGS_precision) != "auto") {
+    absl::StatusOr<Precision> parsed = ParsePrecision(absl::GetFlag(FLAGS_precision));
+    if (!parsed.ok() || *parsed == Precision::kFp32) {
+      ExitWithUsageError(absl::StrCat("--precision must be auto, fp16 or bf16, got '", absl::GetFlag(FLAGS_precision), "'"));
+    }
+    mixed_precision = *parsed;
+  }
+  const Precision precision = args.mixed ? mixed_precision : Precision::kFp32;
+  const int64_t epochs = absl::GetFlag(FLAGS_epochs);
+  const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
+  if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
+  if (!(absl::GetFlag(FLAGS_lr) > 0)) ExitWithUsageError("--lr must be positive");
+  if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
+  if (absl::GetFlag(FLAGS_timeout_s) <= 0) ExitWithUsageError("--timeout_s must be positive");
+  if (absl::GetFlag(FLAGS_bucket_cap_mb) <= 0) ExitWithUsageError("--bucket_cap_mb must be positive");
+  absl::StatusOr<DatasetKind> kind = ParseDatasetKind(absl::GetFlag(FLAGS_dataset));
+  if (!kind.ok()) ExitWithUsageError(kind.status().message());
+  const std::optional<std::pair<int, int64_t>> kill_at = ParseKill(absl::GetFlag(FLAGS_test_kill));
+
+  if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  if (device.is_cuda()) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);  // NCCL's device
+  BackendSettings backend_settings;
+  backend_settings.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
+  backend_settings.allow_tf32 = absl::GetFlag(FLAGS_tf32);
+  ApplyBackendSettings(backend_settings);
+
+  const std::string data_dir =
+      absl::GetFlag(FLAGS_data_dir).empty() ? DefaultDataDir(*kind) : absl::GetFlag(FLAGS_data_dir);
+  absl::StatusOr<ImageDataset> train = LoadImageDataset(*kind, data_dir, Split::kTrain, absl::GetFlag(FLAGS_synthetic_size));
+  if (!train.ok()) return ReportError(absl::StrCat(who, ": ", train.status().message()));
+  const ImageDataset train_set = FirstSamples(*train, absl::GetFlag(FLAGS_train_limit));
+
+  ProcessGroupOptions group_options;
+  group_options.backend = backend_name;
+  group_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout_s) * 1000));
+  group_options.device_index = env.local_rank;
+  absl::StatusOr<std::unique_ptr<ProcessGroup>> group = ProcessGroup::Create(env, group_options);
+  if (!group.ok()) return ReportError(group.status().message());
+  const bool lead = env.rank == 0;
+
+  if (lead) {
+    const nlohmann::json runtime = DescribeRuntime(device);
+    std::cout << absl::StrFormat(
+        "resnet_ddp: asked: depth=%d processes=%d mixed=%d precision=%s epochs=%d batch_size=%d per process "
+        "dataset=%s device=%s backend=%s sync_batchnorm=%d bucket_cap_mb=%g overlap=%d max_steps=%d seed=%d\n",
+        args.depth, args.processes, args.mixed, absl::GetFlag(FLAGS_precision), epochs, batch_size,
+        DatasetKindName(*kind), absl::GetFlag(FLAGS_device), absl::GetFlag(FLAGS_backend),
+        absl::GetFlag(FLAGS_sync_batchnorm), absl::GetFlag(FLAGS_bucket_cap_mb), absl::GetFlag(FLAGS_overlap),
+        absl::GetFlag(FLAGS_max_steps), absl::GetFlag(FLAGS_seed));
+    std::cout << absl::StrFormat(
+        "resnet_ddp: in effect: %d processes (%s) on %s (%s), backend=%s, precision=%s, global batch %d, "
+        "threads/process=%d, libtorch=%s git=%s, data=%s: %d train images\n",
+        env.world_size, env.launcher, device.is_cuda() ? "GPUs" : "the CPU", runtime.value("device_name", "?"),
+        backend_name, PrecisionName(precision), batch_size * env.world_size, runtime.value("threads", 0),
+        runtime.value("libtorch_version", "?"), runtime.value("git_revision", "?"),
+        data_dir.empty() ? DatasetKindName(*kind) : data_dir, train_set.size())
+              << std::flush;
+  }
+
+  LoaderOptions loader_options;
+  loader_options.batch_size = batch_size;
+  loader_options.augment = absl::GetFlag(FLAGS_augment);
+  loader_options.seed = absl::GetFlag(FLAGS_seed);
+  loader_options.workers = absl::GetFlag(FLAGS_workers);
+  loader_options.pin_memory = device.is_cuda();
+  loader_options.rank = env.rank;
+  loader_options.world_size = env.world_size;
+  if (absl::Status s = CheckLoaderOptions(train_set, loader_options); !s.ok()) ExitWithUsageError(s.message());
+
+  torch::manual_seed(absl::GetFlag(FLAGS_seed));
+  TrainOptions options;
+  options.precision = precision;
+  options.sgd.lr = absl::GetFlag(FLAGS_lr);
+  options.channels_last = absl::GetFlag(FLAGS_channels_last);
+  options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
+  options.device = device;
+  std::unique_ptr<GradientReducer> reducer;
+  options.after_backward = [&reducer] { reducer->FinishBackward(); };
+  ResNetTrainer trainer(*MakeResNet(args.depth, train_set.num_classes), options);
+  const c10::intrusive_ptr<c10d::Backend>& backend = (*group)->backend_ptr();
+  const bool sync_bn = absl::GetFlag(FLAGS_sync_batchnorm) && env.world_size > 1;
+  if (sync_bn) {
+    trainer.model()->SetBatchNormTrainingForward(
+        [backend](torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) { return SyncBatchNorm2d(bn, x, backend); });
+  }
+  ReducerOptions reducer_options;
+  reducer_options.bucket_cap_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_cap_mb) * (1 << 20));
+  reducer_options.overlap = absl::GetFlag(FLAGS_overlap);
+
+  RunTotals totals;
+  try {
+    std::vector<torch::Tensor> state = trainer.model()->parameters();
+    for (const torch::Tensor& buffer : trainer.model()->buffers()) state.push_back(buffer);
+    BroadcastFromRankZero(state, *backend);
+    reducer = std::make_unique<GradientReducer>(trainer.model()->parameters(), backend, reducer_options);
+    BatchLoader loader(train_set, loader_options);
+    RunSettings settings;
+    settings.epochs = epochs;
+    settings.max_steps = absl::GetFlag(FLAGS_max_steps);
+    settings.label = absl::StrCat("ResNet-", args.depth, " ", PrecisionName(precision), " x", env.world_size);
+    settings.verbose = lead;
+    settings.world_size = env.world_size;
+    int64_t global_step = 0;
+    settings.on_step = [&](int64_t, int64_t) {
+      ++global_step;
+      if (kill_at && kill_at->first == env.rank && kill_at->second == global_step) raise(SIGKILL);
+    };
+    if (lead) std::cout << (args.mixed ? "Mixed precision," : "Non-mixed,") << args.depth << std::endl;
+    totals = TrainEpochs(trainer, loader, settings);
+    backend->barrier()->wait();
+  } catch (const std::exception& error) {
+    const std::string peers = (*group)->DescribeFailedPeers();
+    std::cerr << absl::StrCat("resnet_ddp: ", who, ": training stopped: ", ShortError(error.what()), "; ", peers, "\n")
+              << std::flush;
+    std::_Exit(1);  // peers may be gone: do not wait on the process group's threads
+  }
+  reducer.reset();
+  if (!lead) return 0;
+
+  absl::StatusOr<ImageDataset> test = LoadImageDataset(*kind, data_dir, Split::kTest, absl::GetFlag(FLAGS_synthetic_size));
+  if (!test.ok()) return ReportError(test.status().message());
+  const ImageDataset test_set = FirstSamples(*test, absl::GetFlag(FLAGS_test_limit));
+  trainer.model()->SetBatchNormTrainingForward(nullptr);
+  const double accuracy = trainer.Evaluate(test_set, absl::GetFlag(FLAGS_eval_batch_size));
+  std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),
+                               static_cast<int>(100 * accuracy))
+            << std::flush;
+  std::string saved;
+  if (!absl::GetFlag(FLAGS_models_dir).empty()) {
+    saved = absl::StrCat(absl::GetFlag(FLAGS_models_dir), "/Resnet-", args.depth, args.mixed ? "-mixed" : "", "-",
+                         env.world_size, "gpus.pth");
+    if (absl::Status s = SaveStateDict(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
+    std::cout << "Saved " << saved << "\n";
+  }
+  if (!absl::GetFlag(FLAGS_results).empty()) {
+    nlohmann::json record = NewRecord("resnet_ddp", device);
+    record["model"] = absl::StrCat("resnet", args.depth);
+    record["depth"] = args.depth;
+    record["devices"] = env.world_size;
+    record["processes"] = env.world_size;
+    record["launcher"] = env.launcher;
+    record["backend"] = backend_name;
+    record["precision"] = PrecisionName(precision);
+    record["mixed"] = args.mixed;
+    record["batch_size"] = batch_size;
+    record["global_batch_size"] = batch_size * env.world_size;
+    record["sync_batchnorm"] = sync_bn;
+    record["bucket_cap_mb"] = absl::GetFlag(FLAGS_bucket_cap_mb);
+    record["overlap"] = absl::GetFlag(FLAGS_overlap);
+    record["dataset"] = DatasetKindName(*kind);
+    record["train_samples"] = train_set.size();
+    record["test_samples"] = test_set.size();
+    record["epochs"] = epochs;
+    record["max_steps"] = absl::GetFlag(FLAGS_max_steps);
+    record["channels_last"] = absl::GetFlag(FLAGS_channels_last);
+    AddRunFields(totals, &record);
+    record["test_accuracy"] = accuracy;
+    record["model_path"] = saved;
+    if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) return ReportError(s.message());
+    std::cout << "Record appended to " << absl::GetFlag(FLAGS_results) << "\n";
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  const Args args = ParseArgs(ParseCommandLineOrExit(argc, argv, kUsage));
+  absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(getenv);
+  if (!env.ok()) return ReportError(env.status().message());
+  if (env->has_value()) return Worker(args, **env);
+
+  absl::StatusOr<bool> gpus = UseGpus(args.processes);
+  if (!gpus.ok()) return ReportError(gpus.status().message());
+  if (!*gpus && absl::GetFlag(FLAGS_device) == "auto") {
+    std::cout << "resnet_ddp: no GPU here: running " << args.processes << " processes on the CPU with Gloo\n"
+              << std::flush;
+  }
+  LaunchOptions launch;
+  launch.nproc = args.processes;
+  launch.name = "resnet_ddp";
+  launch.shutdown_timeout = std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout_s) * 1000));
+  return LaunchLocalWorkers(argc, argv, launch);
+}
+
+}  // namespace
+}  // namespace dlspeed
+
+int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }

@@ -1,0 +1,67 @@
+#include "resnet/training_run.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/results.h"
+
+namespace dlspeed {
+
+RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSettings& settings) {
+  RunTotals totals;
+  std::vector<double> later_steps;
+  int64_t later_samples = 0;
+  double later_seconds = 0;
+  Stopwatch total;
+  for (int64_t epoch = 0; epoch < settings.epochs; ++epoch) {
+    const int64_t steps = settings.max_steps > 0 ? std::min(settings.max_steps, loader.batches_per_epoch())
+                                                 : loader.batches_per_epoch();
+    Progress progress(absl::StrCat(settings.label, " epoch ", epoch + 1, "/", settings.epochs),
+                      steps, settings.verbose ? stderr : nullptr);
+    EpochStats stats = trainer.TrainEpoch(loader, epoch, [&](int64_t step, int64_t epoch_steps) {
+      if (settings.verbose) progress.Update(step);
+      if (settings.on_step) settings.on_step(step, epoch_steps);
+    });
+    if (settings.verbose) progress.Finish();
+    totals.epoch_seconds.push_back(stats.seconds);
+    totals.skipped_steps += stats.skipped_steps;
+    totals.final_train_loss = stats.mean_loss;
+    if (epoch > 0 || settings.epochs == 1) {
+      later_seconds += stats.seconds;
+      later_samples += stats.samples * settings.world_size;
+      later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
+    }
+    if (settings.verbose) {
+      std::cout << absl::StrFormat("  epoch %d/%d: %.2f s, %d steps, loss %.4f, train accuracy %.1f %%, %.0f img/s\n",
+                                   epoch + 1, settings.epochs, stats.seconds, stats.steps, stats.mean_loss,
+                                   100 * stats.train_accuracy, stats.throughput * settings.world_size)
+                << std::flush;
+    }
+  }
+  totals.average_epoch_seconds = later_seconds / static_cast<double>(settings.epochs > 1 ? settings.epochs - 1 : 1);
+  totals.total_seconds = total.Seconds();
+  totals.throughput = later_seconds > 0 ? later_samples / later_seconds : 0;
+  totals.step_seconds = Summarize(later_steps);
+  if (settings.verbose) {
+    std::cout << "Average time: " << totals.average_epoch_seconds << "\n"
+              << "Total time: " << totals.total_seconds << "\n"
+              << std::flush;
+  }
+  return totals;
+}
+
+void AddRunFields(const RunTotals& totals, nlohmann::json* record) {
+  (*record)["epoch_seconds"] = totals.epoch_seconds;
+  (*record)["avg_epoch_seconds"] = totals.average_epoch_seconds;
+  (*record)["total_seconds"] = totals.total_seconds;
+  (*record)["step_seconds"] = ToJson(totals.step_seconds);
+  (*record)["throughput"] = totals.throughput;
+  (*record)["throughput_unit"] = "images/s";
+  (*record)["final_train_loss"] = totals.final_train_loss;
+  (*record)["skipped_steps"] = totals.skipped_steps;
+}
+
+}  // namespace dlspeed

@@ -1,0 +1,52 @@
+// The epoch loop the ResNet training binaries share (resnet_single, resnet_dp,
+// resnet_ddp): train for N epochs with a terminal progress bar, print one
+// line per epoch and the study's "Average time" / "Total time" lines, and
+// gather what goes into the results record.
+//
+//   dlspeed::RunTotals totals = dlspeed::TrainEpochs(trainer, loader, settings);
+//   nlohmann::json record = dlspeed::NewRecord("resnet_ddp", device);
+//   dlspeed::AddRunFields(totals, &record);
+#ifndef DLSPEED_RESNET_TRAINING_RUN_H_
+#define DLSPEED_RESNET_TRAINING_RUN_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/data/loader.h"
+#include "common/timing.h"
+#include "resnet/train.h"
+
+namespace dlspeed {
+
+struct RunSettings {
+  int64_t epochs = 1;
+  int64_t max_steps = 0;    // per epoch; 0: whole epochs
+  std::string label;        // progress-bar title, e.g. "ResNet-18 fp32"
+  bool verbose = true;      // print the progress bar and the lines (rank 0 only)
+  int64_t world_size = 1;   // samples per step = batch x world_size
+  StepCallback on_step;     // called after each step, (step within epoch, steps)
+};
+
+struct RunTotals {
+  std::vector<double> epoch_seconds;
+  double average_epoch_seconds = 0;  // over the epochs after the first
+  double total_seconds = 0;
+  double throughput = 0;             // images per second over the later epochs, all ranks
+  Summary step_seconds;              // steps of the later epochs
+  double final_train_loss = 0;
+  int64_t skipped_steps = 0;
+};
+
+// Trains settings.epochs epochs and prints, when verbose, the study's lines.
+RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSettings& settings);
+
+// Adds epoch_seconds, avg_epoch_seconds, total_seconds, step_seconds,
+// throughput(_unit), final_train_loss and skipped_steps to `record`.
+void AddRunFields(const RunTotals& totals, nlohmann::json* record);
+
+}  // namespace dlspeed
+
+#endif  // DLSPEED_RESNET_TRAINING_RUN_H_

@@ -1,0 +1,203 @@
+// Runs resnet_ddp end to end in real processes on Gloo: DDP on two ranks ends
+// with the parameters one process gets on the union of their batches; it
+// joins when started torchrun-style; a killed rank stops the job with a line
+// naming it and leaves no process behind; rendezvous and usage errors are one
+// line each.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "common/serialize/torch_save_reader.h"
+#include "tests/subprocess.h"
+
+namespace dlspeed {
+namespace {
+
+const char kDdp[] = "resnet/resnet_ddp ";
+const char kSingle[] = "resnet/resnet_single ";
+
+std::string TempDir(const std::string& name) {
+  const char* root = std::getenv("TEST_TMPDIR");
+  const std::string dir = std::string(root ? root : "/tmp") + "/" + name;
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  return dir;
+}
+
+// Few steps at a small learning rate: ResNet training on batches of 16 with
+// BatchNorm amplifies float rounding quickly (one process with 1 or 2 threads
+// differs by ~1e-4 after two steps), so the comparison stays short.
+std::string TrainingFlags(const std::string& dir) {
+  return "--dataset=fashion-mnist --train_limit=256 --test_limit=32 --epochs=1 --max_steps=2 --augment=false "
+         "--lr=0.01 --threads=1 --workers=1 --models_dir=" + dir + "/models --results=" + dir + "/results.jsonl";
+}
+
+std::map<std::string, at::Tensor> ReadModel(const std::string& path) {
+  auto entries = ReadTorchSaveStateDict(path);
+  EXPECT_TRUE(entries.ok()) << entries.status();
+  std::map<std::string, at::Tensor> model;
+  if (entries.ok()) {
+    for (auto& [name, tensor] : *entries) model[name] = tensor;
+  }
+  return model;
+}
+
+// Largest absolute difference over the float entries of two state_dicts;
+// integer entries (num_batches_tracked) must be equal.
+double MaxDifference(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (const auto& [name, tensor] : a) {
+    auto it = b.find(name);
+    if (it == b.end()) {
+      ADD_FAILURE() << name << " missing";
+      continue;
+    }
+    if (!tensor.is_floating_point()) {
+      EXPECT_TRUE(tensor.equal(it->second)) << name;
+      continue;
+    }
+    worst = std::max(worst, (tensor.to(at::kDouble) - it->second.to(at::kDouble)).abs().max().item<double>());
+  }
+  return worst;
+}
+
+TEST(ResNetDdpTest, TwoRanksMatchOneProcessOnTheUnionOfTheirBatches) {
+  const std::string dir = TempDir("equivalence");
+  CommandResult ddp = RunCommand(kDdp + std::string("18 2 0 --batch_size=16 ") + TrainingFlags(dir));
+  ASSERT_EQ(ddp.exit_code, 0) << ddp.output;
+  for (const char* line : {"no GPU here: running 2 processes on the CPU with Gloo", "backend=gloo",
+                           "Non-mixed,18\n", "Average time: ", "Accuracy of the network on the 32 test images: ",
+                           "Saved " }) {
+    EXPECT_NE(ddp.output.find(line), std::string::npos) << "missing '" << line << "' in:\n" << ddp.output;
+  }
+  CommandResult single = RunCommand(kSingle + std::string("--depths=18 --modes=fp32 --batch_size=32 ") + TrainingFlags(dir));
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+
+  const auto distributed = ReadModel(dir + "/models/Resnet-18-2gpus.pth");
+  const auto reference = ReadModel(dir + "/models/Resnet-18-1gpu.pth");
+  ASSERT_FALSE(distributed.empty());
+  EXPECT_LT(MaxDifference(distributed, reference), 1e-3);
+  // The check can fail: the same two ranks without SyncBatchNorm differ a lot.
+  CommandResult unsynced =
+      RunCommand(kDdp + std::string("18 2 0 --batch_size=16 --sync_batchnorm=false ") + TrainingFlags(dir));
+  ASSERT_EQ(unsynced.exit_code, 0) << unsynced.output;
+  EXPECT_GT(MaxDifference(ReadModel(dir + "/models/Resnet-18-2gpus.pth"), reference), 1e-2);
+
+  std::ifstream in(dir + "/results.jsonl");
+  std::string line;
+  std::getline(in, line);
+  const nlohmann::json record = nlohmann::json::parse(line);
+  EXPECT_EQ(record["binary"], "resnet_ddp");
+  EXPECT_EQ(record["devices"], 2);
+  EXPECT_EQ(record["backend"], "gloo");
+  EXPECT_EQ(record["global_batch_size"], 32);
+  EXPECT_EQ(record["sync_batchnorm"], true);
+}
+
+TEST(ResNetDdpTest, JoinsWhenStartedTorchrunStyle) {
+  const std::string dir = TempDir("torchrun");
+  const std::string flags = std::string("18 2 1 --batch_size=8 ") + TrainingFlags(dir);
+  // What torchrun does: one process per rank with the rendezvous variables.
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=$(python3 -c 'import socket; s=socket.socket(); "
+                          "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])') WORLD_SIZE=2";
+  CommandResult run = RunCommand(
+      "export " + env + "; (RANK=1 LOCAL_RANK=1 " + kDdp + flags + " > " + dir + "/rank1.log 2>&1; echo $? > " + dir +
+      "/rank1.rc) & RANK=0 LOCAL_RANK=0 " + kDdp + flags + "; rc=$?; wait; exit $((rc + $(cat " + dir + "/rank1.rc)))");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output.find("no GPU here"), std::string::npos) << "it started its own workers:\n" << run.output;
+  EXPECT_NE(run.output.find("2 processes (torchrun)"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("Mixed precision,18"), std::string::npos) << run.output;
+  EXPECT_FALSE(ReadModel(dir + "/models/Resnet-18-mixed-2gpus.pth").empty());
+}
+
+TEST(ResNetDdpTest, AKilledRankStopsEveryProcessWithALineNamingIt) {
+  const std::string dir = TempDir("fault");
+  const auto start = std::chrono::steady_clock::now();
+  CommandResult run = RunCommand(kDdp + std::string("18 2 0 --batch_size=8 --test_kill=1:2 --timeout_s=20 ") +
+                                 "--dataset=synthetic --synthetic_size=256 --max_steps=20 --epochs=1 --models_dir= "
+                                 "--results=" + dir + "/fault-marker.jsonl");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("rank 1 (pid "), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("was killed by signal 9"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("rank 0: training stopped: "), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("rank 1 stopped responding"), std::string::npos) << run.output;
+  EXPECT_LT(seconds, 40) << run.output;
+  CommandResult left = RunCommand("pgrep -f 'fault-marke[r].jsonl'");
+  EXPECT_NE(left.exit_code, 0) << "processes left behind:\n" << left.output;
+}
+
+int ListeningPort(int* fd) {
+  *fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_ANY);
+  socklen_t length = sizeof(address);
+  if (bind(*fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || listen(*fd, 1) != 0 ||
+      getsockname(*fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return -1;
+  }
+  return ntohs(address.sin_port);
+}
+
+TEST(ResNetDdpTest, RendezvousProblemsAreOneClearLine) {
+  const std::string flags = " 18 2 0 --dataset=synthetic --synthetic_size=64 --timeout_s=3 --results= --models_dir=";
+  int fd = -1;
+  const int busy = ListeningPort(&fd);
+  ASSERT_GT(busy, 0);
+  CommandResult in_use = RunCommand("RANK=0 WORLD_SIZE=2 MASTER_PORT=" + std::to_string(busy) + " " + kDdp + flags);
+  EXPECT_NE(in_use.exit_code, 0);
+  EXPECT_NE(in_use.output.find("already in use"), std::string::npos) << in_use.output;
+  EXPECT_EQ(CountLines(in_use.output), 1) << in_use.output;
+  close(fd);
+
+  // Nobody listens at the port that was just freed: rank 1 cannot reach rank 0.
+  CommandResult unreachable =
+      RunCommand("RANK=1 WORLD_SIZE=2 MASTER_PORT=" + std::to_string(busy) + " " + kDdp + flags);
+  EXPECT_NE(unreachable.exit_code, 0);
+  EXPECT_NE(unreachable.output.find("cannot reach the rendezvous at 127.0.0.1:" + std::to_string(busy)),
+            std::string::npos)
+      << unreachable.output;
+  EXPECT_EQ(CountLines(unreachable.output), 1) << unreachable.output;
+}
+
+TEST(ResNetDdpTest, BadInputIsOneLine) {
+  struct Case {
+    std::string command;
+    int exit_code;
+    std::string mentions;
+  };
+  const Case cases[] = {
+      {std::string(kDdp) + "18 2", 2, "expected 3 arguments"},
+      {std::string(kDdp) + "20 2 0", 2, "depth must be one of 18, 34, 50"},
+      {std::string(kDdp) + "18 2 3", 2, "mixed must be one of 0, 1"},
+      {std::string(kDdp) + "18 2 0 --device=cuda", 1, "no GPU"},
+      {"RANK=0 WORLD_SIZE=2 " + std::string(kDdp) + "18 4 0", 1, "started 2 processes but the command line asks for 4"},
+      {"RANK=0 WORLD_SIZE=1 " + std::string(kDdp) + "18 1 0 --backend=nccl --dataset=synthetic --synthetic_size=64", 1,
+       "--backend=nccl needs GPUs"},
+      {"RANK=0 WORLD_SIZE=1 " + std::string(kDdp) + "18 1 0 --backend=mpi --dataset=synthetic --synthetic_size=64", 1,
+       "unknown backend 'mpi'"},
+      {"RANK=3 WORLD_SIZE=2 " + std::string(kDdp) + "18 2 0", 1, "RANK=3 is outside [0, WORLD_SIZE=2)"},
+  };
+  for (const Case& c : cases) {
+    CommandResult run = RunCommand(c.command + " --results= --models_dir=");
+    EXPECT_EQ(run.exit_code, c.exit_code) << c.command << "\n" << run.output;
+    EXPECT_NE(run.output.find(c.mentions), std::string::npos) << c.command << "\n" << run.output;
+    EXPECT_EQ(CountLines(run.output), 1) << c.command << "\n" << run.output;
+  }
+}
+
+}  // namespace
+}  // namespace dlspeed
