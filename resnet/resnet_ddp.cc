@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -249,6 +250,8 @@ int Worker(const Args& args, const RankEnv& env) {
   reducer_options.overlap = absl::GetFlag(FLAGS_overlap);
 
   RunTotals totals;
+  ReducerStats reducer_stats;
+  size_t buckets = 0;
   try {
     std::vector<torch::Tensor> state = trainer.model()->parameters();
     for (const torch::Tensor& buffer : trainer.model()->buffers()) state.push_back(buffer);
@@ -269,6 +272,8 @@ int Worker(const Args& args, const RankEnv& env) {
     if (lead) std::cout << (args.mixed ? "Mixed precision," : "Non-mixed,") << args.depth << std::endl;
     totals = TrainEpochs(trainer, loader, settings);
     backend->barrier()->wait();
+    reducer_stats = reducer->stats();
+    buckets = reducer->bucket_indices().size();
   } catch (const std::exception& error) {
     const std::string peers = (*group)->DescribeFailedPeers();
     std::cerr << absl::StrCat("resnet_ddp: ", who, ": training stopped: ", ShortError(error.what()), "; ", peers, "\n")
@@ -308,6 +313,12 @@ int Worker(const Args& args, const RankEnv& env) {
     record["sync_batchnorm"] = sync_bn;
     record["bucket_cap_mb"] = absl::GetFlag(FLAGS_bucket_cap_mb);
     record["overlap"] = absl::GetFlag(FLAGS_overlap);
+    const double steps = static_cast<double>(std::max<int64_t>(reducer_stats.steps, 1));
+    record["reducer"] = {{"buckets", buckets},
+                         {"steps", reducer_stats.steps},
+                         {"allreduces_per_step", reducer_stats.allreduces / steps},
+                         {"bytes_per_step", reducer_stats.bytes / steps},
+                         {"wait_seconds_per_step", reducer_stats.wait_seconds / steps}};
     record["dataset"] = DatasetKindName(*kind);
     record["train_samples"] = train_set.size();
     record["test_samples"] = test_set.size();

@@ -37,7 +37,7 @@ torch::Tensor ResNetTrainer::Step(const torch::Tensor& images, const torch::Tens
   torch::Tensor logits, loss;
   {
     AutocastScope autocast(options_.device, options_.precision);
-    logits = model_->forward(images);
+    logits = options_.forward ? options_.forward(images) : model_->forward(images);
     loss = torch::nn::functional::cross_entropy(logits, labels);
   }
   if (options_.precision == Precision::kFp16) {

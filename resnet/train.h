@@ -45,6 +45,9 @@ struct TrainOptions {
   // Runs after each backward, before the GradScaler and the optimizer step:
   // where DDP averages gradients across ranks (GradientReducer::FinishBackward).
   std::function<void()> after_backward;
+  // Replaces model->forward(images) in training steps, e.g. with
+  // DataParallel::Forward over several devices.
+  std::function<torch::Tensor(const torch::Tensor&)> forward;
 };
 
 struct EpochStats {
