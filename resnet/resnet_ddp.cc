@@ -264,6 +264,11 @@ int Worker(const Args& args, const RankEnv& env) {
     settings.label = absl::StrCat("ResNet-", args.depth, " ", PrecisionName(precision), " x", env.world_size);
     settings.verbose = lead;
     settings.world_size = env.world_size;
+    // The record's reducer figures cover the epochs after the first, as its
+    // step times do.
+    settings.on_epoch_start = [&](int64_t epoch) {
+      if (epoch == 1) reducer->ResetStats();
+    };
     int64_t global_step = 0;
     settings.on_step = [&](int64_t, int64_t) {
       ++global_step;
@@ -313,7 +318,7 @@ int Worker(const Args& args, const RankEnv& env) {
     record["sync_batchnorm"] = sync_bn;
     record["bucket_cap_mb"] = absl::GetFlag(FLAGS_bucket_cap_mb);
     record["overlap"] = absl::GetFlag(FLAGS_overlap);
-    const double steps = static_cast<double>(std::max<int64_t>(reducer_stats.steps, 1));
+    const double steps = static_cast<double>(std::max<int64_t>(reducer_stats.steps, 1));  // later epochs
     record["reducer"] = {{"buckets", buckets},
                          {"steps", reducer_stats.steps},
                          {"allreduces_per_step", reducer_stats.allreduces / steps},

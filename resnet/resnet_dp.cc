@@ -86,7 +86,8 @@ int Main(int argc, char** argv) {
     return ReportError(absl::StrCat("asked for ", *count, " GPUs but this host has ", gpus));
   }
   if (!on_gpus && device_flag == "auto") {
-    std::cout << "resnet_dp: no GPU here: the " << *count << " replicas run on the CPU\n";
+    std::cout << "resnet_dp: no GPU here: the " << *count << (*count == 1 ? " replica runs" : " replicas run")
+              << " on the CPU\n";
   }
   std::vector<c10::Device> devices;
   for (int i = 0; i < *count; ++i) {

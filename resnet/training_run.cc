@@ -17,6 +17,7 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
   double later_seconds = 0;
   Stopwatch total;
   for (int64_t epoch = 0; epoch < settings.epochs; ++epoch) {
+    if (settings.on_epoch_start) settings.on_epoch_start(epoch);
     const int64_t steps = settings.max_steps > 0 ? std::min(settings.max_steps, loader.batches_per_epoch())
                                                  : loader.batches_per_epoch();
     Progress progress(absl::StrCat(settings.label, " epoch ", epoch + 1, "/", settings.epochs),

@@ -10,6 +10,7 @@
 #define DLSPEED_RESNET_TRAINING_RUN_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct RunSettings {
   bool verbose = true;      // print the progress bar and the lines (rank 0 only)
   int64_t world_size = 1;   // samples per step = batch x world_size
   StepCallback on_step;     // called after each step, (step within epoch, steps)
+  std::function<void(int64_t epoch)> on_epoch_start;  // called before each epoch
 };
 
 struct RunTotals {

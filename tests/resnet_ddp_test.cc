@@ -104,6 +104,9 @@ TEST(ResNetDdpTest, TwoRanksMatchOneProcessOnTheUnionOfTheirBatches) {
   EXPECT_EQ(record["backend"], "gloo");
   EXPECT_EQ(record["global_batch_size"], 32);
   EXPECT_EQ(record["sync_batchnorm"], true);
+  EXPECT_EQ(record["launcher"], "resnet_ddp");
+  EXPECT_EQ(record["reducer"]["buckets"], 3);  // 1 MB, then 25 MB buckets of ResNet-18's 44.7 MB
+  EXPECT_EQ(record["reducer"]["steps"], 2);
 }
 
 TEST(ResNetDdpTest, JoinsWhenStartedTorchrunStyle) {

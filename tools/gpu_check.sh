@@ -66,6 +66,16 @@ check resnet_single-bf16-channels-last 300 "$B/resnet/resnet_single" --device="$
   --results="$B/gpu_results.jsonl" --models_dir=
 check train_step_benchmark 300 "$B/resnet/benchmarks/train_step_benchmark" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
   --benchmark_format=console
+# DDP at world size 1 (NCCL on a GPU) against resnet_single with the same
+# flags: the records' step_seconds give the reducer's overhead. resnet_dp on 1 GPU.
+MULTI_FLAGS=(--device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE --epochs=2 --batch_size=512
+             --augment=false --results="$B/gpu_results.jsonl" --models_dir="$B/models")
+for mixed in 0 1; do
+  modes=fp32; ((mixed)) && modes=mixed
+  check resnet_single-overhead-base-$modes 300 "$B/resnet/resnet_single" --depths=18 --modes=$modes "${MULTI_FLAGS[@]}"
+  check resnet_ddp-1-$modes 300 "$B/resnet/resnet_ddp" 18 1 $mixed "${MULTI_FLAGS[@]}"
+  check resnet_dp-1-$modes 300 "$B/resnet/resnet_dp" 18 1 $mixed "${MULTI_FLAGS[@]}"
+done
 PEER_PRECISIONS="fp32 fp16 bf16"
 [[ "$DEVICE" == cpu ]] && PEER_PRECISIONS="fp32 bf16"  # fp16 on a CPU takes minutes a step
 for p in $PEER_PRECISIONS; do

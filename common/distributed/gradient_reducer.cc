@@ -66,8 +66,10 @@ GradientReducer::GradientReducer(std::vector<at::Tensor> params, c10::intrusive_
     if (!param.requires_grad()) continue;
     const auto key = std::make_pair(param.scalar_type(), param.device().str());
     auto it = open.find(key);
-    const int64_t cap = buckets_.empty() ? options_.first_bucket_cap_bytes : options_.bucket_cap_bytes;
-    if (it == open.end() || (bucket_bytes[it->second] > 0 && bucket_bytes[it->second] + Bytes(param) > cap)) {
+    const bool full = it != open.end() && bucket_bytes[it->second] > 0 &&
+                      bucket_bytes[it->second] + Bytes(param) >
+                          (it->second == 0 ? options_.first_bucket_cap_bytes : options_.bucket_cap_bytes);
+    if (it == open.end() || full) {
       buckets_.emplace_back();
       bucket_bytes.push_back(0);
       open[key] = static_cast<int64_t>(buckets_.size()) - 1;

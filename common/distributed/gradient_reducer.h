@@ -72,6 +72,7 @@ class GradientReducer {
   // Parameter indices (into the constructor's list) of each bucket.
   std::vector<std::vector<int64_t>> bucket_indices() const;
   const ReducerStats& stats() const { return stats_; }
+  void ResetStats() { stats_ = ReducerStats(); }  // e.g. after a warm-up epoch
 
   // Called by the hooks; not for users.
   void OnGradReady(int64_t param_index);

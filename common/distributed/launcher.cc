@@ -118,6 +118,7 @@ int LaunchLocalWorkers(int argc, char** argv, const LaunchOptions& options) {
       setenv("LOCAL_WORLD_SIZE", absl::StrCat(options.nproc).c_str(), 1);
       setenv("MASTER_ADDR", "127.0.0.1", 1);
       setenv("MASTER_PORT", absl::StrCat(*port).c_str(), 1);
+      setenv("DLSPEED_LAUNCHER", name.c_str(), 1);  // so the workers can say who started them
       if (set_threads) setenv("OMP_NUM_THREADS", threads.c_str(), 1);
       execv("/proc/self/exe", args.data());
       std::cerr << name << ": cannot run /proc/self/exe: " << std::strerror(errno) << std::endl;

@@ -9,7 +9,8 @@
 //
 // Each worker gets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
 // MASTER_ADDR=127.0.0.1 and a free MASTER_PORT (and OMP_NUM_THREADS, cores
-// divided by workers, unless set), so RankEnvFromEnvironment finds them. When a
+// divided by workers, unless set), so RankEnvFromEnvironment finds them, and
+// DLSPEED_LAUNCHER=<name>, which it reports as the launcher. When a
 // worker fails, one line names its rank and how it ended; the others get
 // `shutdown_timeout` to stop on their own, then SIGTERM, then SIGKILL, so no
 // process is left behind. Workers die with the launcher (PR_SET_PDEATHSIG),

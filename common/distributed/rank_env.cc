@@ -1,5 +1,7 @@
 #include "common/distributed/rank_env.h"
 
+#include <string>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -47,6 +49,9 @@ absl::StatusOr<std::optional<RankEnv>> RankEnvFromEnvironment(const EnvLookup& l
     }
     RankEnv env;
     env.launcher = names.launcher;
+    if (const char* ours = lookup("DLSPEED_LAUNCHER"); ours != nullptr && *ours != '\0' && env.launcher == "torchrun") {
+      env.launcher = ours;
+    }
     env.rank = **rank;
     env.world_size = **world_size;
     if (env.world_size < 1) {
@@ -71,7 +76,7 @@ absl::StatusOr<std::optional<RankEnv>> RankEnvFromEnvironment(const EnvLookup& l
     } else if (const char* slurm_addr = lookup("SLURM_LAUNCH_NODE_IPADDR");
                env.launcher == "slurm" && slurm_addr != nullptr && *slurm_addr != '\0') {
       env.master_addr = slurm_addr;
-    } else if (env.world_size > 1 && env.launcher != "torchrun") {
+    } else if (env.world_size > 1 && std::string(names.launcher) != "torchrun") {
       return absl::InvalidArgumentError(
           absl::StrCat("started by ", env.launcher, " with ", env.world_size,
                        " processes but MASTER_ADDR is not set (export the address of rank 0's host)"));

@@ -30,7 +30,7 @@ struct RankEnv {
   int local_world_size = 1;   // processes on this machine
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
-  std::string launcher;       // "torchrun" (or ours), "slurm" or "mpi"
+  std::string launcher;       // "torchrun", "slurm", "mpi", or our launcher's name
 };
 
 // Reads a variable; returns nullptr when it is not set (getenv's contract).

@@ -37,6 +37,13 @@ TEST(RankEnvTest, ReadsTorchrunVariables) {
   EXPECT_EQ(e.launcher, "torchrun");
 }
 
+TEST(RankEnvTest, NamesOurOwnLauncher) {
+  absl::StatusOr<std::optional<RankEnv>> env =
+      RankEnvFromEnvironment(Env({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"DLSPEED_LAUNCHER", "resnet_ddp"}}));
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ((*env)->launcher, "resnet_ddp");
+}
+
 TEST(RankEnvTest, TorchrunDefaultsLocalRankAndRendezvous) {
   absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(Env({{"RANK", "1"}, {"WORLD_SIZE", "2"}}));
   ASSERT_TRUE(env.ok()) << env.status();

@@ -1,0 +1,79 @@
+#include "common/distributed/gradient_reducer.h"
+
+#include <memory>
+
+#include <gtest/gtest.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/torch.h>
+
+#include "common/distributed/launcher.h"
+#include "common/distributed/process_group.h"
+
+namespace dlspeed {
+namespace {
+
+// A real one-rank Gloo group: the reducer's bucketing, hooks and write-back
+// run as in a job; the averaging across ranks is tested end to end in
+// tests/resnet_ddp_test.cc.
+std::unique_ptr<ProcessGroup> OneRankGroup() {
+  RankEnv env;
+  env.master_port = *FindFreePort();
+  env.launcher = "test";
+  absl::StatusOr<std::unique_ptr<ProcessGroup>> group = ProcessGroup::Create(env, {});
+  EXPECT_TRUE(group.ok()) << group.status();
+  return group.ok() ? std::move(*group) : nullptr;
+}
+
+TEST(GradientReducerTest, BucketsFromTheLastParameterWithASmallFirstBucket) {
+  std::unique_ptr<ProcessGroup> group = OneRankGroup();
+  ASSERT_NE(group, nullptr);
+  // 4 float tensors of 256 KiB each, then one of 1 MiB.
+  std::vector<torch::Tensor> params;
+  for (int i = 0; i < 4; ++i) params.push_back(torch::zeros({65536}, torch::requires_grad()));
+  params.push_back(torch::zeros({262144}, torch::requires_grad()));
+  ReducerOptions options;
+  options.first_bucket_cap_bytes = 512 << 10;
+  options.bucket_cap_bytes = 1 << 20;
+  GradientReducer reducer(params, group->backend_ptr(), options);
+  // Last parameter alone fills the first bucket; then pairs... within 1 MiB.
+  const std::vector<std::vector<int64_t>> expected = {{4}, {3, 2, 1, 0}};
+  EXPECT_EQ(reducer.bucket_indices(), expected);
+}
+
+TEST(GradientReducerTest, GradientsArriveAsBucketViewsAndUnusedParametersGetZeros) {
+  std::unique_ptr<ProcessGroup> group = OneRankGroup();
+  ASSERT_NE(group, nullptr);
+  torch::manual_seed(0);
+  torch::nn::Linear used(4, 3), unused(4, 3);
+  std::vector<torch::Tensor> params = used->parameters();
+  for (const torch::Tensor& p : unused->parameters()) params.push_back(p);
+  GradientReducer reducer(params, group->backend_ptr());
+
+  const torch::Tensor x = torch::randn({5, 4});
+  for (int step = 0; step < 2; ++step) {  // the second step reuses the buckets
+    for (torch::Tensor& p : params) p.mutable_grad() = torch::Tensor();
+    used->forward(x).square().sum().backward();
+    const torch::Tensor expected_weight_grad = used->weight.grad().clone();
+    reducer.FinishBackward();
+    EXPECT_TRUE(used->weight.grad().equal(expected_weight_grad)) << step;
+    EXPECT_TRUE(unused->weight.grad().defined());
+    EXPECT_EQ(unused->weight.grad().abs().sum().item<float>(), 0.0f);
+  }
+  EXPECT_EQ(reducer.stats().steps, 2);
+  EXPECT_EQ(reducer.stats().allreduces, 2);  // one bucket per step
+}
+
+TEST(GradientReducerTest, KeepsChannelsLastStrides) {
+  std::unique_ptr<ProcessGroup> group = OneRankGroup();
+  ASSERT_NE(group, nullptr);
+  torch::Tensor weight = torch::randn({8, 3, 3, 3}).contiguous(at::MemoryFormat::ChannelsLast).requires_grad_();
+  GradientReducer reducer({weight}, group->backend_ptr());
+  torch::conv2d(torch::randn({2, 3, 8, 8}).contiguous(at::MemoryFormat::ChannelsLast), weight).sum().backward();
+  const torch::Tensor expected = weight.grad().clone();
+  reducer.FinishBackward();
+  EXPECT_EQ(weight.grad().strides(), weight.strides());
+  EXPECT_TRUE(weight.grad().allclose(expected));
+}
+
+}  // namespace
+}  // namespace dlspeed

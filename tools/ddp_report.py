@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""DDP report: (a) the overhead of resnet_ddp with one process over
+resnet_single, (b) resnet_ddp with 2 CPU processes on Gloo with and without
+overlapping the gradient all-reduce with backward, at 25 MiB buckets and at one
+bucket, and (c) resnet_ddp against Python PyTorch DDP
+(tools/peer/resnet_ddp_step.py). All variants run in alternating rounds so that
+they see the same machine load; it prints a Markdown report of the medians.
+
+  bazel build //resnet:resnet_single //resnet:resnet_ddp
+  .venv/bin/python tools/ddp_report.py --depth 18 --batch 32 --steps 10 --rounds 3 --out ddp_report.md
+
+The C++ figures are each binary's step_seconds.median (second epoch of two,
+--max_steps steps each); the Python peer warms up for as many steps as it times.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run(cmd):
+    """Runs cmd; on failure prints its last lines and exits non-zero."""
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
+        print("\n".join(tail), file=sys.stderr)
+        sys.exit(f"ddp_report: exit code {done.returncode} from: {' '.join(cmd)}")
+    return done.stdout
+
+
+def run_binary(cmd, results):
+    """Runs a resnet binary that appends one record to results; returns that record."""
+    if os.path.exists(results):
+        os.remove(results)
+    run(cmd + [f"--results={results}"])
+    with open(results) as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+def ms(seconds):
+    return f"{seconds * 1e3:.1f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--depth", type=int, default=18, choices=[18, 34, 50])
+    parser.add_argument("--batch", type=int, default=32, help="samples per process and step")
+    parser.add_argument("--steps", type=int, default=10, help="steps per epoch (two epochs, the second timed)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bin_dir", default=os.path.join(ROOT, "bazel-bin", "resnet"))
+    parser.add_argument("--python", default=os.path.join(ROOT, ".venv", "bin", "python"))
+    parser.add_argument("--out", help="also write the Markdown report here")
+    args = parser.parse_args()
+    single, ddp = (os.path.join(args.bin_dir, name) for name in ("resnet_single", "resnet_ddp"))
+    for path in (single, ddp, args.python):
+        if not os.path.exists(path):
+            sys.exit(f"ddp_report: {path} not found: bazel build //resnet:resnet_single //resnet:resnet_ddp, "
+                     "or pass --bin_dir / --python")
+
+    d = str(args.depth)
+    common = ["--dataset=synthetic", f"--synthetic_size={args.batch * args.steps * 2}",
+              f"--batch_size={args.batch}", "--epochs=2", f"--max_steps={args.steps}", "--augment=false",
+              "--workers=1", "--models_dir="]
+    cpu = ["--device=cpu", "--backend=gloo"]
+    variants = {  # name -> command (without --results)
+        "single": [single, f"--depths={d}", "--modes=fp32"] + common,
+        "ddp1": [ddp, d, "1", "0"] + common,
+    }
+    pairs = [(overlap, bucket) for overlap in ("true", "false") for bucket in ("25", "1000")]
+    for overlap, bucket in pairs:
+        variants[(overlap, bucket)] = [ddp, d, "2", "0"] + common + cpu + [
+            f"--overlap={overlap}", f"--bucket_cap_mb={bucket}"]
+    peer = [args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--depth", d,
+            "--batch", str(args.batch), "--world", "2", "--bucket_cap_mb", "25",
+            "--steps", str(args.steps), "--warmup", str(args.steps)]
+
+    load = os.getloadavg()[0]  # other work on the machine skews every figure below
+    records = {name: [] for name in variants}
+    python = []
+    with tempfile.TemporaryDirectory() as tmp:
+        results = os.path.join(tmp, "results.jsonl")
+        for r in range(args.rounds):
+            for name, cmd in variants.items():
+                records[name].append(run_binary(cmd, results))
+            python.append(json.loads(run(peer).strip().splitlines()[-1]))
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+
+    def rounds(name):
+        return ", ".join(ms(rec["step_seconds"]["median"]) for rec in records[name])
+
+    step = {name: statistics.median(rec["step_seconds"]["median"] for rec in records[name]) for name in variants}
+    wait = {pair: statistics.median(rec["reducer"]["wait_seconds_per_step"] for rec in records[pair]) for pair in pairs}
+    first = records["single"][0]
+    lines = [
+        f"# DDP report: ResNet-{args.depth} fp32, batch {args.batch} per process, 32x32 synthetic images",
+        "",
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs ({first['device']}), load average {load:.1f} before the runs; "
+        f"LibTorch {first['libtorch_version']}, "
+        f"Python torch {python[0]['torch']}. Medians of {args.rounds} alternating rounds; "
+        f"C++: median step of the second of two {args.steps}-step epochs.",
+        "",
+        "## (a) DDP overhead with one process",
+        "",
+        "| binary | ms per step (median) | rounds (ms) |",
+        "| --- | --- | --- |",
+        f"| resnet_single | {ms(step['single'])} | {rounds('single')} |",
+        f"| resnet_ddp, 1 process | {ms(step['ddp1'])} | {rounds('ddp1')} |",
+        "",
+    ]
+    overhead = (step["ddp1"] / step["single"] - 1) * 100
+    lines += [f"Overhead: {overhead:+.1f} % (target: at most 3 %: {'met' if overhead <= 3 else 'NOT met'}).", ""]
+
+    lines += ["## (b) 2 processes on the CPU with Gloo", "",
+              "| overlap | bucket_cap_mb | buckets | MB per step | ms per step (median) | exposed wait ms/step "
+              "| rounds (ms) |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for pair in pairs:
+        rec = records[pair][0]["reducer"]
+        lines.append(f"| {pair[0]} | {pair[1]} | {rec['buckets']} | {rec['bytes_per_step'] / 1e6:.1f} | "
+                     f"{ms(step[pair])} | {ms(wait[pair])} | {rounds(pair)} |")
+    lines.append("")
+    for bucket in ("25", "1000"):
+        hidden = 1 - wait[("true", bucket)] / wait[("false", bucket)] if wait[("false", bucket)] > 0 else float("nan")
+        lines.append(f"Hidden fraction at bucket_cap_mb={bucket}: {hidden:.0%} "
+                     "(1 - exposed wait with overlap / without).")
+    lines.append("")
+
+    py = statistics.median(p["median_step_seconds"] for p in python)
+    cpp = step[("true", "25")]
+    lines += ["## (c) C++ against Python DDP (2 processes, bucket 25 MiB, overlap, SyncBatchNorm)", "",
+              "| implementation | ms per step (median) | rounds (ms) |", "| --- | --- | --- |",
+              f"| resnet_ddp | {ms(cpp)} | {rounds(('true', '25'))} |",
+              f"| Python DDP (resnet_ddp_step.py, {python[0]['threads']} threads/process) | {ms(py)} | "
+              f"{', '.join(ms(p['median_step_seconds']) for p in python)} |", "",
+              f"Python / C++ step time: {py / cpp:.2f} (> 1: C++ faster)."]
+
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
