@@ -13,6 +13,9 @@
 
 #if defined(LIBTORCH_HAS_CUDA) && __has_include(<nccl.h>) && __has_include(<cuda_runtime_api.h>)
 #define DLSPEED_HAS_NCCL 1
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1  // ProcessGroupNCCL.hpp declares nothing without it
+#endif
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
