@@ -1,0 +1,126 @@
+// RoBERTa / XLM-RoBERTa encoder with a sequence-classification head, in the
+// LibTorch C++ frontend, with Hugging Face transformers' parameter names and
+// semantics (RobertaForSequenceClassification / XLMRobertaForSequenceClassification):
+// position ids count non-padding tokens from pad_token_id + 1, the attention
+// mask hides padding, GELU (erf), post-LayerNorm, and the classifier head
+// dense -> tanh -> out_proj on the first token (<s>); dropout only in training.
+//
+//   absl::StatusOr<dlspeed::RobertaConfig> config = dlspeed::NamedRobertaConfig("xlm-roberta-base");
+//   dlspeed::RobertaClassifier model(*config);
+//   torch::Tensor logits = model->forward(input_ids, attention_mask);  // [B, num_labels]
+//
+// Checkpoint folders (config.json + model.safetensors) are read and written
+// by roberta_checkpoint.h.
+#ifndef DLSPEED_ROBERTA_ROBERTA_H_
+#define DLSPEED_ROBERTA_ROBERTA_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include "absl/status/statusor.h"
+
+namespace dlspeed {
+
+struct RobertaConfig {
+  std::string model_type = "xlm-roberta";  // or "roberta"
+  int64_t vocab_size = 250002;
+  int64_t hidden_size = 768;
+  int64_t num_hidden_layers = 12;
+  int64_t num_attention_heads = 12;
+  int64_t intermediate_size = 3072;
+  int64_t max_position_embeddings = 514;
+  int64_t type_vocab_size = 1;
+  int64_t pad_token_id = 1;
+  int64_t bos_token_id = 0;
+  int64_t eos_token_id = 2;
+  double layer_norm_eps = 1e-5;
+  double hidden_dropout_prob = 0.1;
+  double attention_probs_dropout_prob = 0.1;
+  int64_t num_labels = 4;
+};
+
+// The configs of roberta-base, roberta-large, xlm-roberta-base,
+// xlm-roberta-large, and "roberta-small": the study's RoBERTa small, taken as
+// distilroberta-base's shape (6 layers of roberta-base). num_labels = 4.
+// Unknown names are InvalidArgument, listing the known ones.
+absl::StatusOr<RobertaConfig> NamedRobertaConfig(const std::string& name);
+std::vector<std::string> NamedRobertaConfigs();
+
+// A config from a Hugging Face config.json (its RoBERTa fields; num_labels
+// from "num_labels" or the size of "id2label"); InvalidArgument when a field
+// is missing, of the wrong type, or inconsistent (hidden_size not divisible by
+// the heads, a hidden_act other than "gelu", ...).
+absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json);
+nlohmann::json RobertaConfigToJson(const RobertaConfig& config);
+
+class RobertaEmbeddingsImpl : public torch::nn::Module {
+ public:
+  explicit RobertaEmbeddingsImpl(const RobertaConfig& config);
+  torch::Tensor forward(const torch::Tensor& input_ids);
+
+ private:
+  int64_t pad_token_id_;
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
+  torch::nn::LayerNorm layer_norm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(RobertaEmbeddings);
+
+// One encoder layer: self-attention (attention.self.{query,key,value},
+// attention.output.{dense,LayerNorm}), then the feed-forward block
+// (intermediate.dense, output.{dense,LayerNorm}).
+class RobertaLayerImpl : public torch::nn::Module {
+ public:
+  explicit RobertaLayerImpl(const RobertaConfig& config);
+  // `mask`: bool [B, 1, 1, S], true where a key may be attended to, or
+  // undefined (attend to every token).
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask);
+
+ private:
+  int64_t heads_;
+  double attention_dropout_;
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, attention_dense{nullptr};
+  torch::nn::Linear intermediate_dense{nullptr}, output_dense{nullptr};
+  torch::nn::LayerNorm attention_norm{nullptr}, output_norm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(RobertaLayer);
+
+class RobertaClassifierImpl : public torch::nn::Module {
+ public:
+  explicit RobertaClassifierImpl(const RobertaConfig& config);
+  // input_ids: int64 [B, S]; attention_mask: [B, S], nonzero for real tokens
+  // (undefined: every token). Returns logits [B, num_labels].
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
+  // The encoder's output [B, S, hidden] (last_hidden_state).
+  torch::Tensor Encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
+
+  const RobertaConfig& config() const { return config_; }
+
+ private:
+  RobertaConfig config_;
+  RobertaEmbeddings embeddings{nullptr};
+  torch::nn::ModuleList layers{nullptr};   // registered as roberta.encoder.layer
+  std::vector<RobertaLayer> layer_list_;  // the same layers, typed
+  torch::nn::Linear classifier_dense{nullptr}, classifier_out{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(RobertaClassifier);
+
+// Initialises weights as transformers does (normal(0, 0.02) for linear and
+// embedding weights, zero biases, unit LayerNorms, a zero padding embedding).
+void InitRobertaWeights(RobertaClassifierImpl& model);
+
+}  // namespace dlspeed
+
+#endif  // DLSPEED_ROBERTA_ROBERTA_H_

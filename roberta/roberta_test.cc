@@ -1,0 +1,159 @@
+#include "roberta/roberta.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "roberta/roberta_checkpoint.h"
+
+namespace dlspeed {
+namespace {
+
+// tests/fixtures/roberta_tiny: a 2-layer XLM-R classifier saved by
+// transformers (tools/make_roberta_fixture.py), with the logits transformers
+// computed for a padded batch.
+const char kFixture[] = "tests/fixtures/roberta_tiny";
+
+nlohmann::json Expected() {
+  std::ifstream in(std::string(kFixture) + "/expected.json");
+  return nlohmann::json::parse(in);
+}
+
+torch::Tensor ToTensor(const nlohmann::json& rows, torch::Dtype dtype) {
+  std::vector<torch::Tensor> parts;
+  for (const auto& row : rows) {
+    std::vector<double> values = row.get<std::vector<double>>();
+    parts.push_back(torch::tensor(values, torch::kDouble));
+  }
+  return torch::stack(parts).to(dtype);
+}
+
+std::string TempDir(const std::string& name) {
+  const char* root = std::getenv("TEST_TMPDIR");
+  return std::string(root ? root : "/tmp") + "/" + name;
+}
+
+TEST(RobertaTest, LogitsMatchTransformersWithPadding) {
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->summary.find("randomly"), std::string::npos) << loaded->summary;
+  RobertaClassifier model = loaded->model;
+  model->eval();
+  const nlohmann::json expected = Expected();
+  const torch::Tensor ids = ToTensor(expected["input_ids"], torch::kLong);
+  const torch::Tensor mask = ToTensor(expected["attention_mask"], torch::kLong);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = model->forward(ids, mask);
+  const torch::Tensor want = ToTensor(expected["logits"], torch::kFloat);
+  EXPECT_LT((logits - want).abs().max().item<double>(), 1e-4) << logits << want;
+  const torch::Tensor first = model->Encode(ids, mask).select(1, 0);
+  const torch::Tensor want_first = ToTensor(expected["last_hidden_state_first_token"], torch::kFloat);
+  EXPECT_LT((first - want_first).abs().max().item<double>(), 1e-4);
+}
+
+// One SGD step as transformers takes it (eval mode, mean cross-entropy, lr 0.1,
+// no momentum): same loss, same gradient norms per parameter, same logits after.
+TEST(RobertaTest, GradientsAndOneStepMatchTransformers) {
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  RobertaClassifier model = loaded->model;
+  model->eval();
+  const nlohmann::json expected = Expected();
+  const nlohmann::json& step = expected["train_step"];
+  const torch::Tensor ids = ToTensor(expected["input_ids"], torch::kLong);
+  const torch::Tensor mask = ToTensor(expected["attention_mask"], torch::kLong);
+  const torch::Tensor labels = torch::tensor(step["labels"].get<std::vector<int64_t>>());
+  torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(ids, mask), labels);
+  EXPECT_NEAR(loss.item<double>(), step["loss_before"].get<double>(), 1e-5);
+  loss.backward();
+  for (const auto& item : model->named_parameters()) {
+    const double want = step["grad_norms"][item.key()].get<double>();
+    // Key biases cannot change attention (softmax ignores a per-query shift):
+    // their gradients are rounding noise, so compare them absolutely.
+    EXPECT_NEAR(item.value().grad().norm().item<double>(), want, 1e-4 + 1e-4 * want) << item.key();
+  }
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.sub_(p.grad() * step["lr"].get<double>());
+    const torch::Tensor after = model->forward(ids, mask);
+    EXPECT_LT((after - ToTensor(step["logits_after"], torch::kFloat)).abs().max().item<double>(), 1e-4);
+  }
+}
+
+TEST(RobertaTest, ParameterNamesAndShapesAreTransformers) {
+  const nlohmann::json expected = Expected()["parameter_names"];
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  std::map<std::string, std::vector<int64_t>> ours;
+  for (const auto& item : loaded->model->named_parameters()) ours[item.key()] = item.value().sizes().vec();
+  std::map<std::string, std::vector<int64_t>> theirs;
+  for (const auto& [name, shape] : expected.items()) {
+    if (name.find("position_ids") == std::string::npos) theirs[name] = shape.get<std::vector<int64_t>>();
+  }
+  EXPECT_EQ(ours, theirs);
+}
+
+TEST(RobertaTest, PaddingDoesNotChangeARowsLogits) {
+  torch::manual_seed(0);
+  RobertaConfig config;
+  config.vocab_size = 50;
+  config.hidden_size = 16;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 2;
+  config.intermediate_size = 32;
+  config.max_position_embeddings = 20;
+  RobertaClassifier model(config);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor alone = model->forward(torch::tensor({{0, 7, 9, 2}}), torch::ones({1, 4}, torch::kLong));
+  const torch::Tensor padded =
+      model->forward(torch::tensor({{0, 7, 9, 2, 1, 1}}), torch::tensor({{1, 1, 1, 1, 0, 0}}));
+  EXPECT_TRUE(torch::allclose(alone, padded, 1e-5, 1e-6));
+}
+
+TEST(RobertaTest, SavedFolderLoadsBackTheSameModel) {
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const std::string dir = TempDir("roberta_saved");
+  ASSERT_TRUE(SaveRobertaFolder(*loaded->model, dir).ok());
+  absl::StatusOr<LoadedRoberta> again = LoadRobertaFolder(dir);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto a = loaded->model->named_parameters();
+  auto b = again->model->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& item : a) EXPECT_TRUE(item.value().equal(b[item.key()])) << item.key();
+  EXPECT_EQ(again->model->config().num_labels, 4);
+}
+
+TEST(RobertaTest, ANewLabelCountKeepsTheEncoderAndSaysTheHeadIsNew) {
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture, /*num_labels=*/7);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_NE(loaded->summary.find("initialised randomly"), std::string::npos) << loaded->summary;
+  EXPECT_EQ(loaded->model->config().num_labels, 7);
+}
+
+TEST(RobertaTest, NamedConfigsAndBadInput) {
+  absl::StatusOr<RobertaConfig> base = NamedRobertaConfig("xlm-roberta-base");
+  ASSERT_TRUE(base.ok());
+  EXPECT_EQ(base->vocab_size, 250002);
+  EXPECT_EQ(NamedRobertaConfig("roberta-small")->num_hidden_layers, 6);
+  EXPECT_FALSE(NamedRobertaConfig("bert-base").ok());
+
+  nlohmann::json json = RobertaConfigToJson(*base);
+  json["num_attention_heads"] = 5;
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("multiple"), std::string::npos);
+  json = RobertaConfigToJson(*base);
+  json.erase("hidden_size");
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("hidden_size"), std::string::npos);
+
+  EXPECT_EQ(LoadRobertaFolder(TempDir("no_such_folder")).status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace dlspeed
