@@ -1,0 +1,487 @@
+#!/usr/bin/env python3
+"""Markdown report with PNG bar charts from a dlspeed results file.
+
+Reads the JSON Lines records that the binaries append (resnet_single,
+resnet_dp, resnet_ddp, resnet_cpu_infer; resnet_gpu_script, roberta_train and
+roberta_infer once they exist) and draws the study's figures as far as the
+records allow: training speed-up by method, training time by batch size, CPU
+and GPU inference variants, and ours, fp16 / bf16 / channels_last. Records are
+grouped by where they ran (device name, host, LibTorch version) and data set;
+of several records with the same configuration the latest (by timestamp) is
+used. Lines that cannot be used are listed in the report and on stderr.
+
+  python3 tools/report.py results.jsonl --out report   # report/report.md, report/*.png
+
+Exit status: 0 when the report was written (also with skipped lines or no
+records), 1 when the results file cannot be read or DIR cannot be written,
+2 for usage.
+"""
+import argparse
+import collections
+import json
+import math
+import os
+import re
+import sys
+
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.patches
+    import matplotlib.pyplot as plt
+except ImportError:
+    plt = None
+
+TRAIN = ("resnet_single", "resnet_dp", "resnet_ddp", "roberta_train")
+INFER = ("resnet_cpu_infer", "resnet_gpu_script", "roberta_infer")
+RESNET_TRAIN = ("resnet_single", "resnet_dp", "resnet_ddp")
+SCHEMA_VERSION = 1  # the records' schema_version that this report reads
+PRECISIONS = ["fp32", "fp16", "bf16"]
+VARIANTS = ["eager", "torchscript", "torchscript-frozen", "torchscript-file", "int8", "int8-torchscript",
+            "cuda-graph"]
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def median_seconds(record):
+    batches = record.get("batch_seconds")
+    return batches.get("median") if isinstance(batches, dict) else None
+
+
+def check(record):
+    """Returns why `record` cannot be used, or "" when it can."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    binary = record.get("binary")
+    if binary not in TRAIN + INFER:
+        return f"unknown binary {binary!r}" if binary is not None else "no binary field"
+    if record.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        return f"schema_version {record['schema_version']!r}; this report reads {SCHEMA_VERSION}"
+    if record.get("model") is None and isinstance(record.get("depth"), int):  # model from depth
+        record["model"] = f"resnet{record['depth']}"
+    need = {"model": str, "batch_size": int}
+    need.update({"precision": str, "devices": int} if binary in TRAIN else {"variant": str})
+    problems = [f"lacks {field}" if record.get(field) is None else f"has a bad {field} ({record[field]!r})"
+                for field, kind in need.items()
+                if not isinstance(record.get(field), kind) or isinstance(record.get(field), bool)]
+    if binary in TRAIN and not (is_number(record.get("avg_epoch_seconds")) or is_number(record.get("throughput"))):
+        problems.append("lacks avg_epoch_seconds and throughput")
+    if binary in INFER and not is_number(median_seconds(record)):
+        problems.append("lacks batch_seconds.median")
+    return f"{binary} record {', '.join(problems)}" if problems else ""
+
+
+def read_records(path):
+    """Returns (records, skipped): the usable records, each with its line number
+    in "_line", and (line, why) for the others. Raises OSError."""
+    records, skipped = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as e:
+                skipped.append((number, f"not JSON ({e.msg}, column {e.colno})"))
+                continue
+            why = check(record)
+            if why:
+                skipped.append((number, why))
+            else:
+                record["_line"] = number
+                records.append(record)
+    return records, skipped
+
+
+# Labels and configurations.
+
+def model_name(model):
+    match = re.fullmatch(r"resnet(\d+)", model)
+    return f"ResNet-{match[1]}" if match else model
+
+
+def method(r):
+    n = r["devices"]
+    if r["binary"] == "resnet_dp":
+        return f"DP ×{n}"
+    if r["binary"] == "resnet_ddp" or (r["binary"] == "roberta_train" and n > 1):
+        return f"DDP ×{n}" + (" no overlap" if r.get("overlap") is False else "")
+    return "1 device"
+
+
+def precision(r):
+    return r["precision"] + (" channels_last" if r.get("channels_last") else "")
+
+
+def batch(r):
+    return f"batch {r['batch_size']}" + ("/process" if method(r).startswith("DDP") else "")
+
+
+def train_label(r):
+    return f"{method(r)}, {precision(r)}, {batch(r)}"
+
+
+def variant(r):
+    engine = r.get("engine")
+    return r["variant"] + (f" ({engine})" if engine and r["variant"].startswith("int8") else "")
+
+
+def infer_group(r):
+    label = f"{model_name(r['model'])}{' mixed-trained' if r.get('mixed') else ''}, batch {r['batch_size']}"
+    return label + (f", {r['threads']} threads" if "cuda" not in str(r.get("device")) and r.get("threads") else "")
+
+
+def describe(r):
+    what = train_label(r) if r["binary"] in TRAIN else f"{infer_group(r)}, {variant(r)}"
+    return f"{r['binary']}: {model_name(r['model'])}, {what}"
+
+
+def config(r):
+    """What makes two records measurements of the same thing."""
+    if r["binary"] in TRAIN:
+        return (r["binary"], r["model"], r["precision"], r["devices"], r["batch_size"],
+                bool(r.get("channels_last")), r.get("overlap") is not False)
+    return (r["binary"], r["model"], r["variant"], r["batch_size"], r.get("threads"), r.get("device"),
+            bool(r.get("mixed")), r.get("engine") or "")
+
+
+def section_key(r):
+    return tuple(str(r.get(k) or "?") for k in ("device_name", "hostname", "libtorch_version", "dataset"))
+
+
+def train_order(r):
+    kind = 0 if method(r) == "1 device" else 1 if r["binary"] == "resnet_dp" else 2
+    prec = PRECISIONS.index(r["precision"]) if r["precision"] in PRECISIONS else len(PRECISIONS)
+    return (kind, r["devices"], r.get("overlap") is False, prec, bool(r.get("channels_last")), r["batch_size"])
+
+
+def variant_order(name):
+    base = name.split(" ")[0]
+    return (VARIANTS.index(base) if base in VARIANTS else len(VARIANTS), name)
+
+
+def latest(records):
+    """Keeps the latest record (by timestamp, then line) of each configuration;
+    returns (kept, notes saying which records were set aside)."""
+    same = collections.defaultdict(list)
+    for r in records:
+        same[config(r)].append(r)
+    kept, notes = [], []
+    for group in same.values():
+        group.sort(key=lambda r: (str(r.get("timestamp") or ""), r["_line"]))
+        last = group[-1]
+        kept.append(last)
+        if len(group) > 1:
+            lines = ", ".join(str(n) for n in sorted(r["_line"] for r in group))
+            notes.append(f"{describe(last)}: {len(group)} records (lines {lines}); "
+                         f"the latest, line {last['_line']} ({last.get('timestamp') or 'no timestamp'}), is used")
+    return kept, notes
+
+
+# Numbers.
+
+def fmt(value, spec):
+    return format(value, spec) if is_number(value) else "-"
+
+
+def speedup(base, r):
+    """Returns (speed-up of r over base, mark): from the average epoch time when
+    both ran the same full epochs, else from images/s (marked *)."""
+    full = (not base.get("max_steps") and not r.get("max_steps")
+            and base.get("train_samples") == r.get("train_samples"))
+    if full and is_number(base.get("avg_epoch_seconds")) and is_number(r.get("avg_epoch_seconds")):
+        return base["avg_epoch_seconds"] / r["avg_epoch_seconds"], ""
+    if is_number(base.get("throughput")) and is_number(r.get("throughput")):
+        return r["throughput"] / base["throughput"], "*"
+    return None, ""
+
+
+def speedup_text(value, mark):
+    return f"{value:.2f}x{mark}" if value is not None else "-"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def percent(value):
+    return f"{100 * value:.1f} %" if is_number(value) else "-"
+
+
+# Figures: each takes a section's records and returns None when it has none to
+# show, else a dict (see chart_result): table lines, chart (groups, series,
+# values, ylabel, spec, hline) or None, caption, notes, the records shown.
+
+
+def train_row(r, speed):
+    return [model_name(r["model"]), method(r), precision(r), r["batch_size"], fmt(r.get("avg_epoch_seconds"), ".2f"),
+            fmt(r.get("throughput"), ".0f"), percent(r.get("test_accuracy")), speed]
+
+
+def unit(records):
+    """The records' throughput unit (images/s, sequences/s)."""
+    return next((r["throughput_unit"] for r in records if isinstance(r.get("throughput_unit"), str)), "items/s")
+
+
+def train_header(records):
+    return ["model", "method", "precision", "batch", "avg epoch (s)", unit(records), "test accuracy", "speed-up"]
+
+
+THROUGHPUT_NOTE = ("Speed-ups marked \\* are from images/s: those runs' epochs differ (--max_steps or data size), "
+                   "so their epoch times do not compare.")
+
+
+def speedup_by_method(records, binaries):
+    rs = sorted((r for r in records if r["binary"] in binaries and not r.get("channels_last")),
+                key=lambda r: (r["model"], train_order(r)))
+    if not rs:
+        return None
+    rows, values, ones, notes = [], {}, [], []
+    for model in sorted({r["model"] for r in rs}, key=lambda m: (len(m), m)):
+        mine = [r for r in rs if r["model"] == model]
+        base = baseline(mine, lambda r: method(r) == "1 device")
+        if base is None:
+            notes.append(f"{model_name(model)}: no 1-device fp32 record, so no speed-up.")
+        else:
+            ones.append(f"{model_name(model)}: {train_label(base)} "
+                        f"({fmt(base.get('avg_epoch_seconds'), '.2f')} s an epoch)")
+        for r in mine:
+            s, mark = speedup(base, r) if base else (None, "")
+            rows.append(train_row(r, speedup_text(s, mark)))
+            if s is not None:
+                values[model_name(model), train_label(r)] = s
+    if any(row[-1].endswith("*") for row in rows):
+        notes.append(THROUGHPUT_NOTE)
+    caption = ("Speed-up = the 1-device fp32 run's average epoch time (epochs after the first) / this run's; "
+               "1.0 = " + "; ".join(ones) + "." if ones else "")
+    return chart_result(train_header(rs), rows, values, rs, train_label, "speed-up (1.0 = 1 device, fp32)", ".2f",
+                        1.0, caption, notes)
+
+
+def baseline(records, is_single):
+    """The 1-device fp32 record to compare with: at the batch size most of
+    `records` use (ties: the larger), else None."""
+    singles = [r for r in records if is_single(r) and r["precision"] == "fp32" and not r.get("channels_last")]
+    if not singles:
+        return None
+    counts = collections.Counter(r["batch_size"] for r in records)
+    return max(singles, key=lambda r: (counts[r["batch_size"]], r["batch_size"]))
+
+
+def chart_result(header, rows, values, records, series_of, ylabel, spec, hline, caption, notes):
+    groups = list(dict.fromkeys(g for g, _ in values))
+    shown = {s for _, s in values}
+    series = [s for s in dict.fromkeys(map(series_of, records)) if s in shown]
+    chart = (groups, series, values, ylabel, spec, hline) if values else None
+    return {"table": table(header, rows), "chart": chart, "caption": caption, "notes": notes, "records": records}
+
+
+def time_by_batch(records, binaries):
+    rs = [r for r in records if r["binary"] in binaries and is_number(r.get("avg_epoch_seconds"))]
+    runs = collections.defaultdict(list)
+    for r in rs:
+        runs[model_name(r["model"]), method(r), precision(r)].append(r)
+    runs = {k: sorted(v, key=lambda r: r["batch_size"]) for k, v in runs.items() if len(v) > 1}
+    if not runs:
+        return None
+    rows, values, used = [], {}, []
+    for key in sorted(runs, key=lambda k: (len(k[0]), k[0], train_order(runs[k][0]))):
+        group = ", ".join(key)
+        for r in runs[key]:
+            rows.append([*key, r["batch_size"], fmt(r["avg_epoch_seconds"], ".2f"), fmt(r.get("throughput"), ".0f"),
+                         r.get("max_steps") or "all"])
+            values[group, f"batch {r['batch_size']}"] = r["avg_epoch_seconds"]
+            used.append(r)
+    used.sort(key=lambda r: r["batch_size"])
+    caption = ("Average epoch time (epochs after the first) of each configuration run at two or more batch sizes; "
+               "DDP's batch is per process, DP's is split over its devices.")
+    notes = [] if all(row[-1] == "all" for row in rows) else ["Runs with a step count stopped each epoch early."]
+    return chart_result(["model", "method", "precision", "batch", "avg epoch (s)", unit(used), "steps an epoch"],
+                        rows, values, used, lambda r: f"batch {r['batch_size']}", "average epoch time (s)", ".2f",
+                        None, caption, notes)
+
+
+def inference(records, binary, device=None):
+    rs = [r for r in records if r["binary"] == binary
+          and (device is None or ("cuda" in str(r.get("device"))) == (device == "cuda"))]
+    if not rs:
+        return None
+    rs.sort(key=lambda r: (infer_group(r), variant_order(variant(r))))
+    rows, values = [], {}
+    for r in rs:
+        eager = next((e for e in rs if infer_group(e) == infer_group(r) and e["variant"] == "eager"), None)
+        b = r["batch_seconds"]
+        rows.append([infer_group(r), variant(r), fmt(1e3 * b["median"], ".2f"),
+                     f"{fmt(1e3 * b['p10'], '.2f')}–{fmt(1e3 * b['p90'], '.2f')}"
+                     if is_number(b.get("p10")) and is_number(b.get("p90")) else "-",
+                     fmt(r.get("total_seconds"), ".2f"), fmt(r.get("throughput"), ".0f"),
+                     percent(r.get("test_accuracy")),
+                     f"{median_seconds(eager) / b['median']:.2f}x" if eager else "-"])
+        values[infer_group(r), variant(r)] = 1e3 * b["median"]
+    caption = ("Median time a batch (lower is better); the table adds p10–p90, the whole test set's time and "
+               "the speed-up over eager.")
+    return chart_result(["model", "variant", "median ms a batch", "p10–p90 ms", "total (s)", unit(rs),
+                         "test accuracy", "vs eager"], rows, values, rs, variant, "median ms a batch", ".1f", None,
+                        caption, [])
+
+
+def precision_and_layout(records):
+    rs = [r for r in records if r["binary"] == "resnet_single"]
+    if not any(r["precision"] == "bf16" or r.get("channels_last") for r in rs):
+        return None
+    rs.sort(key=lambda r: ((len(r["model"]), r["model"]), r["batch_size"], train_order(r)))
+    rows, values, notes = [], {}, []
+    for r in rs:
+        group = f"{model_name(r['model'])}, batch {r['batch_size']}"
+        base = baseline([o for o in rs if o["model"] == r["model"] and o["batch_size"] == r["batch_size"]],
+                        lambda o: True)
+        s, mark = speedup(base, r) if base else (None, "")
+        rows.append(train_row(r, speedup_text(s, mark)))
+        if s is not None:
+            values[group, precision(r)] = s
+    if any(row[-1].endswith("*") for row in rows):
+        notes.append(THROUGHPUT_NOTE)
+    caption = ("1 device; speed-up = the fp32 (NCHW) run's average epoch time / this run's, "
+               "for the same model and batch size (1.0 = fp32).")
+    return chart_result(train_header(rs), rows, values, rs, precision, "speed-up (1.0 = fp32)", ".2f", 1.0,
+                        caption, notes)
+
+
+FIGURES = [  # (name, title, file stem, builder, what it needs)
+    ("Figure 1", "ResNet training speed-up by method", "fig1-resnet-train-speedup",
+     lambda rs: speedup_by_method(rs, RESNET_TRAIN), "resnet_single, resnet_dp or resnet_ddp records"),
+    ("Figure 2", "RoBERTa training speed-up by method", "fig2-roberta-train-speedup",
+     lambda rs: speedup_by_method(rs, ("roberta_train",)), "roberta_train records"),
+    ("Figure 3", "ResNet training time by batch size", "fig3-resnet-batch-size",
+     lambda rs: time_by_batch(rs, RESNET_TRAIN),
+     "ResNet training records of one configuration at two or more batch sizes"),
+    ("Figure 4", "RoBERTa training time by batch size", "fig4-roberta-batch-size",
+     lambda rs: time_by_batch(rs, ("roberta_train",)),
+     "roberta_train records of one configuration at two or more batch sizes"),
+    ("Figure 5", "ResNet CPU inference", "fig5-resnet-cpu-infer",
+     lambda rs: inference(rs, "resnet_cpu_infer"), "resnet_cpu_infer records"),
+    ("Figure 6", "RoBERTa CPU inference", "fig6-roberta-cpu-infer",
+     lambda rs: inference(rs, "roberta_infer", "cpu"), "roberta_infer records on the CPU"),
+    ("Figure 7", "ResNet GPU inference", "fig7-resnet-gpu-infer",
+     lambda rs: inference(rs, "resnet_gpu_script"), "resnet_gpu_script records"),
+    ("Figure 8", "RoBERTa GPU inference", "fig8-roberta-gpu-infer",
+     lambda rs: inference(rs, "roberta_infer", "cuda"), "roberta_infer records on a GPU"),
+    ("Ours", "ResNet training precision and memory format (fp16, bf16, channels_last)",
+     "ours-resnet-precision-layout", precision_and_layout, "resnet_single records in bf16 or channels_last"),
+]
+
+
+# Output.
+
+def dates(records):
+    days = sorted({str(r["timestamp"])[:10] for r in records if r.get("timestamp")})
+    return "date unknown" if not days else days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+
+
+def where(key):
+    device_name, hostname, libtorch, _ = key
+    return f"{device_name} ({hostname}), LibTorch {libtorch}"
+
+
+def bar_chart(path, title, subtitle, groups, series, values, ylabel, spec, hline):
+    """Grouped bars: one group per x tick, each group's bars centred on it, one colour per series."""
+    colors = plt.get_cmap("tab10" if len(series) <= 10 else "tab20").colors
+    color = {name: colors[i % len(colors)] for i, name in enumerate(series)}
+    present = [[name for name in series if (group, name) in values] for group in groups]
+    width = min(0.3, 0.8 / max(len(names) for names in present))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + width * sum(map(len, present)) * 1.6), 4.5))
+    for g, (group, names) in enumerate(zip(groups, present)):
+        for i, name in enumerate(names):
+            bars = ax.bar(g + (i - (len(names) - 1) / 2) * width, values[group, name], width, color=color[name])
+            ax.bar_label(bars, labels=[format(values[group, name], spec)], fontsize=7)
+    if hline is not None:
+        ax.axhline(hline, color="gray", linewidth=0.8, linestyle="--")
+    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\n{subtitle}", fontsize=10)
+    handles = [matplotlib.patches.Patch(color=color[name], label=name) for name in series]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def slug(text):
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
+
+
+def render(path, records, skipped, out):
+    """Writes out/report.md and the charts."""
+    lines = ["# dlspeed results report", "",
+             f"From `{path}`: {len(records)} records used, {len(skipped)} lines skipped. "
+             "Where several records share a configuration, the latest (by timestamp) is used, "
+             "and each such case is listed under its machine.", ""]
+    if not records:
+        lines += ["This results file holds no usable records.", ""]
+    sections = collections.defaultdict(list)
+    for r in records:
+        sections[section_key(r)].append(r)
+    drawn = set()
+    for key in sections:  # in the order the file first names them
+        kept, repeated = latest(sections[key])
+        lines += [f"## {where(key)}, {key[3]}", "", f"Records of {dates(kept)}.", ""]
+        for name, title, stem, build, _ in FIGURES:
+            figure = build(kept)
+            if figure is None:
+                continue
+            drawn.add(name)
+            subtitle = f"{where(key)}, {dates(figure['records'])}"
+            lines += [f"### {name}: {title}", ""]
+            if figure["chart"]:
+                png = f"{slug(key[1] + '-' + key[0] + '-' + key[2] + '-' + key[3])}-{stem}.png"
+                bar_chart(os.path.join(out, png), f"{name}: {title}", subtitle, *figure["chart"])
+                lines += [f"![{name}: {title}]({png})", ""]
+            else:
+                lines += ["No chart: nothing to compare with (see the notes).", ""]
+            caption = " ".join(filter(None, [f"{subtitle}, {key[3]}.", figure["caption"]]))
+            lines += [f"*{caption}*", ""] + figure["table"] + [""]
+            lines += [f"- {note}" for note in figure["notes"]] + ([""] if figure["notes"] else [])
+        if repeated:
+            lines += ["### Repeated configurations", ""] + [f"- {note}" for note in repeated] + [""]
+    missing = [(name, title, needs) for name, title, _, _, needs in FIGURES if name not in drawn]
+    if missing and records:
+        lines += ["## Not in this results file", ""]
+        lines += [f"- {name}: {title} (needs {needs})" for name, title, needs in missing] + [""]
+    if skipped:
+        lines += ["## Skipped lines", ""] + table(["line", "why"], [(n, why.replace("|", "\\|")) for n, why in skipped])
+        lines += [""]
+    with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines).rstrip("\n") + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="JSON Lines results file")
+    parser.add_argument("--out", required=True, help="directory for report.md and the PNG charts")
+    args = parser.parse_args(argv)
+    if plt is None:
+        print("report: matplotlib is missing: apt-get install python3-matplotlib (and run /usr/bin/python3)",
+              file=sys.stderr)
+        return 1
+    try:
+        records, skipped = read_records(args.results)
+    except OSError as e:
+        print(f"report: cannot read {args.results}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    for number, why in skipped:
+        print(f"report: line {number}: {why}", file=sys.stderr)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        render(args.results, records, skipped, args.out)
+    except OSError as e:
+        print(f"report: cannot write to {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"report: wrote {os.path.join(args.out, 'report.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
