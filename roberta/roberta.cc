@@ -1,9 +1,13 @@
 #include "roberta/roberta.h"
 
 #include <cmath>
+#include <limits>
 #include <memory>
+#include <optional>
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/quantized/PackedParams.h>
 #include <torch/nn/init.h>
 
 #include "absl/strings/str_cat.h"
@@ -39,7 +43,51 @@ constexpr NamedConfig kNamedConfigs[] = {
     {"xlm-roberta-large", "xlm-roberta", 250002, 1024, 24, 16, 4096},
 };
 
+using LinearPacked = c10::intrusive_ptr<LinearPackedParamsBase>;
+
+const c10::TypedOperatorHandle<LinearPacked(at::Tensor, std::optional<at::Tensor>)>& LinearPrepack() {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("quantized::linear_prepack", "")
+                             .typed<LinearPacked(at::Tensor, std::optional<at::Tensor>)>();
+  return op;
+}
+
+const c10::TypedOperatorHandle<at::Tensor(at::Tensor, const LinearPacked&, bool)>& LinearDynamic() {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("quantized::linear_dynamic", "")
+                             .typed<at::Tensor(at::Tensor, const LinearPacked&, bool)>();
+  return op;
+}
+
 }  // namespace
+
+torch::Tensor RobertaLinearImpl::forward(const torch::Tensor& x) {
+  if (packed_.isNone()) return torch::nn::LinearImpl::forward(x);
+  // reduce_range as PyTorch's dynamic Linear uses on x86 (fbgemm's 7-bit activations).
+  return LinearDynamic().call(x.to(at::kFloat).contiguous(), packed_.toCustomClass<LinearPackedParamsBase>(),
+                              /*reduce_range=*/true);
+}
+
+void RobertaLinearImpl::QuantizeDynamicInt8() {
+  torch::NoGradGuard no_grad;
+  const at::Tensor w = weight.detach().to(at::kFloat).contiguous();
+  const at::Tensor scales =
+      (w.abs().amax(/*dim=*/1).to(at::kDouble) / 127.5).clamp_min(static_cast<double>(std::numeric_limits<float>::epsilon()));
+  const at::Tensor q = at::quantize_per_channel(w, scales, at::zeros({w.size(0)}, at::kLong), /*axis=*/0, at::kQInt8);
+  packed_ = c10::IValue(LinearPrepack().call(q, bias.defined() ? std::optional<at::Tensor>(bias.detach().to(at::kFloat))
+                                                                : std::nullopt));
+}
+
+int QuantizeDynamicInt8(RobertaClassifierImpl& model) {
+  int count = 0;
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    if (auto* linear = module->as<RobertaLinearImpl>()) {
+      linear->QuantizeDynamicInt8();
+      ++count;
+    }
+  }
+  return count;
+}
 
 std::vector<std::string> NamedRobertaConfigs() {
   std::vector<std::string> names;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/ivalue.h>
 #include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -63,6 +64,25 @@ std::vector<std::string> NamedRobertaConfigs();
 absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json);
 nlohmann::json RobertaConfigToJson(const RobertaConfig& config);
 
+// nn::Linear (same parameters and names) that can switch to dynamic int8
+// quantization for inference: per-channel int8 weights, prepacked once, and
+// activations quantized batch by batch (quantized::linear_dynamic), as
+// torch.ao.quantization.quantize_dynamic does for nn.Linear.
+class RobertaLinearImpl : public torch::nn::LinearImpl {
+ public:
+  RobertaLinearImpl(int64_t in_features, int64_t out_features)
+      : torch::nn::LinearImpl(torch::nn::LinearOptions(in_features, out_features)) {}
+  torch::Tensor forward(const torch::Tensor& x);
+  // Packs the current weights; later forwards run in int8 on the CPU, without
+  // gradients. Throws c10::Error if this LibTorch lacks the quantized kernels.
+  void QuantizeDynamicInt8();
+  bool quantized() const { return !packed_.isNone(); }
+
+ private:
+  c10::IValue packed_;  // LinearPackedParamsBase once quantized
+};
+TORCH_MODULE(RobertaLinear);
+
 class RobertaEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit RobertaEmbeddingsImpl(const RobertaConfig& config);
@@ -89,8 +109,8 @@ class RobertaLayerImpl : public torch::nn::Module {
  private:
   int64_t heads_;
   double attention_dropout_;
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, attention_dense{nullptr};
-  torch::nn::Linear intermediate_dense{nullptr}, output_dense{nullptr};
+  RobertaLinear query{nullptr}, key{nullptr}, value{nullptr}, attention_dense{nullptr};
+  RobertaLinear intermediate_dense{nullptr}, output_dense{nullptr};
   torch::nn::LayerNorm attention_norm{nullptr}, output_norm{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
@@ -112,10 +132,14 @@ class RobertaClassifierImpl : public torch::nn::Module {
   RobertaEmbeddings embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};   // registered as roberta.encoder.layer
   std::vector<RobertaLayer> layer_list_;  // the same layers, typed
-  torch::nn::Linear classifier_dense{nullptr}, classifier_out{nullptr};
+  RobertaLinear classifier_dense{nullptr}, classifier_out{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(RobertaClassifier);
+
+// Switches every Linear layer of the model (attention, feed-forward and the
+// classifier head) to dynamic int8; returns how many were quantized.
+int QuantizeDynamicInt8(RobertaClassifierImpl& model);
 
 // Initialises weights as transformers does (normal(0, 0.02) for linear and
 // embedding weights, zero biases, unit LayerNorms, a zero padding embedding).

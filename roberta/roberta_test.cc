@@ -86,6 +86,23 @@ TEST(RobertaTest, GradientsAndOneStepMatchTransformers) {
   }
 }
 
+TEST(RobertaTest, DynamicInt8StaysCloseToFp32) {
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  RobertaClassifier model = loaded->model;
+  model->eval();
+  const nlohmann::json expected = Expected();
+  const torch::Tensor ids = ToTensor(expected["input_ids"], torch::kLong);
+  const torch::Tensor mask = ToTensor(expected["attention_mask"], torch::kLong);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor fp32 = model->forward(ids, mask);
+  EXPECT_EQ(QuantizeDynamicInt8(*model), 2 * 6 + 2);  // 6 Linear layers per encoder layer, 2 in the head
+  const torch::Tensor int8 = model->forward(ids, mask);
+  EXPECT_FALSE(int8.equal(fp32)) << "the int8 path did not run";
+  EXPECT_LT((int8 - fp32).abs().max().item<double>(), 0.1) << int8 << fp32;
+  EXPECT_TRUE(int8.argmax(1).equal(fp32.argmax(1)));
+}
+
 TEST(RobertaTest, ParameterNamesAndShapesAreTransformers) {
   const nlohmann::json expected = Expected()["parameter_names"];
   absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
