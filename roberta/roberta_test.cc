@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "resnet/resnet_script.h"
 #include "roberta/roberta_checkpoint.h"
+#include "roberta/roberta_script.h"
 
 namespace dlspeed {
 namespace {
@@ -101,6 +103,30 @@ TEST(RobertaTest, DynamicInt8StaysCloseToFp32) {
   EXPECT_FALSE(int8.equal(fp32)) << "the int8 path did not run";
   EXPECT_LT((int8 - fp32).abs().max().item<double>(), 0.1) << int8 << fp32;
   EXPECT_TRUE(int8.argmax(1).equal(fp32.argmax(1)));
+}
+
+TEST(RobertaTest, FrozenTorchScriptMatchesEagerAndLoadsBack) {
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  RobertaClassifier model = loaded->model;
+  model->eval();
+  const nlohmann::json expected = Expected();
+  const torch::Tensor ids = ToTensor(expected["input_ids"], torch::kLong);
+  const torch::Tensor mask = ToTensor(expected["attention_mask"], torch::kLong);
+  absl::StatusOr<torch::jit::Module> script = ScriptRoberta(*model);
+  ASSERT_TRUE(script.ok()) << script.status();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor eager = model->forward(ids, mask);
+  const torch::Tensor scripted = script->forward({ids, mask}).toTensor();
+  EXPECT_LT((scripted - eager).abs().max().item<double>(), 1e-5);
+  const std::string path = TempDir("roberta.ts");
+  ASSERT_TRUE(SaveScript(*script, path).ok());
+  absl::StatusOr<torch::jit::Module> again = LoadScript(path);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_LT((again->forward({ids, mask}).toTensor() - eager).abs().max().item<double>(), 1e-5);
+
+  QuantizeDynamicInt8(*model);
+  EXPECT_EQ(ScriptRoberta(*model).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(RobertaTest, ParameterNamesAndShapesAreTransformers) {
