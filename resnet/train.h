@@ -26,6 +26,7 @@
 #include "common/data/loader.h"
 #include "common/optim/sgd.h"
 #include "common/timing.h"
+#include "common/training_stats.h"
 #include "resnet/resnet.h"
 
 namespace dlspeed {
@@ -49,22 +50,6 @@ struct TrainOptions {
   // DataParallel::Forward over several devices.
   std::function<torch::Tensor(const torch::Tensor&)> forward;
 };
-
-struct EpochStats {
-  int64_t epoch = 0;
-  double seconds = 0;          // wall time of the epoch, device synchronised
-  int64_t steps = 0;
-  int64_t samples = 0;
-  int64_t skipped_steps = 0;   // fp16 steps the GradScaler skipped (inf/NaN)
-  double mean_loss = 0;
-  double train_accuracy = 0;   // fraction of training samples classified right
-  Summary step_seconds;        // per-step times
-  std::vector<double> step_times;  // the raw per-step seconds
-  double throughput = 0;       // images per second at the median step time
-};
-
-// Called after each step with (step, steps in this epoch), e.g. for progress.
-using StepCallback = std::function<void(int64_t step, int64_t steps)>;
 
 class ResNetTrainer {
  public:

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.gpu_deps
 PACKAGES=(libabsl-dev libabsl20220623 libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
-          nlohmann-json3-dev libgloo-dev zlib1g-dev dataset-fashion-mnist)
+          nlohmann-json3-dev libgloo-dev zlib1g-dev libsentencepiece-dev libsentencepiece0 dataset-fashion-mnist)
 rm -rf "$OUT" && mkdir -p "$OUT/debs"
 (cd "$OUT/debs" && apt-get download "${PACKAGES[@]}" >/dev/null)
 for deb in "$OUT"/debs/*.deb; do dpkg -x "$deb" "$OUT"; done

@@ -1,0 +1,382 @@
+// roberta_train: the study's main.py, fine-tuning a RoBERTa/XLM-R classifier
+// with DistributedDataParallel (the common gradient reducer on c10d: NCCL on
+// GPUs, Gloo on CPUs), fp32 or mixed precision, SGD (the study's) or AdamW
+// with warmup. Per-epoch time, loss and dev accuracy go to perf-<model>.log
+// (the study's lines) and to the results records; the best model is saved as a
+// Hugging Face folder.
+//
+//   bazel run //roberta:roberta_train -- --model_name xlm-roberta-base --batch-size 32 --mixed
+//   bazel run //roberta:roberta_train -- --model_name roberta-small --nproc 2   # 2 processes
+//   torchrun --no-python --nproc-per-node 4 bazel-bin/roberta/roberta_train --model_name xlm-roberta-base
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/amp.h"
+#include "common/atomic_file.h"
+#include "common/cli.h"
+#include "common/device.h"
+#include "common/distributed/gradient_reducer.h"
+#include "common/distributed/launcher.h"
+#include "common/distributed/process_group.h"
+#include "common/distributed/rank_env.h"
+#include "common/results.h"
+#include "roberta/roberta.h"
+#include "roberta/roberta_checkpoint.h"
+#include "roberta/roberta_trainer.h"
+#include "roberta/text_data.h"
+
+ABSL_FLAG(std::string, model_name, "roberta-small",
+          "a named config (roberta-small, roberta-base, roberta-large, xlm-roberta-base, xlm-roberta-large: random "
+          "initialisation) or a Hugging Face checkpoint folder (config.json + model.safetensors)");
+ABSL_FLAG(int64_t, batch_size, 32, "sequences per process and step (the study: 16, 32, 64); also --batch-size");
+ABSL_FLAG(bool, mixed, false, "mixed precision (fp16 with a GradScaler on CUDA, bf16 on the CPU; see --precision)");
+ABSL_FLAG(std::string, precision, "auto", "mixed-precision type with --mixed: auto, fp16 or bf16");
+ABSL_FLAG(int32_t, nproc, 1, "processes to start, one per device (also --gpus); ignored under torchrun/srun/mpirun");
+ABSL_FLAG(int32_t, gpus, 0, "same as --nproc");
+ABSL_FLAG(int64_t, epochs, 3, "training epochs");
+ABSL_FLAG(int64_t, max_steps, 0, "end each epoch after this many steps (0: whole epochs)");
+ABSL_FLAG(int64_t, max_len, 128, "longest sequence in tokens (longer ones are truncated)");
+ABSL_FLAG(int64_t, num_labels, 4, "classes (the study's task: 4)");
+ABSL_FLAG(std::string, optimizer, "sgd", "sgd (the study's: lr 0.1, momentum 0.9) or adamw (with linear warmup and decay)");
+ABSL_FLAG(double, lr, 0, "learning rate (0: 0.1 for sgd, 2e-5 for adamw)");
+ABSL_FLAG(double, weight_decay, -1, "weight decay (-1: 0 for sgd, 0.01 for adamw)");
+ABSL_FLAG(double, warmup_ratio, 0.06, "adamw: fraction of the steps spent warming up");
+ABSL_FLAG(std::string, train_data, "", "training data: the study's <prefix> (<prefix>_ids.txt, <prefix>_labels.txt) "
+          "or a .tsv file (text<TAB>label, needs --tokenizer); empty: synthetic ids");
+ABSL_FLAG(std::string, dev_data, "", "dev data, in the same forms as --train_data");
+ABSL_FLAG(std::string, tokenizer, "", "SentencePiece model for .tsv data (e.g. a checkpoint's sentencepiece.bpe.model)");
+ABSL_FLAG(int64_t, synthetic_size, 2048, "synthetic training sequences (dev: a quarter)");
+ABSL_FLAG(std::string, device, "auto", "auto (one GPU per process if there are GPUs, else the CPU), cuda or cpu");
+ABSL_FLAG(std::string, backend, "auto", "c10d backend: auto (nccl on GPUs, gloo on the CPU), nccl or gloo");
+ABSL_FLAG(double, timeout_s, 300, "seconds allowed for the rendezvous and for each collective");
+ABSL_FLAG(int32_t, threads, 0, "CPU intra-op threads per process (0: default)");
+ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and synthetic data");
+ABSL_FLAG(std::string, log, "", "the study's per-epoch log (default: perf-<model>.log; empty with --nolog_file)");
+ABSL_FLAG(bool, log_file, true, "write the per-epoch log file");
+ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file rank 0 appends its record to (empty: none)");
+ABSL_FLAG(std::string, save_dir, "models/roberta", "where rank 0 saves the best model (empty: not saved)");
+
+namespace dlspeed {
+namespace {
+
+constexpr char kUsage[] =
+    "fine-tunes a RoBERTa/XLM-R classifier, one process per device (the study's main.py).\n"
+    "usage: roberta_train [--model_name NAME|DIR] [--batch-size 32] [--mixed] [--nproc N] [--optimizer sgd|adamw]\n"
+    "                     [--train_data PREFIX|FILE.tsv --dev_data ...] [--epochs 3] ...";
+
+std::string ShortError(std::string text) {
+  text = text.substr(0, text.find('\n'));
+  if (!text.empty() && text[0] == '[') {
+    const size_t end = text.find("] ");
+    if (end != std::string::npos) text = text.substr(end + 2);
+  }
+  return text;
+}
+
+// The study's flags have hyphens (--batch-size); Abseil's names cannot.
+std::vector<char*> NormaliseFlagNames(int argc, char** argv, std::vector<std::string>* storage) {
+  storage->assign(argv, argv + argc);
+  for (std::string& arg : *storage) {
+    if (arg.rfind("--", 0) != 0 || arg == "--") continue;
+    const size_t end = std::min(arg.find('='), arg.size());
+    std::replace(arg.begin() + 2, arg.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+  }
+  std::vector<char*> args;
+  for (std::string& arg : *storage) args.push_back(arg.data());
+  return args;
+}
+
+absl::StatusOr<TextDataset> LoadText(const std::string& source, const std::optional<SentencePieceTokenizer>& tokenizer,
+                                     int64_t max_len) {
+  if (source.size() > 4 && source.substr(source.size() - 4) == ".tsv") {
+    if (!tokenizer) return absl::InvalidArgumentError(absl::StrCat(source, " is raw text: give --tokenizer"));
+    return ReadTsv(source, *tokenizer, max_len);
+  }
+  return ReadIdsAndLabels(source);
+}
+
+int Train(const RankEnv& env, bool distributed) {
+  const std::string who = absl::StrCat("rank ", env.rank);
+  const std::string device_flag = absl::GetFlag(FLAGS_device);
+  if (device_flag != "auto" && device_flag != "cuda" && device_flag != "cpu") {
+    ExitWithUsageError(absl::StrCat("--device must be auto, cuda or cpu, not '", device_flag, "'"));
+  }
+  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  if (device_flag == "cuda" && gpus == 0) return ReportError("--device=cuda: this host has no GPU (use --device=cpu)");
+  const bool on_gpu = device_flag != "cpu" && gpus > 0;
+  if (on_gpu && env.local_world_size > gpus) {
+    return ReportError(absl::StrCat(env.local_world_size, " processes on this host need one GPU each, but it has ", gpus));
+  }
+  const c10::Device device = on_gpu ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank))
+                                    : c10::Device(c10::kCPU);
+  if (on_gpu) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);
+  if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+
+  const bool mixed = absl::GetFlag(FLAGS_mixed);
+  Precision precision = Precision::kFp32;
+  if (mixed) {
+    precision = on_gpu ? Precision::kFp16 : Precision::kBf16;
+    if (absl::GetFlag(FLAGS_precision) != "auto") {
+      absl::StatusOr<Precision> parsed = ParsePrecision(absl::GetFlag(FLAGS_precision));
+      if (!parsed.ok() || *parsed == Precision::kFp32) ExitWithUsageError("--precision must be auto, fp16 or bf16");
+      precision = *parsed;
+    }
+  }
+  absl::StatusOr<RobertaOptimizer> optimizer = ParseRobertaOptimizer(absl::GetFlag(FLAGS_optimizer));
+  if (!optimizer.ok()) ExitWithUsageError(optimizer.status().message());
+  const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
+  const int64_t max_len = absl::GetFlag(FLAGS_max_len);
+  const int64_t epochs = absl::GetFlag(FLAGS_epochs);
+  if (batch_size < 1 || epochs < 1 || max_len < 3 || absl::GetFlag(FLAGS_num_labels) < 1) {
+    ExitWithUsageError("--batch_size, --epochs and --num_labels must be at least 1, --max_len at least 3");
+  }
+
+  // The model: a named config (random weights) or a checkpoint folder.
+  const std::string model_name = absl::GetFlag(FLAGS_model_name);
+  torch::manual_seed(absl::GetFlag(FLAGS_seed));
+  RobertaClassifier model{nullptr};
+  std::string model_origin;
+  absl::StatusOr<RobertaConfig> named = NamedRobertaConfig(model_name);
+  if (named.ok()) {
+    named->num_labels = absl::GetFlag(FLAGS_num_labels);
+    model = RobertaClassifier(*named);
+    model_origin = absl::StrCat("random initialisation (", model_name, " has no checkpoint here)");
+  } else {
+    absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(model_name, absl::GetFlag(FLAGS_num_labels));
+    if (!loaded.ok()) {
+      return ReportError(loaded.status().code() == absl::StatusCode::kNotFound
+                             ? absl::StrCat(named.status().message(), "; ", loaded.status().message())
+                             : std::string(loaded.status().message()));
+    }
+    model = loaded->model;
+    model_origin = loaded->summary;
+  }
+  const RobertaConfig config = model->config();
+
+  // Data.
+  std::optional<SentencePieceTokenizer> tokenizer;
+  if (!absl::GetFlag(FLAGS_tokenizer).empty()) {
+    absl::StatusOr<SentencePieceTokenizer> loaded = SentencePieceTokenizer::Load(absl::GetFlag(FLAGS_tokenizer));
+    if (!loaded.ok()) return ReportError(loaded.status().message());
+    tokenizer = std::move(*loaded);
+  }
+  TextDataset train, dev;
+  std::string data_origin;
+  if (absl::GetFlag(FLAGS_train_data).empty()) {
+    const int64_t size = absl::GetFlag(FLAGS_synthetic_size);
+    train = SyntheticText(size, max_len / 2, max_len, config.vocab_size, config.num_labels, absl::GetFlag(FLAGS_seed));
+    dev = SyntheticText(std::max<int64_t>(1, size / 4), max_len / 2, max_len, config.vocab_size, config.num_labels,
+                        absl::GetFlag(FLAGS_seed) + 1);
+    data_origin = absl::StrCat("synthetic ids (no --train_data): ", train.size(), " train / ", dev.size(), " dev");
+  } else {
+    absl::StatusOr<TextDataset> loaded = LoadText(absl::GetFlag(FLAGS_train_data), tokenizer, max_len);
+    if (!loaded.ok()) return ReportError(loaded.status().message());
+    train = std::move(*loaded);
+    if (!absl::GetFlag(FLAGS_dev_data).empty()) {
+      absl::StatusOr<TextDataset> loaded_dev = LoadText(absl::GetFlag(FLAGS_dev_data), tokenizer, max_len);
+      if (!loaded_dev.ok()) return ReportError(loaded_dev.status().message());
+      dev = std::move(*loaded_dev);
+    }
+    data_origin = absl::StrCat(absl::GetFlag(FLAGS_train_data), ": ", train.size(), " train / ", dev.size(), " dev");
+  }
+  for (const TextDataset* data : {&train, &dev}) {
+    if (data->num_labels > config.num_labels) {
+      return ReportError(absl::StrCat("the data has label ", data->num_labels - 1, " but the model has ",
+                                      config.num_labels, " classes (--num_labels)"));
+    }
+    for (const auto& ids : data->ids) {
+      for (int64_t id : ids) {
+        if (id >= config.vocab_size) {
+          return ReportError(absl::StrCat("the data has token id ", id, " but the model's vocabulary has ",
+                                          config.vocab_size, " (a tokenizer for another model?)"));
+        }
+      }
+    }
+  }
+
+  // Process group and gradient reducer when there are several processes.
+  std::unique_ptr<ProcessGroup> group;
+  std::string backend_name = "none";
+  if (distributed) {
+    backend_name = absl::GetFlag(FLAGS_backend);
+    if (backend_name == "auto") backend_name = on_gpu ? "nccl" : "gloo";
+    if (backend_name == "nccl" && !on_gpu) return ReportError(absl::StrCat(who, ": --backend=nccl needs GPUs; use gloo"));
+    ProcessGroupOptions options;
+    options.backend = backend_name;
+    options.timeout = std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout_s) * 1000));
+    options.device_index = env.local_rank;
+    absl::StatusOr<std::unique_ptr<ProcessGroup>> created = ProcessGroup::Create(env, options);
+    if (!created.ok()) return ReportError(created.status().message());
+    group = std::move(*created);
+  }
+  const bool lead = env.rank == 0;
+
+  TextBatchOptions batch_options;
+  batch_options.batch_size = batch_size;
+  batch_options.max_len = max_len;
+  batch_options.pad_id = config.pad_token_id;
+  batch_options.seed = absl::GetFlag(FLAGS_seed);
+  batch_options.rank = env.rank;
+  batch_options.world_size = env.world_size;
+  if (absl::Status s = CheckTextBatchOptions(train, batch_options); !s.ok()) ExitWithUsageError(s.message());
+  TextBatcher batcher(train, batch_options);
+  int64_t steps_per_epoch = batcher.batches_per_epoch();
+  if (absl::GetFlag(FLAGS_max_steps) > 0) steps_per_epoch = std::min(steps_per_epoch, absl::GetFlag(FLAGS_max_steps));
+
+  RobertaTrainOptions options;
+  options.precision = precision;
+  options.optimizer = *optimizer;
+  const bool adamw = *optimizer == RobertaOptimizer::kAdamW;
+  options.lr = absl::GetFlag(FLAGS_lr) > 0 ? absl::GetFlag(FLAGS_lr) : (adamw ? 2e-5 : 0.1);
+  options.weight_decay = absl::GetFlag(FLAGS_weight_decay) >= 0 ? absl::GetFlag(FLAGS_weight_decay) : (adamw ? 0.01 : 0.0);
+  options.total_steps = adamw ? epochs * steps_per_epoch : 0;
+  options.warmup_steps = static_cast<int64_t>(absl::GetFlag(FLAGS_warmup_ratio) * static_cast<double>(options.total_steps));
+  options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
+  options.device = device;
+  std::unique_ptr<GradientReducer> reducer;
+  if (group) options.after_backward = [&reducer] { reducer->FinishBackward(); };
+  RobertaTrainer trainer(model, options);
+
+  const std::string log_path = absl::GetFlag(FLAGS_log).empty() ? absl::StrCat("perf-", model_name.substr(model_name.find_last_of('/') + 1), ".log")
+                                                                 : absl::GetFlag(FLAGS_log);
+  if (lead) {
+    const nlohmann::json runtime = DescribeRuntime(device);
+    std::cout << absl::StrFormat(
+        "roberta_train: in effect: model=%s (%d layers, hidden %d, %d labels; %s), %d process(es) (%s) on %s (%s), "
+        "backend=%s, precision=%s, batch %d per process (global %d), max_len=%d, optimizer=%s lr=%g weight_decay=%g "
+        "warmup=%d steps, epochs=%d, libtorch=%s git=%s\nroberta_train: data: %s\n",
+        model_name, config.num_hidden_layers, config.hidden_size, config.num_labels, model_origin, env.world_size,
+        distributed ? env.launcher : "single", on_gpu ? "GPUs" : "the CPU", runtime.value("device_name", "?"),
+        backend_name, PrecisionName(precision), batch_size, batch_size * env.world_size, max_len,
+        absl::GetFlag(FLAGS_optimizer), options.lr, options.weight_decay, options.warmup_steps, epochs,
+        runtime.value("libtorch_version", "?"), runtime.value("git_revision", "?"), data_origin)
+              << std::flush;
+  }
+
+  std::vector<double> epoch_seconds, dev_accuracies, later_steps;
+  double best = -1, later_seconds = 0, last_loss = 0;
+  int64_t later_samples = 0, skipped = 0;
+  std::string saved;
+  try {
+    if (group) {
+      BroadcastFromRankZero(trainer.model()->parameters(), group->backend());
+      reducer = std::make_unique<GradientReducer>(trainer.model()->parameters(), group->backend_ptr());
+    }
+    for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+      Progress progress(absl::StrCat(model_name, " epoch ", epoch + 1, "/", epochs), steps_per_epoch,
+                        lead ? stderr : nullptr);
+      const EpochStats stats = trainer.TrainEpoch(batcher, epoch, [&](int64_t step, int64_t) {
+        if (lead) progress.Update(step);
+      });
+      progress.Finish();
+      epoch_seconds.push_back(stats.seconds);
+      last_loss = stats.mean_loss;
+      skipped += stats.skipped_steps;
+      if (epoch > 0 || epochs == 1) {
+        later_seconds += stats.seconds;
+        later_samples += stats.samples * env.world_size;
+        later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
+      }
+      if (!lead) continue;
+      const double accuracy = dev.size() > 0 ? trainer.Evaluate(dev, 2 * batch_size, max_len) : 0.0;
+      dev_accuracies.push_back(accuracy);
+      const std::string line = absl::StrFormat("Epoch %d | time %.2f s | train loss %.4f | train accuracy %.4f | dev accuracy %.4f",
+                                               epoch + 1, stats.seconds, stats.mean_loss, stats.train_accuracy, accuracy);
+      std::cout << line << "\n" << std::flush;
+      if (absl::GetFlag(FLAGS_log_file)) {
+        if (absl::Status s = AppendLineAtomically(log_path, line); !s.ok()) return ReportError(s.message());
+      }
+      if (accuracy > best && !absl::GetFlag(FLAGS_save_dir).empty()) {
+        best = accuracy;
+        saved = absl::GetFlag(FLAGS_save_dir);
+        if (absl::Status s = SaveRobertaFolder(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
+      }
+    }
+    if (group) group->backend().barrier()->wait();
+  } catch (const std::exception& error) {
+    const std::string peers = group ? group->DescribeFailedPeers() : "";
+    std::cerr << absl::StrCat("roberta_train: ", who, ": training stopped: ", ShortError(error.what()),
+                              peers.empty() ? "" : "; ", peers, "\n")
+              << std::flush;
+    std::_Exit(1);
+  }
+  reducer.reset();
+  if (!lead) return 0;
+
+  const double average = later_seconds / static_cast<double>(epochs > 1 ? epochs - 1 : 1);
+  std::cout << "Average epoch time: " << average << " s, " << (later_seconds > 0 ? later_samples / later_seconds : 0)
+            << " samples/s\n";
+  if (!saved.empty()) std::cout << "Saved the best model (dev accuracy " << best << ") to " << saved << "\n";
+  if (!absl::GetFlag(FLAGS_results).empty()) {
+    nlohmann::json record = NewRecord("roberta_train", device);
+    record["model"] = model_name;
+    record["layers"] = config.num_hidden_layers;
+    record["hidden_size"] = config.hidden_size;
+    record["devices"] = env.world_size;
+    record["backend"] = backend_name;
+    record["precision"] = PrecisionName(precision);
+    record["mixed"] = mixed;
+    record["batch_size"] = batch_size;
+    record["global_batch_size"] = batch_size * env.world_size;
+    record["max_len"] = max_len;
+    record["optimizer"] = absl::GetFlag(FLAGS_optimizer);
+    record["lr"] = options.lr;
+    record["epochs"] = epochs;
+    record["max_steps"] = absl::GetFlag(FLAGS_max_steps);
+    record["train_samples"] = train.size();
+    record["dev_samples"] = dev.size();
+    record["synthetic"] = absl::GetFlag(FLAGS_train_data).empty();
+    record["epoch_seconds"] = epoch_seconds;
+    record["avg_epoch_seconds"] = average;
+    record["step_seconds"] = ToJson(Summarize(later_steps));
+    record["throughput"] = later_seconds > 0 ? later_samples / later_seconds : 0;
+    record["throughput_unit"] = "samples/s";
+    record["final_train_loss"] = last_loss;
+    record["skipped_steps"] = skipped;
+    record["dev_accuracy"] = dev_accuracies;
+    record["best_dev_accuracy"] = best;
+    record["model_path"] = saved;
+    if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) return ReportError(s.message());
+    std::cout << "Record appended to " << absl::GetFlag(FLAGS_results) << "\n";
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> storage;
+  std::vector<char*> args = NormaliseFlagNames(argc, argv, &storage);
+  const std::vector<std::string> positional = ParseCommandLineOrExit(static_cast<int>(args.size()), args.data(), kUsage);
+  if (!positional.empty()) ExitWithUsageError(absl::StrCat("unexpected argument '", positional[0], "'"));
+  const int nproc = absl::GetFlag(FLAGS_gpus) > 0 ? absl::GetFlag(FLAGS_gpus) : absl::GetFlag(FLAGS_nproc);
+  if (nproc < 1 || nproc > 64) ExitWithUsageError("--nproc must be between 1 and 64");
+  absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(getenv);
+  if (!env.ok()) return ReportError(env.status().message());
+  if (env->has_value()) return Train(**env, /*distributed=*/(*env)->world_size > 1);
+  if (nproc == 1) return Train(RankEnv(), /*distributed=*/false);
+  LaunchOptions launch;
+  launch.nproc = nproc;
+  launch.name = "roberta_train";
+  launch.shutdown_timeout = std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout_s) * 1000));
+  return LaunchLocalWorkers(static_cast<int>(args.size()), args.data(), launch);
+}
+
+}  // namespace
+}  // namespace dlspeed
+
+int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }
