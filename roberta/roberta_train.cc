@@ -296,8 +296,10 @@ int Train(const RankEnv& env, bool distributed) {
       if (!lead) continue;
       const double accuracy = dev.size() > 0 ? trainer.Evaluate(dev, 2 * batch_size, max_len) : 0.0;
       dev_accuracies.push_back(accuracy);
-      const std::string line = absl::StrFormat("Epoch %d | time %.2f s | train loss %.4f | train accuracy %.4f | dev accuracy %.4f",
-                                               epoch + 1, stats.seconds, stats.mean_loss, stats.train_accuracy, accuracy);
+      const std::string line = absl::StrCat(
+          absl::StrFormat("Epoch %d | time %.2f s | train loss %.4f | train accuracy %.4f | ", epoch + 1, stats.seconds,
+                          stats.mean_loss, stats.train_accuracy),
+          dev.size() > 0 ? absl::StrFormat("dev accuracy %.4f", accuracy) : std::string("no dev set"));
       std::cout << line << "\n" << std::flush;
       if (absl::GetFlag(FLAGS_log_file)) {
         if (absl::Status s = AppendLineAtomically(log_path, line); !s.ok()) return ReportError(s.message());

@@ -1,0 +1,134 @@
+// Runs roberta_train (two Gloo processes) and roberta_infer end to end on the
+// tiny transformers fixture and data files in the study's format: the log
+// lines, records, the saved checkpoint folder, the three inference variants,
+// and one-line answers to bad input.
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "roberta/roberta_checkpoint.h"
+#include "tests/subprocess.h"
+
+namespace dlspeed {
+namespace {
+
+const char kFixture[] = "tests/fixtures/roberta_tiny";
+
+std::string TempDir(const std::string& name) {
+  const char* root = std::getenv("TEST_TMPDIR");
+  const std::string dir = std::string(root ? root : "/tmp") + "/" + name;
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  return dir;
+}
+
+// The study's format: <prefix>_ids.txt (a JSON list of id lists) and
+// <prefix>_labels.txt (a JSON list of labels); the label follows the second id.
+void WriteStudyData(const std::string& prefix, int count, int max_id) {
+  nlohmann::json ids = nlohmann::json::array(), labels = nlohmann::json::array();
+  for (int i = 0; i < count; ++i) {
+    const int label = i % 4;
+    std::vector<int> row = {0, 10 + label, 3 + (i * 7) % (max_id - 3)};
+    for (int k = 0; k < i % 5; ++k) row.push_back(3 + (i + k) % (max_id - 3));
+    row.push_back(2);
+    ids.push_back(row);
+    labels.push_back(label);
+  }
+  std::ofstream(prefix + "_ids.txt") << ids.dump();
+  std::ofstream(prefix + "_labels.txt") << labels.dump();
+}
+
+std::vector<nlohmann::json> ReadRecords(const std::string& path) {
+  std::vector<nlohmann::json> records;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
+  return records;
+}
+
+int CountFileLines(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) ++lines;
+  return lines;
+}
+
+TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
+  const std::string dir = TempDir("roberta_e2e");
+  WriteStudyData(dir + "/train", 64, 120);
+  WriteStudyData(dir + "/dev", 24, 120);
+  CommandResult train = RunCommand(
+      std::string("roberta/roberta_train --model_name ") + kFixture + " --nproc 2 --batch-size 4 --max_len 16 " +
+      "--epochs 2 --optimizer adamw --lr 1e-3 --train_data " + dir + "/train --dev_data " + dir + "/dev --log " + dir +
+      "/perf.log --results " + dir + "/train.jsonl --save_dir " + dir + "/best");
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_NE(train.output.find("2 process(es) (roberta_train)"), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("backend=gloo"), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("Epoch 2 | time "), std::string::npos) << train.output;
+  EXPECT_EQ(CountFileLines(dir + "/perf.log"), 2);
+  std::vector<nlohmann::json> records = ReadRecords(dir + "/train.jsonl");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["binary"], "roberta_train");
+  EXPECT_EQ(records[0]["devices"], 2);
+  EXPECT_EQ(records[0]["global_batch_size"], 8);
+  EXPECT_EQ(records[0]["dev_accuracy"].size(), 2u);
+  EXPECT_EQ(records[0]["throughput_unit"], "samples/s");
+  absl::StatusOr<LoadedRoberta> saved = LoadRobertaFolder(dir + "/best");
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  EXPECT_EQ(saved->model->config().num_labels, 4);
+
+  const std::string infer = "roberta/roberta_infer --model_path " + dir + "/best --dev_data " + dir +
+                            "/dev --batch_size 8 --max_len 16 --log " + dir + "/inference.log --results " + dir +
+                            "/infer.jsonl";
+  for (const char* variant : {"", " --script", " --quantize"}) {
+    CommandResult run = RunCommand(infer + variant);
+    ASSERT_EQ(run.exit_code, 0) << variant << "\n" << run.output;
+    EXPECT_NE(run.output.find("accuracy "), std::string::npos) << run.output;
+  }
+  EXPECT_EQ(CountFileLines(dir + "/inference.log"), 3);
+  records = ReadRecords(dir + "/infer.jsonl");
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0]["variant"], "eager");
+  EXPECT_EQ(records[1]["variant"], "torchscript-frozen");
+  EXPECT_EQ(records[2]["variant"], "int8-dynamic");
+  EXPECT_EQ(records[0]["accuracy"], records[1]["accuracy"]);  // the same model, scripted
+  EXPECT_EQ(records[0]["samples"], 24);
+  EXPECT_GE(records[2]["agreement_with_fp32"].get<double>(), 0.9);
+}
+
+TEST(RobertaE2eTest, BadInputIsOneLine) {
+  const std::string dir = TempDir("roberta_bad");
+  std::ofstream(dir + "/big_ids.txt") << "[[0, 5, 2], [0, 499, 2]]";  // the fixture's vocabulary is 120
+  std::ofstream(dir + "/big_labels.txt") << "[1, 2]";
+  std::ofstream(dir + "/broken_ids.txt") << "[[0, 5, 2], [0,";
+  std::ofstream(dir + "/broken_labels.txt") << "[1, 2]";
+  struct Case {
+    std::string command;
+    int exit_code;
+    std::string mentions;
+  };
+  const std::string train = "roberta/roberta_train --results= --save_dir= --nolog_file --epochs 1 ";
+  const Case cases[] = {
+      {train + "--model_name bert-base", 1, "unknown model 'bert-base'"},
+      {train + "--optimizer lamb", 2, "unknown optimizer 'lamb'"},
+      {train + "--model_name " + kFixture + " --train_data " + dir + "/big", 1, "token id 499"},
+      {train + "--model_name " + kFixture + " --train_data " + dir + "/broken", 1, "broken_ids.txt"},
+      {train + "--model_name " + kFixture + " --train_data " + dir + "/missing", 1, "missing_ids.txt"},
+      {train + "--nproc 0", 2, "--nproc"},
+      {"roberta/roberta_infer --results= --log= --quantize --script", 2, "--quantize with --script"},
+      {"roberta/roberta_infer --results= --log= --model_path " + dir, 1, "config.json"},
+  };
+  for (const Case& c : cases) {
+    CommandResult run = RunCommand(c.command);
+    EXPECT_EQ(run.exit_code, c.exit_code) << c.command << "\n" << run.output;
+    EXPECT_NE(run.output.find(c.mentions), std::string::npos) << c.command << "\n" << run.output;
+    EXPECT_EQ(CountLines(run.output), 1) << c.command << "\n" << run.output;
+  }
+}
+
+}  // namespace
+}  // namespace dlspeed
