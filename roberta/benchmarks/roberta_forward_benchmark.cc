@@ -1,0 +1,109 @@
+// Google Benchmark of the RoBERTa classifier's forward pass (encoder and
+// head) at sequence length 128: model (roberta-small, roberta-base) x batch
+// (1, 8, 32) x variant: on the CPU fp32 eager, dynamic int8 and frozen
+// TorchScript; on a GPU (when there is one) fp32 eager, frozen TorchScript and
+// fp16 autocast. Items per second are sequences per second.
+// tools/peer/roberta_forward.py runs the same forward in Python transformers.
+//
+//   bazel run //roberta/benchmarks:roberta_forward_benchmark -- --benchmark_filter='cpu-int8/model:1/batch:32'
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include <benchmark/benchmark.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "common/amp.h"
+#include "common/device.h"
+#include "common/timing.h"
+#include "roberta/roberta.h"
+#include "roberta/roberta_script.h"
+
+namespace dlspeed {
+namespace {
+
+constexpr int64_t kSequenceLength = 128;
+const char* const kModels[] = {"roberta-small", "roberta-base"};  // model:0, model:1
+
+enum class Variant { kEager, kInt8, kScript, kFp16 };
+
+struct Prepared {
+  RobertaClassifier eager{nullptr};
+  torch::jit::Module script;
+};
+
+// One model per (model, variant, device), random weights (seed 0), eval mode.
+Prepared& Get(int model_index, Variant variant, const c10::Device& device) {
+  static std::map<std::tuple<int, Variant, std::string>, Prepared> cache;
+  const auto key = std::make_tuple(model_index, variant, device.str());
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  torch::manual_seed(0);
+  Prepared prepared;
+  prepared.eager = RobertaClassifier(*NamedRobertaConfig(kModels[model_index]));
+  prepared.eager->eval();
+  prepared.eager->to(device);
+  if (variant == Variant::kInt8) QuantizeDynamicInt8(*prepared.eager);
+  if (variant == Variant::kScript) prepared.script = *ScriptRoberta(*prepared.eager);
+  return cache.emplace(key, std::move(prepared)).first->second;
+}
+
+void Forward(benchmark::State& state, Variant variant, c10::Device device) {
+  const int model_index = static_cast<int>(state.range(0));
+  const int64_t batch = state.range(1);
+  Prepared& model = Get(model_index, variant, device);
+  const RobertaConfig& config = model.eager->config();
+  // <s> random tokens </s>, no padding: the same fixed shape every call.
+  torch::Tensor ids = torch::randint(3, config.vocab_size, {batch, kSequenceLength}, torch::kLong);
+  ids.select(1, 0).fill_(config.bos_token_id);
+  ids.select(1, kSequenceLength - 1).fill_(config.eos_token_id);
+  ids = ids.to(device);
+  const torch::Tensor mask = torch::ones({batch, kSequenceLength}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  c10::InferenceMode inference;
+  AutocastScope autocast(device, variant == Variant::kFp16 ? Precision::kFp16 : Precision::kFp32);
+  auto run = [&] {
+    return variant == Variant::kScript ? model.script.forward({ids, mask}).toTensor() : model.eager->forward(ids, mask);
+  };
+  for (int i = 0; i < 3; ++i) run();  // warm-up (TorchScript's profiling runs, cuDNN/cuBLAS choices)
+  SynchronizeDevice(device);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(run());
+    SynchronizeDevice(device);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+const int kRegistered = [] {
+  const bool cuda = torch::cuda::is_available();
+  const c10::Device gpu = cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
+  benchmark::AddCustomContext("sequence_length", std::to_string(kSequenceLength));
+  benchmark::AddCustomContext("models", "model:0 = roberta-small (6 layers), model:1 = roberta-base (12 layers)");
+  benchmark::AddCustomContext("cpu_name", DescribeRuntime(c10::Device(c10::kCPU)).value("device_name", "unknown"));
+  benchmark::AddCustomContext("gpu_name", cuda ? DescribeRuntime(gpu).value("device_name", "unknown") : "none");
+  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  std::vector<std::tuple<std::string, Variant, c10::Device>> variants = {
+      {"cpu-fp32", Variant::kEager, c10::Device(c10::kCPU)},
+      {"cpu-int8", Variant::kInt8, c10::Device(c10::kCPU)},
+      {"cpu-torchscript", Variant::kScript, c10::Device(c10::kCPU)}};
+  if (cuda) {
+    variants.push_back({"cuda-fp32", Variant::kEager, gpu});
+    variants.push_back({"cuda-torchscript", Variant::kScript, gpu});
+    variants.push_back({"cuda-fp16", Variant::kFp16, gpu});
+  }
+  for (const auto& [name, variant, device] : variants) {
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), Forward, variant, device);
+    b->ArgNames({"model", "batch"})->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (int model = 0; model < 2; ++model) {
+      for (int batch : {1, 8, 32}) b->Args({model, batch});
+    }
+  }
+  return 0;
+}();
+
+}  // namespace
+}  // namespace dlspeed
