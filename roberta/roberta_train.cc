@@ -52,6 +52,7 @@ ABSL_FLAG(int32_t, gpus, 0, "same as --nproc");
 ABSL_FLAG(int64_t, epochs, 3, "training epochs");
 ABSL_FLAG(int64_t, max_steps, 0, "end each epoch after this many steps (0: whole epochs)");
 ABSL_FLAG(int64_t, max_len, 128, "longest sequence in tokens (longer ones are truncated)");
+ABSL_FLAG(bool, pad_to_max_len, false, "pad every batch to --max_len (fixed shapes) instead of its longest sequence");
 ABSL_FLAG(int64_t, num_labels, 4, "classes (the study's task: 4)");
 ABSL_FLAG(std::string, optimizer, "sgd", "sgd (the study's: lr 0.1, momentum 0.9) or adamw (with linear warmup and decay)");
 ABSL_FLAG(double, lr, 0, "learning rate (0: 0.1 for sgd, 2e-5 for adamw)");
@@ -231,6 +232,7 @@ int Train(const RankEnv& env, bool distributed) {
   batch_options.batch_size = batch_size;
   batch_options.max_len = max_len;
   batch_options.pad_id = config.pad_token_id;
+  batch_options.pad_to_max_len = absl::GetFlag(FLAGS_pad_to_max_len);
   batch_options.seed = absl::GetFlag(FLAGS_seed);
   batch_options.rank = env.rank;
   batch_options.world_size = env.world_size;
@@ -337,6 +339,7 @@ int Train(const RankEnv& env, bool distributed) {
     record["batch_size"] = batch_size;
     record["global_batch_size"] = batch_size * env.world_size;
     record["max_len"] = max_len;
+    record["pad_to_max_len"] = batch_options.pad_to_max_len;
     record["optimizer"] = absl::GetFlag(FLAGS_optimizer);
     record["lr"] = options.lr;
     record["epochs"] = epochs;

@@ -76,6 +76,17 @@ for mixed in 0 1; do
   check resnet_ddp-1-$modes 300 "$B/resnet/resnet_ddp" 18 1 $mixed "${MULTI_FLAGS[@]}"
   check resnet_dp-1-$modes 300 "$B/resnet/resnet_dp" 18 1 $mixed "${MULTI_FLAGS[@]}"
 done
+# Inference on the GPU: eager, frozen TorchScript, CUDA-graph replay (fp32, fp16 channels_last).
+check resnet_gpu_script-18 300 "$B/resnet/resnet_gpu_script" -m 0 -r 18 --device="$DEVICE" \
+  --model="$B/models/Resnet-18-1gpu.pth" --dataset=synthetic --results="$B/gpu_results.jsonl"
+check roberta_forward_benchmark 300 "$B/roberta/benchmarks/roberta_forward_benchmark" \
+  --benchmark_filter="${DEVICE}-.*/model:1/batch:32" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
+# XLM-R base fine-tuning at batch 32, seq 128 (DESIGN.md: Python 526 samples/s fp32, 1058 fp16 AMP).
+for mixed in "" "--mixed"; do
+  check roberta_train-xlmr-base${mixed} 400 "$B/roberta/roberta_train" --model_name xlm-roberta-base --batch-size 32 \
+    --max_len 128 --pad_to_max_len --epochs 2 --max_steps 40 --synthetic_size 4096 --device="$DEVICE" $mixed \
+    --results="$B/gpu_results.jsonl" --save_dir= --nolog_file
+done
 PEER_PRECISIONS="fp32 fp16 bf16"
 [[ "$DEVICE" == cpu ]] && PEER_PRECISIONS="fp32 bf16"  # fp16 on a CPU takes minutes a step
 for p in $PEER_PRECISIONS; do

@@ -7,18 +7,23 @@
 #   tools/setup.sh                         # torch 2.13.0, CPU build (default), in .venv
 #   tools/setup.sh --cuda                  # torch 2.14.1, CUDA build (several GB), in .venv
 #   tools/setup.sh --cuda --venv=DIR       # the same in another virtualenv
+#   tools/setup.sh --peer                  # also .venv-peer: that torch + transformers, for tools/peer/
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 TORCH_SPEC="torch==2.13.0"
 VENV=.venv
+PEER=0
+PEER_VENV=.venv-peer
+TRANSFORMERS_SPEC="transformers==5.24.0"
 for arg in "$@"; do
   case "$arg" in
     --cuda) TORCH_SPEC="torch==2.14.1" ;;
     --cpu) TORCH_SPEC="torch==2.13.0" ;;
     --venv=?*) VENV="${arg#--venv=}" ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --cpu, --cuda, --venv=DIR)" >&2; exit 2 ;;
+    --peer) PEER=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --cpu, --cuda, --venv=DIR, --peer)" >&2; exit 2 ;;
   esac
 done
 
@@ -52,3 +57,19 @@ if [[ "$have" != "$want" ]]; then
   "$VENV/bin/pip" install -q "$TORCH_SPEC" numpy
 fi
 echo "setup: ok ($VENV: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'))"
+
+if ((PEER)); then
+  # The Python peers (tools/peer/) in their own virtualenv, on the same torch as $VENV.
+  torch_version="$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')"
+  if [[ ! -x "$PEER_VENV/bin/python" ]]; then
+    echo "setup: creating $PEER_VENV"
+    "$PYTHON" -m venv "$PEER_VENV"
+  fi
+  have="$("$PEER_VENV/bin/python" -c 'import safetensors, torch, transformers
+print(torch.__version__.split("+")[0], transformers.__version__)' 2>/dev/null || true)"
+  if [[ "$have" != "$torch_version ${TRANSFORMERS_SPEC#transformers==}" ]]; then
+    echo "setup: installing torch==$torch_version $TRANSFORMERS_SPEC safetensors into $PEER_VENV"
+    "$PEER_VENV/bin/pip" install -q "torch==$torch_version" "$TRANSFORMERS_SPEC" safetensors numpy
+  fi
+  echo "setup: ok ($PEER_VENV: $("$PEER_VENV/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"
+fi

@@ -1,0 +1,76 @@
+#include "common/cuda_graph.h"
+
+#include <utility>
+
+#include <ATen/ATen.h>
+
+#if defined(LIBTORCH_HAS_CUDA) && __has_include(<cuda_runtime_api.h>) && __has_include(<cusparse.h>) && \
+    __has_include(<cublasLt.h>) && __has_include(<cusolverDn.h>)
+#define DLSPEED_CUDA_GRAPHS 1
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include "absl/strings/str_cat.h"
+
+namespace dlspeed {
+
+#if defined(DLSPEED_CUDA_GRAPHS)
+
+struct CudaGraphRunner::Impl {
+  at::cuda::CUDAGraph graph;
+  at::Tensor input, output;
+};
+
+bool CudaGraphsBuiltIn() { return true; }
+
+absl::StatusOr<std::unique_ptr<CudaGraphRunner>> CudaGraphRunner::Capture(const Forward& forward,
+                                                                          const at::Tensor& example, int warmup) {
+  if (!example.is_cuda()) return absl::InvalidArgumentError("CUDA graphs need a CUDA input");
+  try {
+    auto impl = std::make_unique<Impl>();
+    impl->input = example.clone();
+    c10::cuda::CUDAGuard device_guard(example.device());
+    c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, example.device().index());
+    side.wait(c10::cuda::getCurrentCUDAStream());
+    {
+      c10::cuda::CUDAStreamGuard stream_guard(side);
+      for (int i = 0; i < warmup; ++i) forward(impl->input);
+      side.synchronize();
+      impl->graph.capture_begin();
+      impl->output = forward(impl->input);
+      impl->graph.capture_end();
+    }
+    side.synchronize();
+    return std::unique_ptr<CudaGraphRunner>(new CudaGraphRunner(std::move(impl)));
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    return absl::InternalError(absl::StrCat("CUDA graph capture failed: ", message.substr(0, message.find('\n'))));
+  }
+}
+
+at::Tensor CudaGraphRunner::Run(const at::Tensor& input) {
+  impl_->input.copy_(input, /*non_blocking=*/true);
+  impl_->graph.replay();
+  return impl_->output;
+}
+
+#else  // no CUDA in this build
+
+struct CudaGraphRunner::Impl {};
+
+bool CudaGraphsBuiltIn() { return false; }
+
+absl::StatusOr<std::unique_ptr<CudaGraphRunner>> CudaGraphRunner::Capture(const Forward&, const at::Tensor&, int) {
+  return absl::UnimplementedError("this build has no CUDA: CUDA graphs are unavailable");
+}
+
+at::Tensor CudaGraphRunner::Run(const at::Tensor&) { return at::Tensor(); }
+
+#endif
+
+CudaGraphRunner::CudaGraphRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CudaGraphRunner::~CudaGraphRunner() = default;
+
+}  // namespace dlspeed

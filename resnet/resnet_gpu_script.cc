@@ -1,0 +1,226 @@
+// resnet_gpu_script: the study's Resnet-5. Loads a trained ResNet and times the
+// test set on a GPU three ways: eager, as frozen TorchScript built in C++, and
+// replayed as a CUDA graph, each in fp32 and in fp16 with channels_last; prints
+// accuracy and time for each and appends a record per variant. Without a GPU it
+// says so and exits 1, unless --device=cpu asks for the same comparison on the
+// CPU (no CUDA graphs there; bf16 instead of fp16, which CPUs lack kernels for).
+//
+//   bazel run //resnet:resnet_gpu_script -- -m 0 -r 18
+//   bazel run //resnet:resnet_gpu_script -- -m 0 -r 18 --device=cpu --test_limit=1000
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "common/cli.h"
+#include "common/cuda_graph.h"
+#include "common/data/augment.h"
+#include "common/data/dataset.h"
+#include "common/device.h"
+#include "common/results.h"
+#include "common/timing.h"
+#include "resnet/resnet.h"
+#include "resnet/resnet_checkpoint.h"
+#include "resnet/resnet_script.h"
+
+ABSL_FLAG(int32_t, r, 18, "ResNet depth: 18, 34 or 50 (the study's -r)");
+ABSL_FLAG(int32_t, m, 0, "1: the model trained with mixed precision (the study's -m)");
+ABSL_FLAG(std::string, model, "", "state_dict to load (default: models/Resnet-<r>[-mixed]-1gpu.pth)");
+ABSL_FLAG(std::string, device, "cuda", "cuda, cuda:N, or cpu (the same comparison without CUDA graphs)");
+ABSL_FLAG(std::string, variants, "eager,torchscript,cuda-graph", "which runs, in order");
+ABSL_FLAG(int64_t, batch_size, 32, "test batch size (the study: 32)");
+ABSL_FLAG(int64_t, warmup_batches, 5, "untimed batches before each timed pass");
+ABSL_FLAG(int32_t, threads, 0, "CPU threads with --device=cpu (0: all cores)");
+ABSL_FLAG(std::string, dataset, "fashion-mnist", "cifar10, fashion-mnist or synthetic");
+ABSL_FLAG(std::string, data_dir, "", "data directory (default: the dataset's usual place)");
+ABSL_FLAG(int64_t, test_limit, 0, "use only the first N test images (0: all)");
+ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
+ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls (fp32 runs)");
+ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file to append the records to (empty: none)");
+
+namespace dlspeed {
+namespace {
+
+constexpr char kUsage[] =
+    "times ResNet inference on a GPU: eager, frozen TorchScript and CUDA-graph replay, fp32 and fp16 channels_last\n"
+    "(the study's Resnet-5).\n"
+    "usage: resnet_gpu_script -m <0|1> -r <18|34|50> [--model=PATH] [--device=cuda|cpu] ...";
+
+using Forward = std::function<torch::Tensor(const torch::Tensor&)>;
+
+struct Pass {
+  double seconds = 0;
+  double accuracy = 0;
+  Summary batches;
+  double throughput = 0;
+};
+
+// Times one pass over `images` (already on the device, in the run's dtype and
+// memory format) after warm-up batches; every batch ends with a device sync.
+Pass TimePass(const Forward& forward, const torch::Tensor& images, const torch::Tensor& labels, int64_t batch_size,
+              int64_t warmup, const c10::Device& device) {
+  for (int64_t b = 0; b < warmup; ++b) forward(images.slice(0, 0, std::min(batch_size, images.size(0))));
+  StepTimer timer(device);
+  torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  SynchronizeDevice(device);
+  Stopwatch total;
+  for (int64_t start = 0; start < images.size(0); start += batch_size) {
+    const int64_t end = std::min(start + batch_size, images.size(0));
+    timer.Start();
+    correct += forward(images.slice(0, start, end)).argmax(1).eq(labels.slice(0, start, end)).sum();
+    timer.Stop(end - start);
+  }
+  SynchronizeDevice(device);
+  Pass pass;
+  pass.seconds = total.Seconds();
+  pass.accuracy = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(images.size(0));
+  pass.batches = timer.StepSummary();
+  pass.throughput = timer.Throughput();
+  return pass;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> positional = ParseCommandLineOrExit(argc, argv, kUsage);
+  if (!positional.empty()) ExitWithUsageError(absl::StrCat("unexpected argument '", positional[0], "'"));
+  const int depth = absl::GetFlag(FLAGS_r);
+  if (depth != 18 && depth != 34 && depth != 50) ExitWithUsageError(absl::StrCat("-r must be 18, 34 or 50, not ", depth));
+  if (absl::GetFlag(FLAGS_m) != 0 && absl::GetFlag(FLAGS_m) != 1) ExitWithUsageError("-m must be 0 or 1");
+  const bool mixed = absl::GetFlag(FLAGS_m) == 1;
+  const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
+  if (batch_size < 1) ExitWithUsageError("--batch_size must be at least 1");
+  std::vector<std::string> variants;
+  for (absl::string_view v : absl::StrSplit(absl::GetFlag(FLAGS_variants), ',', absl::SkipEmpty())) {
+    if (v != "eager" && v != "torchscript" && v != "cuda-graph") {
+      ExitWithUsageError(absl::StrCat("unknown variant '", v, "' in --variants (eager, torchscript, cuda-graph)"));
+    }
+    variants.emplace_back(v);
+  }
+  absl::StatusOr<DatasetKind> kind = ParseDatasetKind(absl::GetFlag(FLAGS_dataset));
+  if (!kind.ok()) ExitWithUsageError(kind.status().message());
+  const std::string device_flag = absl::GetFlag(FLAGS_device);
+  if (device_flag != "cpu" && !torch::cuda::is_available()) {
+    return ReportError("no GPU here: resnet_gpu_script times GPU inference (use --device=cpu for the CPU comparison)");
+  }
+  absl::StatusOr<c10::Device> device = ResolveDevice(device_flag);
+  if (!device.ok()) return ReportError(device.status().message());
+  if (device->is_cpu() && absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  BackendSettings backend;
+  backend.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
+  backend.allow_tf32 = absl::GetFlag(FLAGS_tf32);
+  ApplyBackendSettings(backend);
+
+  const std::string data_dir =
+      absl::GetFlag(FLAGS_data_dir).empty() ? DefaultDataDir(*kind) : absl::GetFlag(FLAGS_data_dir);
+  absl::StatusOr<ImageDataset> test = LoadImageDataset(*kind, data_dir, Split::kTest, /*synthetic_size=*/5000);
+  if (!test.ok()) return ReportError(test.status().message());
+  const ImageDataset test_set = FirstSamples(*test, absl::GetFlag(FLAGS_test_limit));
+  if (test_set.size() == 0) return ReportError("the test set is empty");
+  const std::string model_path = !absl::GetFlag(FLAGS_model).empty()
+                                     ? absl::GetFlag(FLAGS_model)
+                                     : absl::StrCat("models/Resnet-", depth, mixed ? "-mixed" : "", "-1gpu.pth");
+  std::cout << "Model is Resnet-" << depth << "\n";
+  ResNet model = *MakeResNet(depth, test_set.num_classes);
+  if (absl::Status s = LoadStateDict(*model, model_path, absl::StrCat("ResNet-", depth, " with ", test_set.num_classes, " classes"));
+      !s.ok()) {
+    if (s.code() == absl::StatusCode::kNotFound) {
+      return ReportError(absl::StrCat(s.message(), ": train it with `bazel run //resnet:resnet_single -- --depths=", depth,
+                                      "`, or pass --model=PATH"));
+    }
+    return ReportError(s.message());
+  }
+  model->eval();
+  model->to(*device);
+  const nlohmann::json runtime = DescribeRuntime(*device);
+  std::cout << absl::StrFormat("resnet_gpu_script: %s (%s), %d test images, batch %d, libtorch=%s, cudnn_benchmark=%s, tf32=%s\n",
+                               device->str(), runtime.value("device_name", "?"), test_set.size(), batch_size,
+                               runtime.value("libtorch_version", "?"), absl::GetFlag(FLAGS_cudnn_benchmark) ? "on" : "off",
+                               absl::GetFlag(FLAGS_tf32) ? "on" : "off");
+
+  c10::InferenceMode inference;
+  const torch::Tensor all_images = NormalizeImages(test_set.images).to(*device);
+  const torch::Tensor labels = test_set.labels.to(*device);
+  // fp16 on a GPU; the CPU has no fast fp16 convolutions, so bf16 there.
+  const torch::Dtype half = device->is_cuda() ? torch::kHalf : torch::kBFloat16;
+  for (const bool reduced : {false, true}) {
+    const std::string precision = reduced ? (device->is_cuda() ? "fp16" : "bf16") : "fp32";
+    model->to(reduced ? half : torch::kFloat);
+    if (reduced) ToChannelsLast(*model);
+    const auto format = reduced ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    const torch::Tensor images = all_images.to(reduced ? half : torch::kFloat).contiguous(format);
+    for (const std::string& variant : variants) {
+      Forward forward;
+      torch::jit::Module script;
+      std::map<int64_t, std::unique_ptr<CudaGraphRunner>> graphs;  // one per batch shape
+      if (variant == "eager") {
+        forward = [&](const torch::Tensor& x) { return model->forward(x); };
+      } else if (variant == "torchscript") {
+        absl::StatusOr<torch::jit::Module> built = ScriptResNet(model);
+        if (!built.ok()) return ReportError(built.status().message());
+        script = *built;
+        forward = [&](const torch::Tensor& x) { return script.forward({x}).toTensor(); };
+      } else {
+        if (!device->is_cuda()) {
+          std::cout << "cuda-graph " << precision << ": skipped (CUDA graphs need a GPU)\n";
+          continue;
+        }
+        forward = [&](const torch::Tensor& x) -> torch::Tensor {
+          std::unique_ptr<CudaGraphRunner>& graph = graphs[x.size(0)];
+          if (!graph) {
+            absl::StatusOr<std::unique_ptr<CudaGraphRunner>> captured =
+                CudaGraphRunner::Capture([&](const torch::Tensor& in) { return model->forward(in); }, x);
+            if (!captured.ok()) throw std::runtime_error(std::string(captured.status().message()));
+            graph = std::move(*captured);
+          }
+          return graph->Run(x);
+        };
+      }
+      Pass pass;
+      try {
+        pass = TimePass(forward, images, labels, batch_size, absl::GetFlag(FLAGS_warmup_batches), *device);
+      } catch (const std::exception& e) {
+        std::string message = e.what();
+        return ReportError(absl::StrCat(variant, " ", precision, ": ", message.substr(0, message.find('\n'))));
+      }
+      std::cout << absl::StrFormat("%s %s%s: Accuracy of the network on the %d test images: %d %%\n", variant, precision,
+                                   reduced ? " channels_last" : "", test_set.size(), static_cast<int>(100 * pass.accuracy))
+                << absl::StrFormat("Time used: %.4f s (%.3f ms a batch of %d, median; p10 %.3f, p90 %.3f; %.0f images/s)\n",
+                                   pass.seconds, 1e3 * pass.batches.median, batch_size, 1e3 * pass.batches.p10,
+                                   1e3 * pass.batches.p90, pass.throughput)
+                << std::flush;
+      if (!absl::GetFlag(FLAGS_results).empty()) {
+        nlohmann::json record = NewRecord("resnet_gpu_script", *device);
+        record["model"] = absl::StrCat("resnet", depth);
+        record["depth"] = depth;
+        record["mixed"] = mixed;
+        record["variant"] = variant;
+        record["precision"] = precision;
+        record["channels_last"] = reduced;
+        record["batch_size"] = batch_size;
+        record["dataset"] = DatasetKindName(*kind);
+        record["test_samples"] = test_set.size();
+        record["test_accuracy"] = pass.accuracy;
+        record["total_seconds"] = pass.seconds;
+        record["batch_seconds"] = ToJson(pass.batches);
+        record["throughput"] = pass.throughput;
+        record["throughput_unit"] = "images/s";
+        record["model_path"] = model_path;
+        if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) return ReportError(s.message());
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace dlspeed
+
+int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }
