@@ -8,7 +8,8 @@
     __has_include(<cublasLt.h>) && __has_include(<cusolverDn.h>)
 #define DLSPEED_CUDA_GRAPHS 1
 #include <ATen/cuda/CUDAGraph.h>
-#include <c10/cuda/CUDAGuard.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/core/StreamGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -31,11 +32,14 @@ absl::StatusOr<std::unique_ptr<CudaGraphRunner>> CudaGraphRunner::Capture(const 
   try {
     auto impl = std::make_unique<Impl>();
     impl->input = example.clone();
-    c10::cuda::CUDAGuard device_guard(example.device());
-    c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, example.device().index());
-    side.wait(c10::cuda::getCurrentCUDAStream());
+    // c10's device-generic guards and streams: they reach CUDA through
+    // libc10_cuda, so this file needs no direct link to the CUDA runtime.
+    c10::DeviceGuard device_guard(example.device());
+    const c10::DeviceIndex index = example.device().index();
+    c10::cuda::getCurrentCUDAStream(index).unwrap().synchronize();  // the example is ready
+    const c10::Stream side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index).unwrap();
     {
-      c10::cuda::CUDAStreamGuard stream_guard(side);
+      c10::StreamGuard stream_guard(side);
       for (int i = 0; i < warmup; ++i) forward(impl->input);
       side.synchronize();
       impl->graph.capture_begin();
