@@ -95,6 +95,16 @@ std::vector<std::string> NamedRobertaConfigs() {
   return names;
 }
 
+std::string RobertaConfigName(const RobertaConfig& config) {
+  for (const NamedConfig& c : kNamedConfigs) {
+    if (c.vocab == config.vocab_size && c.hidden == config.hidden_size && c.layers == config.num_hidden_layers &&
+        c.heads == config.num_attention_heads && c.intermediate == config.intermediate_size) {
+      return c.name;
+    }
+  }
+  return "roberta-custom";
+}
+
 absl::StatusOr<RobertaConfig> NamedRobertaConfig(const std::string& name) {
   for (const NamedConfig& c : kNamedConfigs) {
     if (name != c.name) continue;

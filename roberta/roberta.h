@@ -56,6 +56,9 @@ struct RobertaConfig {
 // Unknown names are InvalidArgument, listing the known ones.
 absl::StatusOr<RobertaConfig> NamedRobertaConfig(const std::string& name);
 std::vector<std::string> NamedRobertaConfigs();
+// The named config with this shape (vocabulary, width, depth, heads), e.g. for
+// a checkpoint of xlm-roberta-base; otherwise "roberta-custom".
+std::string RobertaConfigName(const RobertaConfig& config);
 
 // A config from a Hugging Face config.json (its RoBERTa fields; num_labels
 // from "num_labels" or the size of "id2label"); InvalidArgument when a field

@@ -201,7 +201,9 @@ int Main(int argc, char** argv) {
   }
   if (!absl::GetFlag(FLAGS_results).empty()) {
     nlohmann::json record = NewRecord("roberta_infer", *device);
-    record["model"] = model_path.empty() ? absl::GetFlag(FLAGS_model_name) : model_path;
+    record["model"] = model_path.empty() ? absl::GetFlag(FLAGS_model_name) : RobertaConfigName(config);
+    record["model_path"] = model_path;
+    record["dataset"] = absl::GetFlag(FLAGS_dev_data).empty() ? "synthetic" : absl::GetFlag(FLAGS_dev_data);
     record["layers"] = config.num_hidden_layers;
     record["hidden_size"] = config.hidden_size;
     record["variant"] = variant;

@@ -306,8 +306,9 @@ int Train(const RankEnv& env, bool distributed) {
       if (absl::GetFlag(FLAGS_log_file)) {
         if (absl::Status s = AppendLineAtomically(log_path, line); !s.ok()) return ReportError(s.message());
       }
-      if (accuracy > best && !absl::GetFlag(FLAGS_save_dir).empty()) {
-        best = accuracy;
+      if (accuracy <= best) continue;
+      best = accuracy;
+      if (!absl::GetFlag(FLAGS_save_dir).empty()) {
         saved = absl::GetFlag(FLAGS_save_dir);
         if (absl::Status s = SaveRobertaFolder(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
       }
@@ -329,7 +330,9 @@ int Train(const RankEnv& env, bool distributed) {
   if (!saved.empty()) std::cout << "Saved the best model (dev accuracy " << best << ") to " << saved << "\n";
   if (!absl::GetFlag(FLAGS_results).empty()) {
     nlohmann::json record = NewRecord("roberta_train", device);
-    record["model"] = model_name;
+    record["model"] = named.ok() ? model_name : RobertaConfigName(config);
+    record["model_source"] = model_name;
+    record["dataset"] = absl::GetFlag(FLAGS_train_data).empty() ? "synthetic" : absl::GetFlag(FLAGS_train_data);
     record["layers"] = config.num_hidden_layers;
     record["hidden_size"] = config.hidden_size;
     record["devices"] = env.world_size;

@@ -189,7 +189,7 @@ def fmt(value, spec):
 
 def speedup(base, r):
     """Returns (speed-up of r over base, mark): from the average epoch time when
-    both ran the same full epochs, else from images/s (marked *)."""
+    both ran the same full epochs, else from throughput (marked *)."""
     full = (not base.get("max_steps") and not r.get("max_steps")
             and base.get("train_samples") == r.get("train_samples"))
     if full and is_number(base.get("avg_epoch_seconds")) and is_number(r.get("avg_epoch_seconds")):
@@ -212,6 +212,17 @@ def percent(value):
     return f"{100 * value:.1f} %" if is_number(value) else "-"
 
 
+def accuracy(r):
+    """Test accuracy (ResNet), or dev-set accuracy (RoBERTa: roberta_infer's
+    "accuracy", roberta_train's last "dev_accuracy")."""
+    if is_number(r.get("test_accuracy")):
+        return r["test_accuracy"]
+    if is_number(r.get("accuracy")):
+        return r["accuracy"]
+    dev = r.get("dev_accuracy")
+    return dev[-1] if isinstance(dev, list) and dev and is_number(dev[-1]) else None
+
+
 # Figures: each takes a section's records and returns None when it has none to
 # show, else a dict (see chart_result): table lines, chart (groups, series,
 # values, ylabel, spec, hline) or None, caption, notes, the records shown.
@@ -219,7 +230,7 @@ def percent(value):
 
 def train_row(r, speed):
     return [model_name(r["model"]), method(r), precision(r), r["batch_size"], fmt(r.get("avg_epoch_seconds"), ".2f"),
-            fmt(r.get("throughput"), ".0f"), percent(r.get("test_accuracy")), speed]
+            fmt(r.get("throughput"), ".0f"), percent(accuracy(r)), speed]
 
 
 def unit(records):
@@ -231,7 +242,7 @@ def train_header(records):
     return ["model", "method", "precision", "batch", "avg epoch (s)", unit(records), "test accuracy", "speed-up"]
 
 
-THROUGHPUT_NOTE = ("Speed-ups marked \\* are from images/s: those runs' epochs differ (--max_steps or data size), "
+THROUGHPUT_NOTE = ("Speed-ups marked \\* are from throughput (items/s): those runs' epochs differ (--max_steps or data size), "
                    "so their epoch times do not compare.")
 
 
@@ -319,7 +330,7 @@ def inference(records, binary, device=None):
                      f"{fmt(1e3 * b['p10'], '.2f')}–{fmt(1e3 * b['p90'], '.2f')}"
                      if is_number(b.get("p10")) and is_number(b.get("p90")) else "-",
                      fmt(r.get("total_seconds"), ".2f"), fmt(r.get("throughput"), ".0f"),
-                     percent(r.get("test_accuracy")),
+                     percent(accuracy(r)),
                      f"{median_seconds(eager) / b['median']:.2f}x" if eager else "-"])
         values[infer_group(r), variant(r)] = 1e3 * b["median"]
     caption = ("Median time a batch (lower is better); the table adds p10–p90, the whole test set's time and "

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Tests for tools/sweep.py's plan (nothing is run): which runs are planned and
+which are skipped, and why, with 0, 2 and 4 GPUs; --only; --dry_run.
+
+  python3 tools/sweep_test.py        # or: bazel test //tools:sweep_test
+"""
+import contextlib
+import io
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sweep  # noqa: E402
+
+
+def planned(*argv):
+    args = sweep.parse_args(list(argv))
+    runs, skipped = sweep.select(*sweep.plan(args, args.gpus), args.only)
+    return args, {r.name: r for r in runs}, dict(skipped)
+
+
+class NoGpuTest(unittest.TestCase):
+    def setUp(self):
+        self.args, self.runs, self.skipped = planned("--gpus=0", "--models_dir=/tmp/m", "--results=r.jsonl")
+
+    def test_quick_by_default(self):
+        self.assertTrue(self.args.quick)
+        self.assertEqual(self.args.depths, [18, 50])
+        self.assertEqual(self.args.roberta_models, ["roberta-small", "roberta-base"])
+
+    def test_planned_runs(self):
+        for name in ["resnet_single 18 fp32,mixed batch 64", "resnet_single 50 fp32,mixed batch 64",
+                     "resnet_dp 18 x1 fp32 batch 128", "resnet_dp 50 x2 mixed batch 128",
+                     "resnet_dp 18 x2 fp32 batch 64",  # 512 against 1024 on the most devices
+                     "resnet_ddp 18 x2 mixed batch 64", "resnet_ddp 50 x2 fp32 batch 128",
+                     "roberta_train roberta-base x2 fp32 batch 2",
+                     "resnet_cpu_infer 50 int8-torchscript", "roberta_train roberta-base x2 mixed batch 4",
+                     "roberta_train roberta-small x2 fp32 batch 8", "roberta_infer roberta-small cpu quantize"]:
+            self.assertIn(name, self.runs)
+        self.assertFalse([n for n in self.runs if "34" in n.split()[1] or "roberta-large" in n or " x4 " in n])
+        self.assertFalse([n for n in self.runs if n.startswith("resnet_gpu_script") or " cuda " in n])
+        for name in ["resnet_ddp 50 x2 mixed batch 128", "roberta_train roberta-base x2 mixed batch 8"]:
+            self.assertNotIn(name, self.runs)  # --quick: the other batch sizes in fp32 only
+        self.assertEqual(len(self.runs), 48)
+
+    def test_skipped_with_reasons(self):
+        cpu_only = "no GPU here: on the CPU only 1 and 2 devices run"
+        self.assertEqual(self.skipped["resnet_dp 18 x4 fp32 batch 128"], cpu_only)
+        self.assertEqual(self.skipped["resnet_ddp 50 x4 mixed batch 64"], cpu_only)
+        self.assertEqual(self.skipped["roberta_train roberta-small x4 fp32 batch 4"], cpu_only)
+        self.assertTrue(self.skipped["resnet_gpu_script 18"].startswith("no GPU here"))
+        self.assertEqual(self.skipped["roberta_infer roberta-base cuda script"], "no GPU here")
+        self.assertEqual(len(self.skipped), 18)
+
+    def test_budgets_and_paths(self):
+        cmd = self.runs["resnet_ddp 50 x2 fp32 batch 64"].cmd
+        self.assertEqual(cmd[1:4], ["50", "2", "0"])
+        for flag in ["--epochs=2", "--max_steps=3", "--batch_size=64", "--results=r.jsonl", "--models_dir="]:
+            self.assertIn(flag, cmd)
+        infer = self.runs["resnet_cpu_infer 18 int8"]
+        self.assertIn("--model=/tmp/m/Resnet-18-1gpu.pth", infer.cmd)
+        self.assertEqual(infer.needs, "/tmp/m/Resnet-18-1gpu.pth")
+        self.assertIn("--models_dir=/tmp/m", self.runs["resnet_single 18 fp32,mixed batch 64"].cmd)
+        self.assertIn("--save_dir=/tmp/m/roberta-small", self.runs["roberta_train roberta-small x1 fp32 batch 4"].cmd)
+        self.assertIn("--save_dir=", self.runs["roberta_train roberta-small x2 fp32 batch 4"].cmd)
+        self.assertIn("--model_path=/tmp/m/roberta-base", self.runs["roberta_infer roberta-base cpu script"].cmd)
+
+    def test_only_filters_runs_and_skips(self):
+        _, runs, skipped = planned("--gpus=0", "--only=^roberta_infer roberta-small")
+        self.assertEqual(sorted(runs), ["roberta_infer roberta-small cpu eager",
+                                        "roberta_infer roberta-small cpu quantize",
+                                        "roberta_infer roberta-small cpu script"])
+        self.assertEqual(sorted(skipped), ["roberta_infer roberta-small cuda eager",
+                                           "roberta_infer roberta-small cuda script"])
+
+    def test_dry_run_prints_the_plan(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(sweep.main(["--gpus=0", "--dry_run", "--only=resnet_single"]), 0)
+        text = out.getvalue()
+        self.assertIn("sweep: 0 GPUs, quick budgets; 2 runs, 0 configurations skipped", text)
+        self.assertIn("[2/2] resnet_single 50 fp32,mixed batch 64", text)
+
+
+class GpuTest(unittest.TestCase):
+    def test_four_gpus_run_the_whole_grid(self):
+        args, runs, skipped = planned("--gpus=4")
+        self.assertFalse(args.quick)
+        self.assertEqual(skipped, {})
+        for name in ["resnet_single 34 fp32,mixed batch 512", "resnet_dp 50 x4 mixed batch 1024",
+                     "resnet_dp 18 x4 fp32 batch 512", "resnet_ddp 34 x4 fp32 batch 1024",
+                     "resnet_gpu_script 50", "roberta_train roberta-large x4 mixed batch 64",
+                     "roberta_infer roberta-large cuda script"]:
+            self.assertIn(name, runs)
+        self.assertNotIn("roberta_infer roberta-small cuda quantize", runs)
+        self.assertIn("--epochs=20", runs["resnet_ddp 50 x4 mixed batch 512"].cmd)
+
+    def test_two_gpus_skip_four(self):
+        _, runs, skipped = planned("--gpus=2")
+        self.assertIn("resnet_ddp 50 x2 fp32 batch 512", runs)
+        self.assertIn("resnet_dp 50 x2 fp32 batch 512", runs)  # the other batch size, on 2
+        self.assertEqual(skipped["resnet_dp 50 x4 fp32 batch 1024"], "needs more GPUs than the 2 here")
+        self.assertEqual(skipped["roberta_train roberta-base x4 mixed batch 32"], "needs more GPUs than the 2 here")
+        self.assertEqual(len(skipped), 3 * 2 * 2 + 3 * 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
