@@ -131,19 +131,6 @@ std::optional<std::pair<int, int64_t>> ParseKill(const std::string& text) {
   return std::make_pair(rank, static_cast<int64_t>(step));
 }
 
-// The gist of a c10d/Gloo error: its first line, without a leading
-// "[file:line] " and the generic advice after it.
-std::string ShortError(std::string text) {
-  text = text.substr(0, text.find('\n'));
-  if (!text.empty() && text[0] == '[') {
-    const size_t end = text.find("] ");
-    if (end != std::string::npos) text = text.substr(end + 2);
-  }
-  const size_t advice = text.find(". This is typically");
-  if (advice != std::string::npos) text = text.substr(0, advice);
-  return text;
-}
-
 int Worker(const Args& args, const RankEnv& env) {
   const std::string who = absl::StrCat("rank ", env.rank);
   if (env.world_size != args.processes) {
@@ -281,7 +268,7 @@ int Worker(const Args& args, const RankEnv& env) {
     buckets = reducer->bucket_indices().size();
   } catch (const std::exception& error) {
     const std::string peers = (*group)->DescribeFailedPeers();
-    std::cerr << absl::StrCat("resnet_ddp: ", who, ": training stopped: ", ShortError(error.what()), "; ", peers, "\n")
+    std::cerr << absl::StrCat("resnet_ddp: ", who, ": training stopped: ", ShortCollectiveError(error.what()), "; ", peers, "\n")
               << std::flush;
     std::_Exit(1);  // peers may be gone: do not wait on the process group's threads
   }

@@ -81,15 +81,6 @@ constexpr char kUsage[] =
     "usage: roberta_train [--model_name NAME|DIR] [--batch-size 32] [--mixed] [--nproc N] [--optimizer sgd|adamw]\n"
     "                     [--train_data PREFIX|FILE.tsv --dev_data ...] [--epochs 3] ...";
 
-std::string ShortError(std::string text) {
-  text = text.substr(0, text.find('\n'));
-  if (!text.empty() && text[0] == '[') {
-    const size_t end = text.find("] ");
-    if (end != std::string::npos) text = text.substr(end + 2);
-  }
-  return text;
-}
-
 // The study's flags have hyphens (--batch-size); Abseil's names cannot.
 std::vector<char*> NormaliseFlagNames(int argc, char** argv, std::vector<std::string>* storage) {
   storage->assign(argv, argv + argc);
@@ -316,7 +307,7 @@ int Train(const RankEnv& env, bool distributed) {
     if (group) group->backend().barrier()->wait();
   } catch (const std::exception& error) {
     const std::string peers = group ? group->DescribeFailedPeers() : "";
-    std::cerr << absl::StrCat("roberta_train: ", who, ": training stopped: ", ShortError(error.what()),
+    std::cerr << absl::StrCat("roberta_train: ", who, ": training stopped: ", ShortCollectiveError(error.what()),
                               peers.empty() ? "" : "; ", peers, "\n")
               << std::flush;
     std::_Exit(1);

@@ -50,6 +50,17 @@ std::shared_ptr<::gloo::transport::Device> GlooDevice(const RankEnv& env) {
 
 }  // namespace
 
+std::string ShortCollectiveError(const std::string& what) {
+  std::string text = what.substr(0, what.find('\n'));
+  if (!text.empty() && text[0] == '[') {
+    const size_t end = text.find("] ");
+    if (end != std::string::npos) text = text.substr(end + 2);
+  }
+  const size_t advice = text.find(". This is typically");
+  if (advice != std::string::npos) text = text.substr(0, advice);
+  return text;
+}
+
 bool BackendAvailable(const std::string& backend) {
   if (backend == "gloo") return true;
 #if defined(DLSPEED_HAS_NCCL)

@@ -37,6 +37,10 @@ struct ProcessGroupOptions {
   int device_index = 0;  // the CUDA device NCCL uses (usually LOCAL_RANK)
 };
 
+// The gist of a c10d or Gloo error for a one-line message: its first line,
+// without a leading "[file:line] " and Gloo's generic advice after it.
+std::string ShortCollectiveError(const std::string& what);
+
 // Backends this LibTorch build can create: "gloo", and "nccl" when it was built
 // with CUDA and NCCL headers were found.
 bool BackendAvailable(const std::string& backend);
