@@ -11,6 +11,8 @@ they see the same machine load; it prints a Markdown report of the medians.
 
 The C++ figures are each binary's step_seconds.median (second epoch of two,
 --max_steps steps each); the Python peer warms up for as many steps as it times.
+With --results FILE it also appends the (c) comparison as one cpp_vs_python
+record (tools/records.py) to FILE, for tools/report.py.
 """
 import argparse
 import json
@@ -20,6 +22,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+
+import records as result_records  # tools/records.py (main's `records` are the binaries')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,12 +71,16 @@ def main():
     parser.add_argument("--bin_dir", default=os.path.join(ROOT, "bazel-bin", "resnet"))
     parser.add_argument("--python", default=os.path.join(ROOT, ".venv", "bin", "python"))
     parser.add_argument("--out", help="also write the Markdown report here")
+    parser.add_argument("--results", metavar="FILE",
+                        help="also append the C++ against Python comparison to this JSON Lines file")
     args = parser.parse_args()
     single, ddp = (os.path.join(args.bin_dir, name) for name in ("resnet_single", "resnet_ddp"))
     for path in (single, ddp, args.python):
         if not os.path.exists(path):
             sys.exit(f"ddp_report: {path} not found: bazel build //resnet:resnet_single //resnet:resnet_ddp, "
                      "or pass --bin_dir / --python")
+    if args.results:
+        result_records.check_writable(args.results, "ddp_report")
 
     d = str(args.depth)
     common = ["--dataset=synthetic", f"--synthetic_size={args.batch * args.steps * 2}",
@@ -156,6 +164,17 @@ def main():
     if args.out:
         with open(args.out, "w") as f:
             f.write(report + "\n")
+    if args.results:
+        compared = records[("true", "25")]
+        rec = compared[0]
+        result_records.append_all(args.results, [result_records.comparison(
+            f"resnet{args.depth} ddp 2 processes", "fp32", batch_size=args.batch, threads=rec.get("threads"),
+            cpp_seconds=cpp, python_seconds=py, rounds=args.rounds, libtorch_version=rec["libtorch_version"],
+            python_torch_version=python[0]["torch"], device=rec.get("device", "cpu"),
+            device_name=rec.get("device_name"), model=f"resnet{args.depth}", per="step", processes=2,
+            backend="gloo", bucket_cap_mb=25, overlap=True, sync_batchnorm=True,
+            python_threads=python[0]["threads"], cpp_round_seconds=[r["step_seconds"]["median"] for r in compared],
+            python_round_seconds=[p["median_step_seconds"] for p in python])], "ddp_report")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ variant's speed-up over eager.
 
   bazel build //resnet/benchmarks:resnet_infer_benchmark
   .venv/bin/python tools/infer_report.py --depth 50 --batch 32 --rounds 3
+  .venv/bin/python tools/infer_report.py --depth 18 --batch 32 --rounds 1 --results results.jsonl
+
+With --results FILE it also appends one cpp_vs_python record per variant
+(tools/records.py) with both medians and their ratio to FILE, for
+tools/report.py.
 """
 import argparse
 import json
@@ -14,6 +19,8 @@ import os
 import statistics
 import subprocess
 import sys
+
+import records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ["eager", "torchscript-frozen", "int8", "int8-torchscript"]
@@ -43,9 +50,13 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iters", type=int, default=20, help="Python batches per variant and round")
     parser.add_argument("--min_time", type=float, default=1.0, help="C++ seconds per variant and round")
+    parser.add_argument("--results", metavar="FILE",
+                        help="also append a cpp_vs_python record per variant to this JSON Lines file")
     args = parser.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"infer_report: {args.binary} not found: bazel build //resnet/benchmarks:resnet_infer_benchmark")
+    if args.results:
+        records.check_writable(args.results, "infer_report")
     cpp = {v: [] for v in VARIANTS}
     py = {v: [] for v in VARIANTS}
     for r in range(args.rounds):
@@ -65,6 +76,16 @@ def main():
     print("| --- | --- | --- | --- | --- |")
     for v in VARIANTS:
         print(f"| {v} | {c[v]:.2f} | {p[v]:.2f} | {p[v] / c[v]:.2f}x | {c['eager'] / c[v]:.2f}x |")
+    if args.results:
+        threads = context.get("torch_threads")
+        records.append_all(args.results, [records.comparison(
+            f"resnet{args.depth} cpu inference", v, batch_size=args.batch,
+            threads=int(threads) if str(threads).isdigit() else peer["threads"], cpp_seconds=c[v] / 1e3,
+            python_seconds=p[v] / 1e3, rounds=args.rounds, libtorch_version=context["libtorch_version"],
+            python_torch_version=peer["torch_version"], device="cpu", device_name=context.get("device_name"),
+            model=f"resnet{args.depth}", per="batch", python_threads=peer["threads"],
+            python_model_source=peer.get("model_source"), cpp_round_seconds=[x / 1e3 for x in cpp[v]],
+            python_round_seconds=[x / 1e3 for x in py[v]]) for v in VARIANTS], "infer_report")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,18 @@
 """Markdown report with PNG bar charts from a dlspeed results file.
 
 Reads the JSON Lines records that the binaries append (resnet_single,
-resnet_dp, resnet_ddp, resnet_cpu_infer; resnet_gpu_script, roberta_train and
-roberta_infer once they exist) and draws the study's figures as far as the
-records allow: training speed-up by method, training time by batch size, CPU
-and GPU inference variants, and ours, fp16 / bf16 / channels_last. Records are
-grouped by where they ran (device name, host, LibTorch version) and data set;
-of several records with the same configuration the latest (by timestamp) is
-used. Lines that cannot be used are listed in the report and on stderr.
+resnet_dp, resnet_ddp, resnet_cpu_infer, resnet_gpu_script, roberta_train,
+roberta_infer) and the cpp_vs_python records of the scripts that set C++
+against Python PyTorch (tools/train_step_report.py, infer_report.py,
+ddp_report.py, roberta_infer_report.py with --results), and draws the study's
+figures as far as the records allow: training speed-up by method, training time
+by batch size, CPU and GPU inference variants; and ours: fp16 / bf16 /
+channels_last, C++ against Python PyTorch for the same work, and int8 static
+(ResNet) against dynamic (RoBERTa) quantization. Records are grouped by where
+they ran (device name, host, LibTorch version) and data set; the last two of
+ours take a machine's records of all data sets. Of several records with the
+same configuration the latest (by timestamp) is used. Lines that cannot be used
+are listed in the report and on stderr.
 
   python3 tools/report.py results.jsonl --out report   # report/report.md, report/*.png
 
@@ -36,6 +41,7 @@ except ImportError:
 TRAIN = ("resnet_single", "resnet_dp", "resnet_ddp", "roberta_train")
 INFER = ("resnet_cpu_infer", "resnet_gpu_script", "roberta_infer")
 RESNET_TRAIN = ("resnet_single", "resnet_dp", "resnet_ddp")
+COMPARE = "cpp_vs_python"  # tools/records.py: C++ against Python PyTorch, one record per compared measurement
 SCHEMA_VERSION = 1  # the records' schema_version that this report reads
 PRECISIONS = ["fp32", "fp16", "bf16"]
 VARIANTS = ["eager", "torchscript", "torchscript-frozen", "torchscript-file", "int8", "int8-torchscript",
@@ -56,10 +62,12 @@ def check(record):
     if not isinstance(record, dict):
         return "not a JSON object"
     binary = record.get("binary")
-    if binary not in TRAIN + INFER:
+    if binary not in TRAIN + INFER + (COMPARE,):
         return f"unknown binary {binary!r}" if binary is not None else "no binary field"
     if record.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         return f"schema_version {record['schema_version']!r}; this report reads {SCHEMA_VERSION}"
+    if binary == COMPARE:
+        return check_comparison(record)
     if record.get("model") is None and isinstance(record.get("depth"), int):  # model from depth
         record["model"] = f"resnet{record['depth']}"
     need = {"model": str, "batch_size": int}
@@ -72,6 +80,17 @@ def check(record):
     if binary in INFER and not is_number(median_seconds(record)):
         problems.append("lacks batch_seconds.median")
     return f"{binary} record {', '.join(problems)}" if problems else ""
+
+
+def check_comparison(record):
+    """check() for a cpp_vs_python record: what was compared and both medians."""
+    problems = [f"lacks {field}" if record.get(field) is None else f"has a bad {field} ({record[field]!r})"
+                for field, kind in {"work": str, "variant": str, "batch_size": int}.items()
+                if not isinstance(record.get(field), kind) or isinstance(record.get(field), bool)]
+    problems += [f"lacks {field}" if record.get(field) is None else f"has a bad {field} ({record[field]!r})"
+                 for field in ("cpp_seconds", "python_seconds")
+                 if not (is_number(record.get(field)) and record[field] > 0)]
+    return f"{COMPARE} record {', '.join(problems)}" if problems else ""
 
 
 def read_records(path):
@@ -135,12 +154,17 @@ def infer_group(r):
 
 
 def describe(r):
+    if r["binary"] == COMPARE:
+        return f"{COMPARE}: {r['work']}, {r['variant']}, batch {r['batch_size']}"
     what = train_label(r) if r["binary"] in TRAIN else f"{infer_group(r)}, {variant(r)}"
     return f"{r['binary']}: {model_name(r['model'])}, {what}"
 
 
 def config(r):
     """What makes two records measurements of the same thing."""
+    if r["binary"] == COMPARE:
+        return (r["binary"], r["work"], r["variant"], r["batch_size"], r.get("threads"), r.get("device"),
+                r.get("sequence_length"))
     if r["binary"] in TRAIN:
         return (r["binary"], r["model"], r["precision"], r["devices"], r["batch_size"],
                 bool(r.get("channels_last")), r.get("overlap") is not False)
@@ -362,6 +386,118 @@ def precision_and_layout(records):
                         caption, notes)
 
 
+ROBERTA_SIZES = ["roberta-small", "roberta-base", "roberta-large"]
+
+
+def model_order(model):
+    """ResNets by depth, then RoBERTa small, base, large, then the others by name."""
+    model = str(model)
+    match = re.fullmatch(r"resnet(\d+)", model)
+    if match:
+        return (0, int(match[1]), model)
+    return (1, ROBERTA_SIZES.index(model), model) if model in ROBERTA_SIZES else (2, 0, model)
+
+
+def work_order(r):
+    """Training steps, then DDP, then inference; smaller models first."""
+    work = r["work"]
+    kind = 0 if "train" in work else 1 if "ddp" in work else 2
+    return (kind, model_order(r.get("model") or work.split(" ")[0]), work)
+
+
+def compare_group(r, records):
+    """The chart group of a cpp_vs_python record: its work and batch size, and
+    the threads and sequence length where records of that work differ in them."""
+    label = f"{r['work']}\nbatch {r['batch_size']}" + ("/process" if "ddp" in r["work"] else "")
+    same = [o for o in records if o["work"] == r["work"] and o["batch_size"] == r["batch_size"]]
+    if len({o.get("sequence_length") for o in same}) > 1:
+        label += f", seq {r.get('sequence_length')}"
+    if len({o.get("threads") for o in same}) > 1:
+        label += f", {r.get('threads')} threads"
+    return label
+
+
+def torch_version(version):
+    return str(version).split("+")[0]  # "2.13.0+cpu" -> "2.13.0"
+
+
+def cpp_against_python(records):
+    rs = sorted((r for r in records if r["binary"] == COMPARE),
+                key=lambda r: (work_order(r), r["batch_size"], variant_order(r["variant"]),
+                               str(r.get("threads")), str(r.get("sequence_length"))))
+    if not rs:
+        return None
+    rows, values, notes = [], {}, []
+    for r in rs:
+        ratio = r["python_seconds"] / r["cpp_seconds"]
+        rows.append([r["work"], r["variant"], r["batch_size"], r.get("threads") or "-",
+                     fmt(1e3 * r["cpp_seconds"], ".2f"), fmt(1e3 * r["python_seconds"], ".2f"), f"{ratio:.2f}x",
+                     r.get("rounds") if isinstance(r.get("rounds"), int) else "-",
+                     r.get("python_torch_version") or "-"])
+        values[compare_group(r, rs), r["variant"]] = ratio
+    mismatched = sorted({f"{r['work']} (LibTorch {r.get('libtorch_version')}, Python torch "
+                         f"{r.get('python_torch_version')})" for r in rs
+                         if torch_version(r.get("python_torch_version")) != torch_version(r.get("libtorch_version"))})
+    if mismatched:
+        notes.append("C++ and Python ran different torch versions: " + "; ".join(mismatched) + ".")
+    caption = ("Python PyTorch's median time a step or batch / C++'s (LibTorch) for the same work on the same "
+               "machine, timed in alternating rounds by tools/train_step_report.py, infer_report.py, ddp_report.py "
+               "and roberta_infer_report.py: > 1 means C++ faster, 1.0 = the same speed; the table gives both "
+               "medians (ms a step or batch).")
+    return chart_result(["work", "variant", "batch", "threads", "C++ ms (median)", "Python ms (median)",
+                         "Python / C++", "rounds", "Python torch"], rows, values, rs, lambda r: r["variant"],
+                        "Python time / C++ time (> 1: C++ faster)", ".2f", 1.0, caption, notes)
+
+
+INT8 = {  # binary -> (its int8 variant, quantization, chart series)
+    "resnet_cpu_infer": ("int8", "static", "static int8 (ResNet, resnet_cpu_infer)"),
+    "roberta_infer": ("int8-dynamic", "dynamic", "dynamic int8 (RoBERTa, roberta_infer)"),
+}
+
+
+def int8_pair_key(r):
+    return (r["binary"], r["model"], r["batch_size"], r.get("threads"), bool(r.get("mixed")), r.get("dataset"),
+            r.get("max_len"))
+
+
+def int8_static_vs_dynamic(records):
+    """The int8 variant's speed-up over fp32 eager in C++, for each model."""
+    pairs, notes = [], []
+    for binary, (int8, kind, series) in INT8.items():
+        rs = [r for r in records if r["binary"] == binary and "cuda" not in str(r.get("device"))]
+        for q in sorted((r for r in rs if r["variant"] == int8),
+                        key=lambda r: (model_order(r["model"]), infer_group(r))):
+            eager = next((e for e in rs if e["variant"] == "eager" and int8_pair_key(e) == int8_pair_key(q)), None)
+            if eager is None:
+                notes.append(f"{describe(q)}: no eager record of the same model, batch size and threads.")
+            else:
+                pairs.append((kind, series, eager, q))
+    if not pairs:
+        return None
+    for binary, (int8, kind, _) in INT8.items():
+        if not any(k == kind for k, _, _, _ in pairs):
+            notes.append(f"No {kind} int8 here: needs {binary} records of {int8} and eager on the CPU.")
+    labels = [infer_group(q) for _, _, _, q in pairs]
+    for i, (_, _, _, q) in enumerate(pairs):
+        if labels.count(infer_group(q)) > 1:  # the same model and batch on two data sets or lengths
+            labels[i] += f", {q.get('dataset') or '?'}" + (f", seq {q['max_len']}" if q.get("max_len") else "")
+    rows, values = [], {}
+    for label, (kind, series, eager, q) in zip(labels, pairs):
+        speed = median_seconds(eager) / median_seconds(q)
+        rows.append([label, kind + (f" ({q['engine']})" if q.get("engine") else ""), q.get("dataset") or "-",
+                     q.get("max_len") or "-", fmt(1e3 * median_seconds(eager), ".2f"),
+                     fmt(1e3 * median_seconds(q), ".2f"), f"{speed:.2f}x"])
+        values[label, series] = speed
+    series_of = {id(q): series for _, series, _, q in pairs}
+    caption = ("C++ int8 speed-up over fp32 eager = eager's median time a batch / int8's, same model, batch size and "
+               "threads: static post-training quantization in resnet_cpu_infer (int8 weights and calibrated int8 "
+               "activations; engine in brackets) against dynamic quantization in roberta_infer (int8 Linear "
+               "weights, activations quantized batch by batch); 1.0 = as fast as fp32.")
+    return chart_result(["model", "int8 quantization", "data", "seq", "fp32 eager ms a batch", "int8 ms a batch",
+                         "int8 speed-up"], rows, values, [q for _, _, _, q in pairs], lambda q: series_of[id(q)],
+                        "int8 speed-up over fp32 eager (1.0 = fp32)", ".2f", 1.0, caption, notes)
+
+
 FIGURES = [  # (name, title, file stem, builder, what it needs)
     ("Figure 1", "ResNet training speed-up by method", "fig1-resnet-train-speedup",
      lambda rs: speedup_by_method(rs, RESNET_TRAIN), "resnet_single, resnet_dp or resnet_ddp records"),
@@ -384,6 +520,12 @@ FIGURES = [  # (name, title, file stem, builder, what it needs)
     ("Ours", "ResNet training precision and memory format (fp16, bf16, channels_last)",
      "ours-resnet-precision-layout", precision_and_layout, "resnet_single records in bf16 or channels_last"),
 ]
+MACHINE_FIGURES = [  # as FIGURES, from a machine's records of all data sets
+    ("Ours", "C++ against Python PyTorch", "ours-cpp-vs-python", cpp_against_python,
+     "cpp_vs_python records: tools/*_report.py --results, or tools/sweep.py --peers"),
+    ("Ours", "int8: static (ResNet) against dynamic (RoBERTa)", "ours-int8-static-vs-dynamic",
+     int8_static_vs_dynamic, "resnet_cpu_infer int8 or roberta_infer int8-dynamic records beside eager ones"),
+]
 
 
 # Output.
@@ -404,7 +546,9 @@ def bar_chart(path, title, subtitle, groups, series, values, ylabel, spec, hline
     color = {name: colors[i % len(colors)] for i, name in enumerate(series)}
     present = [[name for name in series if (group, name) in values] for group in groups]
     width = min(0.3, 0.8 / max(len(names) for names in present))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + width * sum(map(len, present)) * 1.6), 4.5))
+    longest = max(len(line) for group in groups for line in str(group).splitlines())  # x labels must not overlap
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + width * sum(map(len, present)) * 1.6,
+                                        1.5 + len(groups) * (0.07 * longest + 0.2)), 4.5))
     for g, (group, names) in enumerate(zip(groups, present)):
         for i, name in enumerate(names):
             bars = ax.bar(g + (i - (len(names) - 1) / 2) * width, values[group, name], width, color=color[name])
@@ -424,6 +568,36 @@ def slug(text):
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
 
 
+def data_sets(records):
+    names = sorted({str(r["dataset"]) for r in records if r.get("dataset")})
+    return " and ".join(names)
+
+
+def draw(figures, records, key, out, drawn):
+    """The Markdown of each of `figures` that `records` (of the machine and,
+    where key[3] is set, data set `key`) can show; writes their charts and
+    adds their file stems to `drawn`."""
+    lines = []
+    for name, title, stem, build, _ in figures:
+        figure = build(records)
+        if figure is None:
+            continue
+        drawn.add(stem)
+        subtitle = f"{where(key)}, {dates(figure['records'])}"
+        lines += [f"### {name}: {title}", ""]
+        if figure["chart"]:
+            png = f"{slug('-'.join(filter(None, (key[1], key[0], key[2], key[3]))))}-{stem}.png"
+            bar_chart(os.path.join(out, png), f"{name}: {title}", subtitle, *figure["chart"])
+            lines += [f"![{name}: {title}]({png})", ""]
+        else:
+            lines += ["No chart: nothing to compare with (see the notes).", ""]
+        data = key[3] or data_sets(figure["records"])
+        caption = " ".join(filter(None, [f"{subtitle}{', ' + data if data else ''}.", figure["caption"]]))
+        lines += [f"*{caption}*", ""] + figure["table"] + [""]
+        lines += [f"- {note}" for note in figure["notes"]] + ([""] if figure["notes"] else [])
+    return lines
+
+
 def render(path, records, skipped, out):
     """Writes out/report.md and the charts."""
     lines = ["# dlspeed results report", "",
@@ -432,32 +606,35 @@ def render(path, records, skipped, out):
              "and each such case is listed under its machine.", ""]
     if not records:
         lines += ["This results file holds no usable records.", ""]
-    sections = collections.defaultdict(list)
+    machines = collections.defaultdict(dict)  # (device name, host, LibTorch) -> data set -> records
+    comparisons = collections.defaultdict(list)  # the machine's cpp_vs_python records (no data set)
     for r in records:
-        sections[section_key(r)].append(r)
+        key = section_key(r)
+        if r["binary"] == COMPARE:
+            machines[key[:3]]  # in the order the file first names the machines
+            comparisons[key[:3]].append(r)
+        else:
+            machines[key[:3]].setdefault(key[3], []).append(r)
     drawn = set()
-    for key in sections:  # in the order the file first names them
-        kept, repeated = latest(sections[key])
-        lines += [f"## {where(key)}, {key[3]}", "", f"Records of {dates(kept)}.", ""]
-        for name, title, stem, build, _ in FIGURES:
-            figure = build(kept)
-            if figure is None:
-                continue
-            drawn.add(name)
-            subtitle = f"{where(key)}, {dates(figure['records'])}"
-            lines += [f"### {name}: {title}", ""]
-            if figure["chart"]:
-                png = f"{slug(key[1] + '-' + key[0] + '-' + key[2] + '-' + key[3])}-{stem}.png"
-                bar_chart(os.path.join(out, png), f"{name}: {title}", subtitle, *figure["chart"])
-                lines += [f"![{name}: {title}]({png})", ""]
-            else:
-                lines += ["No chart: nothing to compare with (see the notes).", ""]
-            caption = " ".join(filter(None, [f"{subtitle}, {key[3]}.", figure["caption"]]))
-            lines += [f"*{caption}*", ""] + figure["table"] + [""]
-            lines += [f"- {note}" for note in figure["notes"]] + ([""] if figure["notes"] else [])
-        if repeated:
-            lines += ["### Repeated configurations", ""] + [f"- {note}" for note in repeated] + [""]
-    missing = [(name, title, needs) for name, title, _, _, needs in FIGURES if name not in drawn]
+    for machine, data in machines.items():  # in the order the file first names them
+        everything = []
+        for dataset, rs in data.items():
+            key = machine + (dataset,)
+            kept, repeated = latest(rs)
+            everything += kept
+            lines += [f"## {where(key)}, {dataset}", "", f"Records of {dates(kept)}.", ""]
+            lines += draw(FIGURES, kept, key, out, drawn)
+            if repeated:
+                lines += ["### Repeated configurations", ""] + [f"- {note}" for note in repeated] + [""]
+        kept, repeated = latest(comparisons[machine])
+        shown = draw(MACHINE_FIGURES, everything + kept, machine + ("",), out, drawn)
+        if shown or repeated:
+            lines += [f"## {where(machine + ('',))}, across data sets", "",
+                      "Figures from this machine's records of all data sets.", ""] + shown
+            if repeated:
+                lines += ["### Repeated configurations", ""] + [f"- {note}" for note in repeated] + [""]
+    missing = [(name, title, needs) for name, title, stem, _, needs in FIGURES + MACHINE_FIGURES
+               if stem not in drawn]
     if missing and records:
         lines += ["## Not in this results file", ""]
         lines += [f"- {name}: {title} (needs {needs})" for name, title, needs in missing] + [""]

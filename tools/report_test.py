@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Tests for tools/report.py: runs it on tools/testdata/report_results.jsonl
 (hand-written records: resnet_single fp32/fp16 for ResNet-18 and -50,
-resnet_dp and resnet_ddp on 2 GPUs, resnet_cpu_infer eager/int8, a repeated
-configuration, a cut-short line, a record without precision and one from an
-unknown binary) and checks the report's numbers, charts and skipped lines.
+resnet_dp and resnet_ddp on 2 GPUs, resnet_cpu_infer eager/int8, roberta_infer
+eager/TorchScript/int8-dynamic, cpp_vs_python comparisons of C++ with Python
+PyTorch, repeated configurations, a cut-short line, a record without precision,
+a comparison without its Python time and one from an unknown binary) and checks
+the report's numbers, charts and skipped lines; and that tools/records.py
+writes records that the report reads.
 
   python3 tools/report_test.py        # or: bazel test //tools:report_test
 """
@@ -14,10 +17,17 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import records  # noqa: E402
+
 REPORT = os.path.join(HERE, "report.py")
 RESULTS = os.path.join(HERE, "testdata", "report_results.jsonl")
 GPU = "gpu-01-nvidia-h100-80gb-hbm3-2.14.1-cifar10-"
 CPU = "gpu-01-intel-r-xeon-r-platinum-8480-2.14.1-cifar10-"
+CPU_SYNTHETIC = "gpu-01-intel-r-xeon-r-platinum-8480-2.14.1-synthetic-"
+CPU_MACHINE = "gpu-01-intel-r-xeon-r-platinum-8480-2.14.1-"  # figures across data sets
+CPP_VS_PYTHON = "Ours: C++ against Python PyTorch"
+INT8 = "Ours: int8: static (ResNet) against dynamic (RoBERTa)"
 
 
 def python_with_matplotlib():
@@ -45,17 +55,22 @@ class ReportTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
+    def section(self, figure):
+        """The text under the heading "### `figure`" ("Figure 5", or an Ours figure's whole heading)."""
+        parts = self.report.split(f"### {figure}")
+        self.assertEqual(len(parts), 2, f"{figure}: {len(parts) - 1} headings:\n{self.report}")
+        return parts[1].split("\n#")[0]
+
     def row(self, figure, *cells):
         """The row of `figure`'s table that starts with `cells`."""
-        section = self.report.split(f"### {figure}:")[1].split("\n#")[0]
         start = "| " + " | ".join(cells) + " |"
-        rows = [line for line in section.splitlines() if line.startswith(start)]
+        rows = [line for line in self.section(figure).splitlines() if line.startswith(start)]
         self.assertEqual(len(rows), 1, f"{figure}: rows starting {start!r}:\n{self.report}")
         return [cell.strip() for cell in rows[0].strip("|").split("|")]
 
     def test_runs_and_names_the_records_used(self):
         self.assertEqual(self.done.returncode, 0, self.done.stderr)
-        self.assertIn("12 records used, 3 lines skipped", self.report)
+        self.assertIn("22 records used, 4 lines skipped", self.report)
 
     def test_speedups_over_one_device_fp32(self):
         # avg_epoch_seconds fp32 / mixed: 9.84 / 7.02 = 1.4017, 31.62 / 10.71 = 2.9524
@@ -84,34 +99,75 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(row[-1], "2.81x")
         self.assertEqual(self.row("Figure 5", "ResNet-18, batch 32, 16 threads", "eager")[2], "12.10")
 
+    def test_roberta_cpu_inference_table(self):
+        # 80.0 / 32.0 = 2.50
+        row = self.row("Figure 6", "roberta-base, batch 8, 16 threads", "int8-dynamic")
+        self.assertEqual(row[2], "32.00")
+        self.assertEqual(row[-1], "2.50x")
+
+    def test_cpp_against_python_table(self):
+        # Python / C++ medians: 45.5 / 41.2 = 1.104 (the later of two records), 252 / 210 = 1.20,
+        # 13.3 / 12.1 = 1.099, 5.1 / 4.3 = 1.186, 78.4 / 80.0 = 0.98, 41.6 / 32.0 = 1.30.
+        self.assertEqual(self.row(CPP_VS_PYTHON, "resnet18 train step", "fp32", "32"),
+                         ["resnet18 train step", "fp32", "32", "16", "41.20", "45.50", "1.10x", "3", "2.14.1+cpu"])
+        self.assertEqual(self.row(CPP_VS_PYTHON, "resnet18 ddp 2 processes", "fp32")[4:7],
+                         ["210.00", "252.00", "1.20x"])
+        self.assertEqual(self.row(CPP_VS_PYTHON, "resnet18 cpu inference", "eager")[4:7],
+                         ["12.10", "13.30", "1.10x"])
+        self.assertEqual(self.row(CPP_VS_PYTHON, "resnet18 cpu inference", "int8")[4:7], ["4.30", "5.10", "1.19x"])
+        self.assertEqual(self.row(CPP_VS_PYTHON, "roberta-base cpu inference", "eager")[4:7],
+                         ["80.00", "78.40", "0.98x"])
+        self.assertEqual(self.row(CPP_VS_PYTHON, "roberta-base cpu inference", "int8-dynamic")[4:7],
+                         ["32.00", "41.60", "1.30x"])
+        section = self.section(CPP_VS_PYTHON)
+        self.assertEqual(len([line for line in section.splitlines() if line.startswith("| ")]), 2 + 6, section)
+        self.assertIn("> 1 means C++ faster", section)
+        self.assertIn("## Intel(R) Xeon(R) Platinum 8480+ (gpu-01), LibTorch 2.14.1, across data sets", self.report)
+        self.assertIn("cpp_vs_python: resnet18 train step, fp32, batch 32: 2 records (lines 19, 20); "
+                      "the latest, line 20 (2026-11-21T10:30:00Z), is used", self.report)
+
+    def test_int8_static_against_dynamic(self):
+        # eager / int8: ResNet-18 12.1 / 4.3 = 2.81 (cifar10), roberta-base 80.0 / 32.0 = 2.50 (synthetic).
+        self.assertEqual(self.row(INT8, "ResNet-18, batch 32, 16 threads"),
+                         ["ResNet-18, batch 32, 16 threads", "static (x86)", "cifar10", "-", "12.10", "4.30", "2.81x"])
+        self.assertEqual(self.row(INT8, "roberta-base, batch 8, 16 threads"),
+                         ["roberta-base, batch 8, 16 threads", "dynamic", "synthetic", "128", "80.00", "32.00",
+                          "2.50x"])
+        self.assertIn("2026-11-21, cifar10 and synthetic. C++ int8 speed-up over fp32 eager", self.section(INT8))
+
     def test_captions_name_machine_libtorch_and_date(self):
         self.assertIn("*NVIDIA H100 80GB HBM3 (gpu-01), LibTorch 2.14.1, 2026-11-20, cifar10.", self.report)
         self.assertIn("*Intel(R) Xeon(R) Platinum 8480+ (gpu-01), LibTorch 2.14.1, 2026-11-21, cifar10.", self.report)
 
     def test_charts_are_png_files(self):
         for name in (GPU + "fig1-resnet-train-speedup.png", GPU + "fig3-resnet-batch-size.png",
-                     CPU + "fig5-resnet-cpu-infer.png"):
+                     CPU + "fig5-resnet-cpu-infer.png", CPU_SYNTHETIC + "fig6-roberta-cpu-infer.png",
+                     CPU_MACHINE + "ours-cpp-vs-python.png", CPU_MACHINE + "ours-int8-static-vs-dynamic.png"):
             self.assertIn(f"]({name})", self.report)
             with open(os.path.join(self.out, name), "rb") as f:
                 data = f.read()
             self.assertTrue(data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000, name)
         pngs = sorted(n for n in os.listdir(self.out) if n.endswith(".png"))
-        self.assertEqual(len(pngs), 3, pngs)
+        self.assertEqual(len(pngs), 6, pngs)
 
     def test_figures_without_records_are_listed_not_drawn(self):
         missing = self.report.split("## Not in this results file")[1].split("##")[0]
-        for name in ("Figure 2", "Figure 4", "Figure 6", "Figure 7", "Figure 8", "Ours"):
-            self.assertIn(f"- {name}:", missing)
-        self.assertNotIn("Figure 1", missing)
+        for name in ("Figure 2", "Figure 4", "Figure 7", "Figure 8",
+                     "Ours: ResNet training precision and memory format"):
+            self.assertIn(f"- {name}", missing)
+        for name in ("Figure 1", "Figure 6", "C++ against Python", "int8"):
+            self.assertNotIn(name, missing)
 
     def test_skipped_lines_reported_with_line_and_reason(self):
         self.assertIn("| 6 | not JSON (Unterminated string", self.report)
         self.assertIn("| 8 | resnet_dp record lacks precision |", self.report)
         self.assertIn("| 13 | unknown binary 'mnist_train' |", self.report)
+        self.assertIn("| 22 | cpp_vs_python record lacks python_seconds |", self.report)
         self.assertEqual([line for line in self.done.stderr.splitlines()],
                          ["report: line 6: not JSON (Unterminated string starting at, column 69)",
                           "report: line 8: resnet_dp record lacks precision",
-                          "report: line 13: unknown binary 'mnist_train'"])
+                          "report: line 13: unknown binary 'mnist_train'",
+                          "report: line 22: cpp_vs_python record lacks python_seconds"])
 
     def test_missing_file_is_one_line_and_exit_1(self):
         with tempfile.TemporaryDirectory() as out:
@@ -119,6 +175,33 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(done.returncode, 1)
         self.assertEqual(len(done.stderr.splitlines()), 1, done.stderr)
         self.assertRegex(done.stderr, r"^report: cannot read .*absent\.jsonl: No such file or directory\n$")
+
+    def test_records_module_writes_what_the_report_reads(self):
+        with tempfile.TemporaryDirectory() as out:
+            results = os.path.join(out, "results.jsonl")
+            with open(results, "w") as f:
+                f.write('{"binary": "resnet_single", "model"')  # a cut-short line without its newline
+            rec = records.comparison("resnet50 cpu inference", "int8", batch_size=32, threads=2, cpp_seconds=0.01,
+                                     python_seconds=0.012, rounds=1, libtorch_version="2.13.0",
+                                     python_torch_version="2.13.0+cpu", device_name="Test CPU", model="resnet50")
+            records.append(results, rec)
+            records.append(results, dict(rec, variant="eager", cpp_seconds=0.04, python_seconds=0.038))
+            with open(results, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+            done = run_report(results, out)
+            with open(os.path.join(out, "report.md"), encoding="utf-8") as f:
+                report = f.read()
+        self.assertEqual(len(lines), 3, lines)
+        for field in ("schema_version", "binary", "work", "variant", "batch_size", "threads", "cpp_seconds",
+                      "python_seconds", "python_over_cpp", "rounds", "libtorch_version", "python_torch_version",
+                      "device", "device_name", "hostname", "timestamp", "git_revision"):
+            self.assertIn(field, rec)
+        self.assertRegex(rec["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertAlmostEqual(rec["python_over_cpp"], 1.2)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("2 records used, 1 lines skipped", report)
+        self.assertIn("| resnet50 cpu inference | int8 | 32 | 2 | 10.00 | 12.00 | 1.20x | 1 | 2.13.0+cpu |", report)
+        self.assertIn("| resnet50 cpu inference | eager | 32 | 2 | 40.00 | 38.00 | 0.95x | 1 | 2.13.0+cpu |", report)
 
     def test_empty_file_says_no_records(self):
         with tempfile.TemporaryDirectory() as out:

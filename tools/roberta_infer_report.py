@@ -12,6 +12,10 @@ padded to seq under an attention mask (roberta_infer's synthetic data with
 
   bazel build //roberta:roberta_infer
   python3 tools/roberta_infer_report.py --model roberta-base --batch 32 --seq 128 --threads 2 --out report.md
+
+With --results FILE it also appends one cpp_vs_python record per variant
+(tools/records.py) with both medians and their ratio to FILE, for
+tools/report.py.
 """
 import argparse
 import json
@@ -21,6 +25,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+
+import records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (row label, roberta_infer flags, peer variant)
@@ -78,6 +84,8 @@ def main():
     parser.add_argument("--python", default=peer_venv if os.path.exists(peer_venv) else "/tmp/hfvenv/bin/python",
                         help="a Python with torch and transformers (tools/setup.sh --peer makes .venv-peer)")
     parser.add_argument("--out", help="also write the report to this file")
+    parser.add_argument("--results", metavar="FILE",
+                        help="also append a cpp_vs_python record per variant to this JSON Lines file")
     args = parser.parse_args()
     if not os.access(args.bin, os.X_OK):
         sys.exit(f"roberta_infer_report: {args.bin} not found: bazel build //roberta:roberta_infer")
@@ -85,13 +93,17 @@ def main():
         sys.exit(f"roberta_infer_report: no Python at {args.python}: run tools/setup.sh --peer or give --python")
     if min(args.batch, args.seq, args.threads, args.rounds, args.batches) < 1:
         sys.exit("roberta_infer_report: --batch, --seq, --threads, --rounds and --batches must be at least 1")
+    if args.results:
+        records.check_writable(args.results, "roberta_infer_report")
 
     load_before = os.getloadavg()[0]
     cpp = {label: [] for label, _, _ in VARIANTS}
     py = {label: [] for label, _, _ in VARIANTS}
+    cpp_variant = {}  # label -> roberta_infer's name for it ("int8-dynamic", ...)
     for r in range(args.rounds):
         for label, flags, _ in VARIANTS:
             last_cpp = cpp_run(args, flags)
+            cpp_variant[label] = last_cpp.get("variant", label)
             cpp[label].append(1e3 * last_cpp["batch_seconds"]["median"])
         peer = python_run(args)
         for label, _, variant in VARIANTS:
@@ -134,6 +146,16 @@ def main():
     if args.out:
         with open(args.out, "w") as f:
             f.write(report)
+    if args.results:
+        records.append_all(args.results, [records.comparison(
+            f"{args.model} cpu inference", cpp_variant[label], batch_size=args.batch, threads=args.threads,
+            cpp_seconds=c[label] / 1e3, python_seconds=p[label] / 1e3, rounds=args.rounds,
+            libtorch_version=last_cpp.get("libtorch_version", "?"), python_torch_version=any_peer["torch"],
+            device="cpu", device_name=last_cpp.get("device_name"), model=args.model, per="batch",
+            sequence_length=args.seq, random_lengths=True, batches=args.batches, python_variant=variant,
+            transformers_version=any_peer["transformers"], python_threads=any_peer.get("threads"),
+            cpp_round_seconds=[x / 1e3 for x in cpp[label]], python_round_seconds=[x / 1e3 for x in py[label]]) for label, _, variant in VARIANTS],
+            "roberta_infer_report")
 
 
 if __name__ == "__main__":

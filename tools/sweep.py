@@ -14,6 +14,16 @@ The grid (each binary's records go to --results; the study's budgets with GPUs):
   RoBERTa inference roberta_infer eager / --quantize / --script on the CPU,
                     eager / --script on a GPU, on the model the 1-device fp32
                     training run saved
+  C++ against Python (--peers, the default with --quick on a CPU host) after
+                    the grid: tools/train_step_report.py (ResNet-18 training
+                    step, batch 64: the benchmark has no batch 32) and
+                    tools/infer_report.py (ResNet-18 inference, batch 32)
+                    under --peer_python, and
+                    tools/roberta_infer_report.py (roberta-small, batch 8, seq
+                    64) with --hf_python, 1 round each, their cpp_vs_python
+                    records to --results too; a comparison is skipped with a
+                    line when its Python is missing, and when its C++ binary
+                    is (bazel build //resnet/benchmarks/... //roberta:roberta_infer)
 What cannot run here (too few GPUs, no GPU) is named with the reason, one line
 each. --quick (the default without GPUs) cuts the budgets so that the CPU sweep
 takes minutes: ResNet-18 and -50, 2 epochs of 3 steps on 1024 Fashion-MNIST
@@ -29,6 +39,7 @@ if any run failed.
   python3 tools/sweep.py --quick --dry_run                     # the plan
   python3 tools/sweep.py --quick --results results/cpu.jsonl --report_dir results/cpu
   python3 tools/sweep.py --only 'roberta_train roberta-base'   # a part of the grid
+  python3 tools/sweep.py --quick --only peer                   # only C++ against Python
 """
 import argparse
 import collections
@@ -47,7 +58,10 @@ ROBERTA_BATCHES = (32, 16, 64)  # the study's first; the others on the most devi
 CPU_INFER = {"eager": [], "int8": ["-q", "1"], "torchscript": ["-ts", "1"], "int8-torchscript": ["-q", "1", "-ts", "1"]}
 ROBERTA_INFER = {"eager": [], "quantize": ["--quantize"], "script": ["--script"]}
 
-Run = collections.namedtuple("Run", "name cmd needs")  # needs: a path that must exist when the run starts
+# needs: a path that must exist when the run starts; hint: what to do when it does not.
+Run = collections.namedtuple("Run", "name cmd needs hint", defaults=("its training run failed or was not selected",))
+PEER_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")  # torch, the LibTorch the binaries link (tools/setup.sh)
+HF_PYTHONS = [os.path.join(ROOT, ".venv-peer", "bin", "python"), "/tmp/hfvenv/bin/python"]  # + transformers
 
 
 def binary(args, name):
@@ -158,7 +172,38 @@ def plan(args, gpus):
                                        f"--batch_size={32 // div}",
                                        f"--log={os.path.join(models, 'logs', 'inference.log')}"] +
                                 flags + dev_data + rb, os.path.join(saved, "config.json")))
+
+    if args.peers:
+        peer_runs(args, runs, skipped)
     return runs, skipped
+
+
+def peer_runs(args, runs, skipped):
+    """C++ against Python PyTorch for the same work, 1 round each (tools/*_report.py --results)."""
+    tools = os.path.join(ROOT, "tools")
+    benchmarks = os.path.join(args.bin_dir, "resnet", "benchmarks")
+    peers = [  # (name, Python, script and flags, C++ binary, its Bazel target)
+        # train_step_benchmark registers ResNet-18 at batch 8, 64 and 512 only: 64, as in the README's table.
+        ("peer train_step resnet18 batch 64", args.peer_python,
+         [os.path.join(tools, "train_step_report.py"), "--depth", "18", "--batch", "64", "--rounds", "1"],
+         os.path.join(benchmarks, "train_step_benchmark"), "//resnet/benchmarks:train_step_benchmark"),
+        ("peer infer resnet18 batch 32", args.peer_python,
+         [os.path.join(tools, "infer_report.py"), "--depth", "18", "--batch", "32", "--rounds", "1"],
+         os.path.join(benchmarks, "resnet_infer_benchmark"), "//resnet/benchmarks:resnet_infer_benchmark"),
+        ("peer roberta_infer roberta-small batch 8 seq 64", args.hf_python,
+         [os.path.join(tools, "roberta_infer_report.py"), "--model", "roberta-small", "--batch", "8", "--seq", "64",
+          "--rounds", "1", "--batches", "2", "--python", args.hf_python],
+         binary(args, "roberta_infer"), "//roberta:roberta_infer"),
+    ]
+    for name, python, script, cpp, target in peers:
+        if not os.path.exists(python):
+            setup = "tools/setup.sh --peer" if script[0].endswith("roberta_infer_report.py") else "tools/setup.sh"
+            skipped.append((name, f"no Python at {python} ({setup}, or give "
+                                  f"{'--hf_python' if python == args.hf_python else '--peer_python'})"))
+            continue
+        flag = "--bin" if script[0].endswith("roberta_infer_report.py") else "--binary"
+        runs.append(Run(name, [python] + script + [f"{flag}={cpp}", f"--results={args.results}"], cpp,
+                        f"bazel build {target}"))
 
 
 def parse_args(argv=None):
@@ -184,6 +229,14 @@ def parse_args(argv=None):
     parser.add_argument("--max_steps", type=int, help="steps an epoch, 0: all (default: 0; --quick: 3)")
     parser.add_argument("--max_len", type=int, help="RoBERTa sequence length (default: 128; --quick: 64)")
     parser.add_argument("--synthetic_size", type=int, help="synthetic RoBERTa sequences (default: 2048; --quick: 64)")
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction,
+                        help="after the grid, time C++ against Python PyTorch for the same work (tools/*_report.py) "
+                        "(default: on with --quick without GPUs)")
+    parser.add_argument("--peer_python", default=PEER_PYTHON,
+                        help="Python with torch for the ResNet peers (default: .venv's)")
+    parser.add_argument("--hf_python", default=next((p for p in HF_PYTHONS if os.path.exists(p)), HF_PYTHONS[0]),
+                        help="Python with torch and transformers for the RoBERTa peer (default: .venv-peer's, "
+                        "else /tmp/hfvenv's)")
     parser.add_argument("--only", help="run only the runs whose name matches this regular expression")
     parser.add_argument("--dry_run", action="store_true", help="print the plan and run nothing")
     args = parser.parse_args(argv)
@@ -195,6 +248,8 @@ def parse_args(argv=None):
         args.gpus = gpu_count()
     if args.quick is None:
         args.quick = args.gpus == 0
+    if args.peers is None:
+        args.peers = args.quick and args.gpus == 0
     q = args.quick
     args.depths = [int(d) for d in (args.depths or ("18,50" if q else "18,34,50")).split(",")]
     roberta = "roberta-small,roberta-base" + ("" if q else ",roberta-large")
@@ -242,7 +297,7 @@ def main(argv=None):
         eta = f", ETA {minutes(sum(durations) / len(durations) * (len(runs) - i + 1))}" if durations else ""
         print(f"[{i}/{len(runs)}] {run.name} (elapsed {minutes(elapsed)}{eta})", flush=True)
         if run.needs and not os.path.exists(run.needs):
-            print(f"    skipped: {run.needs} is missing (its training run failed or was not selected)")
+            print(f"    skipped: {run.needs} is missing ({run.hint})")
             missing.append(run.name)
             continue
         log = os.path.join(logs, re.sub(r"[^\w.,-]+", "_", run.name) + ".log")
@@ -266,7 +321,7 @@ def main(argv=None):
         print("\n".join("    | " + line for line in tail), flush=True)
 
     print(f"sweep: {len(runs) - len(failed) - len(missing)} of {len(runs)} runs succeeded, {len(failed)} failed, "
-          f"{len(missing)} skipped for a missing model, {len(skipped)} configurations skipped; "
+          f"{len(missing)} skipped for a missing model or binary, {len(skipped)} configurations skipped; "
           f"{minutes(time.monotonic() - start)}; records in {args.results}")
     for name in failed:
         print(f"failed: {name}")

@@ -6,6 +6,10 @@ both see the same machine load, and prints a Markdown table with the ratio.
 
   bazel build //resnet/benchmarks:train_step_benchmark
   .venv/bin/python tools/train_step_report.py --depth 18 --batch 64 --rounds 5
+  .venv/bin/python tools/train_step_report.py --depth 18 --batch 32 --rounds 1 --results results.jsonl
+
+With --results FILE it also appends one cpp_vs_python record (tools/records.py)
+with both medians and their ratio to FILE, for tools/report.py.
 
 The Python peer must run on the same LibTorch the C++ binary links (.venv's).
 """
@@ -17,6 +21,8 @@ import statistics
 import subprocess
 import sys
 
+import records
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -24,6 +30,11 @@ def cpp_round(binary, precision, depth, batch, min_time):
     name = f"{precision}/depth:{depth}/batch:{batch}/channels_last:0/real_time"
     out = subprocess.run([binary, f"--benchmark_filter=^{name}$", f"--benchmark_min_time={min_time}",
                           "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
+    if not out.strip():  # Google Benchmark prints nothing to stdout when the filter matches no benchmark
+        listed = subprocess.run([binary, "--benchmark_list_tests"], capture_output=True, text=True).stdout.split()
+        shapes = sorted({"/".join(n.split("/")[1:3]) for n in listed if n.startswith(precision + "/")})
+        sys.exit(f"train_step_report: {binary} has no benchmark {name}; --depth/--batch pairs it has for "
+                 f"{precision}: {', '.join(shapes) or 'none'}")
     report = json.loads(out)
     runs = report["benchmarks"]
     if not runs:
@@ -48,9 +59,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20, help="Python steps per round")
     parser.add_argument("--min_time", type=float, default=2.0, help="C++ seconds per round")
+    parser.add_argument("--results", metavar="FILE", help="also append a cpp_vs_python record to this JSON Lines file")
     args = parser.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"train_step_report: {args.binary} not found: bazel build //resnet/benchmarks:train_step_benchmark")
+    if args.results:
+        records.check_writable(args.results, "train_step_report")
 
     cpp, py = [], []
     for r in range(args.rounds):
@@ -70,6 +84,17 @@ def main():
     print(f"| Python eager ({peer['model_source']}) | {p:.1f} | {', '.join(f'{x:.1f}' for x in py)} | "
           f"{args.batch / p * 1e3:.0f} |")
     print(f"\nC++ speed relative to Python: {p / c:.2f}x")
+    if args.results:
+        threads = context.get("torch_threads")
+        records.append_all(args.results, [records.comparison(
+            f"resnet{args.depth} train step", args.precision, batch_size=args.batch,
+            threads=int(threads) if str(threads).isdigit() else peer["threads"], cpp_seconds=c / 1e3,
+            python_seconds=p / 1e3, rounds=args.rounds, libtorch_version=context["libtorch_version"],
+            python_torch_version=peer["torch_version"], device=context["device"],
+            device_name=context.get("device_name"), model=f"resnet{args.depth}", per="step",
+            python_threads=peer["threads"], python_model_source=peer["model_source"],
+            cpp_round_seconds=[x / 1e3 for x in cpp], python_round_seconds=[x / 1e3 for x in py])],
+            "train_step_report")
 
 
 if __name__ == "__main__":

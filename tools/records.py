@@ -1,0 +1,105 @@
+"""Results records for the scripts that set C++ against Python PyTorch
+(train_step_report.py, infer_report.py, ddp_report.py, roberta_infer_report.py):
+one JSON Lines record per compared measurement, with the common fields that the
+binaries' records carry (common/results.cc NewRecord), so that tools/report.py
+can draw them beside the binaries' own records.
+
+  import records
+  records.check_writable(args.results)          # before measuring: exits 2 if it cannot be appended to
+  rec = records.comparison("resnet18 train step", "fp32", batch_size=32, threads=2, cpp_seconds=0.11,
+                           python_seconds=0.12, rounds=3, libtorch_version="2.13.0",
+                           python_torch_version="2.13.0+cpu")
+  records.append(args.results, rec)             # one write(2) of one line, O_APPEND
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+SCHEMA_VERSION = 1
+BINARY = "cpp_vs_python"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpu_model():
+    """The CPU's model name as the binaries write it (common/device.cc CpuModel)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def git_revision():
+    """The checkout's short HEAD, or "unknown" (as the binaries write it)."""
+    try:
+        done = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
+
+
+def utc_timestamp():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def comparison(work, variant, *, batch_size, threads, cpp_seconds, python_seconds, rounds, libtorch_version,
+               python_torch_version, device="cpu", device_name=None, **extra):
+    """One cpp_vs_python record: the median seconds per step or batch on each
+    side and their ratio python_over_cpp (> 1: C++ faster), plus `extra`
+    fields (model, per-round seconds, ...)."""
+    record = {
+        "schema_version": SCHEMA_VERSION, "binary": BINARY, "work": work, "variant": variant,
+        "batch_size": batch_size, "threads": threads, "cpp_seconds": cpp_seconds, "python_seconds": python_seconds,
+        "python_over_cpp": python_seconds / cpp_seconds if cpp_seconds > 0 else None, "rounds": rounds,
+        "libtorch_version": libtorch_version, "python_torch_version": python_torch_version, "device": device,
+        "device_name": device_name or cpu_model(), "hostname": socket.gethostname(), "timestamp": utc_timestamp(),
+        "git_revision": git_revision(),
+    }
+    record.update(extra)
+    return record
+
+
+def check_writable(path, prog):
+    """Exits with one line and status 2 when `path` cannot be appended to
+    (creates it empty when it does not exist)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+    except OSError as e:
+        print(f"{prog}: --results {path}: cannot append: {e.strerror or e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def append(path, record):
+    """Appends `record` as one line with a single write to a file opened with
+    O_APPEND, so that concurrent writers never interleave within a line; a
+    missing newline at the end of the file (a cut-short record) is completed
+    first so that the new record stays on its own line. Raises OSError."""
+    line = json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+            line = "\n" + line
+        data = line.encode("utf-8")
+        written = os.write(fd, data)
+        while written < len(data):  # a short write: only on a full disk or a signal
+            written += os.write(fd, data[written:])
+    finally:
+        os.close(fd)
+
+
+def append_all(path, recs, prog):
+    """Appends each record; on failure prints one line and exits 1."""
+    try:
+        for rec in recs:
+            append(path, rec)
+    except (OSError, ValueError) as e:  # ValueError: a NaN or infinite figure
+        sys.exit(f"{prog}: cannot append to {path}: {getattr(e, 'strerror', None) or e}")
+    print(f"{prog}: appended {len(recs)} record{'' if len(recs) == 1 else 's'} to {path}", file=sys.stderr)
