@@ -145,7 +145,11 @@ def train_label(r):
 
 def variant(r):
     engine = r.get("engine")
-    return r["variant"] + (f" ({engine})" if engine and r["variant"].startswith("int8") else "")
+    name = r["variant"] + (f" ({engine})" if engine and r["variant"].startswith("int8") else "")
+    # resnet_gpu_script runs each variant in fp32 and in fp16 (bf16 on a CPU) with channels_last.
+    if r.get("precision") not in (None, "fp32"):
+        name += f" {r['precision']}" + (" channels_last" if r.get("channels_last") else "")
+    return name
 
 
 def infer_group(r):
@@ -169,7 +173,7 @@ def config(r):
         return (r["binary"], r["model"], r["precision"], r["devices"], r["batch_size"],
                 bool(r.get("channels_last")), r.get("overlap") is not False)
     return (r["binary"], r["model"], r["variant"], r["batch_size"], r.get("threads"), r.get("device"),
-            bool(r.get("mixed")), r.get("engine") or "")
+            bool(r.get("mixed")), r.get("engine") or "", r.get("precision") or "fp32", bool(r.get("channels_last")))
 
 
 def section_key(r):

@@ -10,6 +10,7 @@ writes records that the report reads.
 
   python3 tools/report_test.py        # or: bazel test //tools:report_test
 """
+import json
 import os
 import subprocess
 import sys
@@ -213,6 +214,56 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertIn("holds no usable records", report)
 
+
+
+
+class GpuInferenceTest(unittest.TestCase):
+    """Figure 7 from resnet_gpu_script records: each variant in fp32 and in
+    fp16 channels_last, CUDA-graph replay included, speed-ups over eager."""
+
+    def test_gpu_inference_table_and_chart(self):
+        base = {"schema_version": 1, "binary": "resnet_gpu_script", "model": "resnet18", "depth": 18, "mixed": False,
+                "batch_size": 32, "dataset": "cifar10", "device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3",
+                "hostname": "gpu-01", "libtorch_version": "2.14.1", "timestamp": "2026-11-27T10:00:00Z",
+                "test_samples": 10000, "test_accuracy": 0.93, "throughput_unit": "images/s"}
+        lines = []
+        for precision, channels_last, times in (("fp32", False, (2.0, 0.8, 0.5)), ("fp16", True, (2.1, 0.6, 0.25))):
+            for name, ms in zip(("eager", "torchscript", "cuda-graph"), times):
+                r = dict(base, variant=name, precision=precision, channels_last=channels_last,
+                         batch_seconds={"median": ms / 1e3, "p10": ms / 1e3, "p90": ms / 1e3},
+                         total_seconds=ms * 313 / 1e3, throughput=32e3 / ms)
+                lines.append(json.dumps(r))
+        with tempfile.TemporaryDirectory() as out:
+            path = os.path.join(out, "gpu.jsonl")
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            done = run_report(path, out)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            with open(os.path.join(out, "report.md")) as f:
+                report = f.read()
+            section = report.split("### Figure 7")[1].split("\n#")[0]
+            rows = [line for line in section.splitlines() if line.startswith("| ResNet-18")]
+            self.assertEqual(len(rows), 6, section)
+            self.assertIn("| cuda-graph | 0.50 |", section)
+            self.assertIn("| cuda-graph fp16 channels_last | 0.25 |", section)
+            self.assertTrue(rows[-1].rstrip(" |").endswith("4.00x") or "4.00x" in section, section)
+            pngs = [n for n in os.listdir(out) if n.endswith(".png") and "fig7" in n]
+            self.assertEqual(len(pngs), 1, os.listdir(out))
+
+
+class OlderSchemaTest(unittest.TestCase):
+    def test_records_of_another_schema_are_skipped_by_line(self):
+        with tempfile.TemporaryDirectory() as out:
+            path = os.path.join(out, "old.jsonl")
+            with open(path, "w") as f:
+                f.write(json.dumps({"schema_version": 0, "binary": "resnet_single"}) + "\n")
+                f.write('{"binary": "resnet_single", "model": \n')
+            done = run_report(path, out)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            lines = done.stderr.splitlines()
+            self.assertEqual(len(lines), 2, done.stderr)
+            self.assertTrue(lines[0].startswith("report: line 1: schema_version 0"), lines)
+            self.assertTrue(lines[1].startswith("report: line 2: not JSON"), lines)
 
 if __name__ == "__main__":
     unittest.main()
