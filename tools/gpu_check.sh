@@ -79,6 +79,8 @@ done
 # Inference on the GPU: eager, frozen TorchScript, CUDA-graph replay (fp32, fp16 channels_last).
 check resnet_gpu_script-18 300 "$B/resnet/resnet_gpu_script" -m 0 -r 18 --device="$DEVICE" \
   --model="$B/models/Resnet-18-1gpu.pth" --dataset=synthetic --results="$B/gpu_results.jsonl"
+check resnet_infer_benchmark-cuda 300 "$B/resnet/benchmarks/resnet_infer_benchmark" \
+  --benchmark_filter="cuda-.*/depth:18/batch:32" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
 check roberta_forward_benchmark 300 "$B/roberta/benchmarks/roberta_forward_benchmark" \
   --benchmark_filter="${DEVICE}-.*/model:1/batch:32" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
 # XLM-R base fine-tuning at batch 32, seq 128 (DESIGN.md: Python 526 samples/s fp32, 1058 fp16 AMP).

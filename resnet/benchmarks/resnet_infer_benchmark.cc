@@ -1,6 +1,7 @@
-// Google Benchmark of ResNet inference on the CPU: depth x batch (1, 32, 256)
-// x variant (eager, torchscript-frozen, int8, int8-torchscript), items per
-// second as a rate.
+// Google Benchmark of ResNet inference: depth x batch (1, 32, 256) x variant
+// (on the CPU eager, torchscript-frozen, int8, int8-torchscript; on a GPU,
+// when there is one, cuda-eager and cuda-graph replay), items per second as a
+// rate.
 // tools/peer/resnet_infer.py runs the same variants in Python PyTorch.
 //
 //   bazel run //resnet/benchmarks:resnet_infer_benchmark -- --benchmark_filter=int8/depth:50/batch:32
@@ -10,11 +11,14 @@
 #include <utility>
 
 #include <benchmark/benchmark.h>
+#include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "common/cuda_graph.h"
 #include "common/device.h"
+#include "common/timing.h"
 #include "resnet/quantized_resnet.h"
 #include "resnet/resnet.h"
 #include "resnet/resnet_script.h"
@@ -22,7 +26,7 @@
 namespace dlspeed {
 namespace {
 
-enum class Variant { kEager, kScript, kInt8, kInt8Script };
+enum class Variant { kEager, kScript, kInt8, kInt8Script, kCudaEager, kCudaGraph };
 
 // One prepared model per (depth, variant), built on first use: random weights,
 // BatchNorm statistics from a few training-mode passes, then eval.
@@ -30,6 +34,7 @@ struct Prepared {
   ResNet eager{nullptr};
   torch::jit::Module script;
   std::unique_ptr<QuantizedResNet> int8;
+  std::map<int64_t, std::unique_ptr<CudaGraphRunner>> graphs;  // one per batch size
 };
 
 Prepared& Get(int depth, Variant variant) {
@@ -46,6 +51,7 @@ Prepared& Get(int depth, Variant variant) {
     prepared.eager->eval();
   }
   if (variant == Variant::kScript) prepared.script = *ScriptResNet(prepared.eager);
+  if (variant == Variant::kCudaEager || variant == Variant::kCudaGraph) prepared.eager->to(torch::kCUDA);
   if (variant == Variant::kInt8 || variant == Variant::kInt8Script) {
     std::vector<torch::Tensor> calibration;
     for (int i = 0; i < 4; ++i) calibration.push_back(torch::randn({32, 3, 32, 32}));
@@ -59,7 +65,8 @@ void Infer(benchmark::State& state, Variant variant) {
   const int depth = static_cast<int>(state.range(0));
   const int64_t batch = state.range(1);
   Prepared& model = Get(depth, variant);
-  torch::Tensor images = torch::randn({batch, 3, 32, 32});
+  const bool cuda = variant == Variant::kCudaEager || variant == Variant::kCudaGraph;
+  torch::Tensor images = torch::randn({batch, 3, 32, 32}, cuda ? torch::kCUDA : torch::kCPU);
   // The int8 TorchScript module runs on the engine its weights were packed for.
   if (variant == Variant::kInt8Script) at::globalContext().setQEngine(model.int8->qengine());
   c10::InferenceMode inference;
@@ -69,23 +76,41 @@ void Infer(benchmark::State& state, Variant variant) {
       case Variant::kScript: return model.script.forward({images}).toTensor();
       case Variant::kInt8: return model.int8->forward(images);
       case Variant::kInt8Script: return model.script.forward({images}).toTensor();
+      case Variant::kCudaEager: return model.eager->forward(images);
+      case Variant::kCudaGraph: {
+        std::unique_ptr<CudaGraphRunner>& graph = model.graphs[batch];
+        if (!graph) {
+          graph = std::move(*CudaGraphRunner::Capture([&](const torch::Tensor& x) { return model.eager->forward(x); },
+                                                      images));
+        }
+        return graph->Run(images);
+      }
     }
     return torch::Tensor();
   };
   for (int i = 0; i < 3; ++i) run();  // warm-up (TorchScript's profiling runs)
-  for (auto _ : state) benchmark::DoNotOptimize(run());
+  const c10::Device device = images.device();
+  SynchronizeDevice(device);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(run());
+    if (cuda) SynchronizeDevice(device);
+  }
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
 const int kRegistered = [] {
   benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
-  benchmark::AddCustomContext("device", "cpu");
+  const bool cuda = torch::cuda::is_available() && CudaGraphsBuiltIn();
+  benchmark::AddCustomContext("device", cuda ? "cpu and cuda" : "cpu");
   benchmark::AddCustomContext("device_name", DescribeRuntime(c10::Device(c10::kCPU)).value("device_name", "unknown"));
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
   for (auto [name, variant] : {std::make_pair("eager", Variant::kEager),
                                std::make_pair("torchscript-frozen", Variant::kScript),
                                std::make_pair("int8", Variant::kInt8),
-                               std::make_pair("int8-torchscript", Variant::kInt8Script)}) {
+                               std::make_pair("int8-torchscript", Variant::kInt8Script),
+                               std::make_pair("cuda-eager", Variant::kCudaEager),
+                               std::make_pair("cuda-graph", Variant::kCudaGraph)}) {
+    if (!cuda && (variant == Variant::kCudaEager || variant == Variant::kCudaGraph)) continue;
     auto* b = benchmark::RegisterBenchmark(name, Infer, variant);
     b->ArgNames({"depth", "batch"})->Unit(benchmark::kMillisecond)->UseRealTime();
     for (int depth : {18, 34, 50}) {
