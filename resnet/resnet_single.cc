@@ -5,7 +5,9 @@
 // appends one JSON record per run to the results file.
 //
 //   bazel run //resnet:resnet_single -- --depths=18 --epochs=2 --max_steps=40
+#include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -29,6 +31,7 @@
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
 #include "resnet/train.h"
+#include "resnet/training_checkpoint.h"
 #include "resnet/training_run.h"
 
 ABSL_FLAG(std::string, depths, "18,34,50", "ResNet depths to train, in order (18, 34, 50)");
@@ -54,6 +57,10 @@ ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution a
 ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
 ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file to append records to (empty: none)");
 ABSL_FLAG(std::string, models_dir, "models", "where trained models are saved (empty: not saved)");
+ABSL_FLAG(int64_t, checkpoint_every, 0, "save a training checkpoint every N steps to <models_dir>/Resnet-<d>[-mixed]-1gpu.ckpt "
+          "(0: only when stopped by SIGINT/SIGTERM); removed when the run completes");
+ABSL_FLAG(bool, resume, false, "continue each run from its checkpoint, if there is one");
+ABSL_FLAG(int64_t, test_kill_at_step, 0, "for resume tests: SIGKILL this process after this many steps of a run");
 
 namespace dlspeed {
 namespace {
@@ -98,6 +105,13 @@ std::vector<bool> ParseModes(const std::string& text) {
   return mixed;
 }
 
+volatile sig_atomic_t g_stop_signal = 0;
+void RequestStop(int signal) { g_stop_signal = signal; }
+
+std::string CheckpointPath(int depth, bool mixed) {
+  return absl::StrCat(absl::GetFlag(FLAGS_models_dir), "/Resnet-", depth, mixed ? "-mixed" : "", "-1gpu.ckpt");
+}
+
 std::string ModelPath(int depth, bool mixed) {
   return absl::StrCat(absl::GetFlag(FLAGS_models_dir), "/Resnet-", depth, mixed ? "-mixed" : "", "-1gpu.pth");
 }
@@ -125,6 +139,10 @@ int Main(int argc, char** argv) {
     mixed_precision = *parsed;
   }
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  if (absl::GetFlag(FLAGS_checkpoint_every) < 0) ExitWithUsageError("--checkpoint_every must be 0 or more");
+  // SIGINT/SIGTERM stop a run at the next step boundary, after a checkpoint.
+  std::signal(SIGINT, RequestStop);
+  std::signal(SIGTERM, RequestStop);
   BackendSettings backend;
   backend.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
   backend.allow_tf32 = absl::GetFlag(FLAGS_tf32);
@@ -182,7 +200,38 @@ int Main(int argc, char** argv) {
       settings.epochs = epochs;
       settings.max_steps = absl::GetFlag(FLAGS_max_steps);
       settings.label = absl::StrCat("ResNet-", depth, " ", PrecisionName(precision));
+      const std::string checkpoint = absl::GetFlag(FLAGS_models_dir).empty() ? "" : CheckpointPath(depth, mixed);
+      if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
+        absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer);
+        if (!at.ok()) return ReportError(at.status().message());
+        settings.start_epoch = at->epoch;
+        settings.start_step = at->steps_done;
+        std::cout << "Resuming from " << checkpoint << " at epoch " << at->epoch + 1 << ", step " << at->steps_done
+                  << std::endl;
+      }
+      const int64_t every = absl::GetFlag(FLAGS_checkpoint_every);
+      int64_t steps_this_run = 0;
+      settings.after_step = [&](int64_t epoch, int64_t steps_done) {
+        ++steps_this_run;
+        const bool stop = g_stop_signal != 0;
+        if (!checkpoint.empty() && (stop || (every > 0 && steps_this_run % every == 0))) {
+          if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
+            std::cerr << "resnet_single: " << s.message() << std::endl;
+            std::_Exit(1);
+          }
+        }
+        if (stop) {
+          std::cerr << "resnet_single: stopped by signal " << g_stop_signal << " at epoch " << epoch + 1 << ", step "
+                    << steps_done
+                    << (checkpoint.empty() ? "; no checkpoint (--models_dir is empty)"
+                                           : absl::StrCat("; checkpoint saved to ", checkpoint, " (continue with --resume)"))
+                    << std::endl;
+          std::_Exit(128 + g_stop_signal);
+        }
+        if (absl::GetFlag(FLAGS_test_kill_at_step) == steps_this_run) raise(SIGKILL);
+      };
       const RunTotals totals = TrainEpochs(trainer, loader, settings);
+      if (!checkpoint.empty()) std::filesystem::remove(checkpoint);  // the run is complete
       const double accuracy = trainer.Evaluate(test_set, absl::GetFlag(FLAGS_eval_batch_size));
       std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),
                                    static_cast<int>(100 * accuracy))

@@ -54,7 +54,8 @@ torch::Tensor ResNetTrainer::Step(const torch::Tensor& images, const torch::Tens
   return loss.detach();
 }
 
-EpochStats ResNetTrainer::TrainEpoch(BatchLoader& loader, int64_t epoch, const StepCallback& on_step) {
+EpochStats ResNetTrainer::TrainEpoch(BatchLoader& loader, int64_t epoch, const StepCallback& on_step,
+                                     int64_t first_step) {
   model_->train();
   loader.StartEpoch(epoch);
   int64_t steps = loader.batches_per_epoch();
@@ -74,6 +75,7 @@ EpochStats ResNetTrainer::TrainEpoch(BatchLoader& loader, int64_t epoch, const S
   for (int64_t step = 0; step < steps; ++step) {
     std::optional<Batch> batch = loader.Next();
     if (!batch) break;
+    if (step < first_step) continue;
     timer.Start();
     torch::Tensor images = batch->images.to(options_.device, /*non_blocking=*/cuda).contiguous(memory_format);
     torch::Tensor labels = batch->labels.to(options_.device, /*non_blocking=*/cuda);

@@ -56,8 +56,11 @@ class ResNetTrainer {
   // Moves the model to options.device (and channels_last when asked).
   ResNetTrainer(ResNet model, TrainOptions options);
 
-  // Trains one epoch over the loader (StartEpoch(epoch) is called here).
-  EpochStats TrainEpoch(BatchLoader& loader, int64_t epoch, const StepCallback& on_step = nullptr);
+  // Trains one epoch over the loader (StartEpoch(epoch) is called here). A
+  // resumed epoch passes first_step: its earlier batches are drawn (the order
+  // stays that of a whole epoch) but not trained on.
+  EpochStats TrainEpoch(BatchLoader& loader, int64_t epoch, const StepCallback& on_step = nullptr,
+                        int64_t first_step = 0);
 
   // One training step on a batch already on the device; returns the loss
   // (a device tensor) and sets *correct to the number of right predictions.

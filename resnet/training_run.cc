@@ -16,16 +16,21 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
   int64_t later_samples = 0;
   double later_seconds = 0;
   Stopwatch total;
-  for (int64_t epoch = 0; epoch < settings.epochs; ++epoch) {
+  for (int64_t epoch = settings.start_epoch; epoch < settings.epochs; ++epoch) {
+    const int64_t first_step = epoch == settings.start_epoch ? settings.start_step : 0;
     if (settings.on_epoch_start) settings.on_epoch_start(epoch);
     const int64_t steps = settings.max_steps > 0 ? std::min(settings.max_steps, loader.batches_per_epoch())
                                                  : loader.batches_per_epoch();
     Progress progress(absl::StrCat(settings.label, " epoch ", epoch + 1, "/", settings.epochs),
                       steps, settings.verbose ? stderr : nullptr);
-    EpochStats stats = trainer.TrainEpoch(loader, epoch, [&](int64_t step, int64_t epoch_steps) {
-      if (settings.verbose) progress.Update(step);
-      if (settings.on_step) settings.on_step(step, epoch_steps);
-    });
+    EpochStats stats = trainer.TrainEpoch(
+        loader, epoch,
+        [&](int64_t step, int64_t epoch_steps) {
+          if (settings.verbose) progress.Update(step);
+          if (settings.on_step) settings.on_step(step, epoch_steps);
+          if (settings.after_step) settings.after_step(epoch, step);
+        },
+        first_step);
     if (settings.verbose) progress.Finish();
     totals.epoch_seconds.push_back(stats.seconds);
     totals.skipped_steps += stats.skipped_steps;

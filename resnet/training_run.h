@@ -30,6 +30,12 @@ struct RunSettings {
   int64_t world_size = 1;   // samples per step = batch x world_size
   StepCallback on_step;     // called after each step, (step within epoch, steps)
   std::function<void(int64_t epoch)> on_epoch_start;  // called before each epoch
+  // Where to start (a resumed run): the epoch, and the steps of it already done.
+  int64_t start_epoch = 0;
+  int64_t start_step = 0;
+  // Called after each step with the epoch and the steps of it done so far
+  // (e.g. to save a checkpoint).
+  std::function<void(int64_t epoch, int64_t steps_done)> after_step;
 };
 
 struct RunTotals {

@@ -11,6 +11,7 @@
 #ifndef DLSPEED_COMMON_OPTIM_SGD_H_
 #define DLSPEED_COMMON_OPTIM_SGD_H_
 
+#include <utility>
 #include <vector>
 
 #include <torch/types.h>
@@ -39,6 +40,8 @@ class ForeachSgd {
 
   // Momentum buffers, one per parameter (undefined before its first step).
   const std::vector<torch::Tensor>& momentum_buffers() const { return buffers_; }
+  // Replaces parameter i's momentum buffer (e.g. from a checkpoint).
+  void set_momentum_buffer(size_t i, torch::Tensor buffer) { buffers_.at(i) = std::move(buffer); }
 
  private:
   std::vector<torch::Tensor> params_;

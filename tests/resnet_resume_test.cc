@@ -1,0 +1,86 @@
+// Resumable training, end to end: a resnet_single run SIGKILLed mid-epoch and
+// resumed from its checkpoint ends with exactly the parameters of a run that
+// was never interrupted; SIGTERM stops a run at a step boundary with a
+// checkpoint and the conventional exit status; a corrupt checkpoint is one error line.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "common/serialize/torch_save_reader.h"
+#include "tests/subprocess.h"
+
+namespace dlspeed {
+namespace {
+
+std::string Dir(const std::string& name) {
+  const char* root = std::getenv("TEST_TMPDIR");
+  const std::string dir = std::string(root ? root : "/tmp") + "/resume/" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// One thread so that the CPU kernels are deterministic; augmentation on.
+const char kFlags[] =
+    "resnet/resnet_single --depths=18 --modes=fp32 --epochs=2 --max_steps=4 --batch_size=16 --train_limit=128 "
+    "--test_limit=16 --workers=1 --threads=1 --checkpoint_every=1 --results= ";
+
+std::map<std::string, at::Tensor> ReadModel(const std::string& path) {
+  auto entries = ReadTorchSaveStateDict(path);
+  EXPECT_TRUE(entries.ok()) << entries.status();
+  std::map<std::string, at::Tensor> model;
+  if (entries.ok()) model.insert(entries->begin(), entries->end());
+  return model;
+}
+
+TEST(ResNetResumeTest, KilledAndResumedEndsBitExactWithAnUninterruptedRun) {
+  const std::string whole = Dir("whole"), resumed = Dir("resumed");
+  CommandResult reference = RunCommand(std::string(kFlags) + "--models_dir=" + whole);
+  ASSERT_EQ(reference.exit_code, 0) << reference.output;
+  EXPECT_FALSE(std::filesystem::exists(whole + "/Resnet-18-1gpu.ckpt")) << "a finished run keeps no checkpoint";
+
+  // Step 5 of 8: the second epoch's first step.
+  CommandResult killed = RunCommand(std::string(kFlags) + "--models_dir=" + resumed + " --test_kill_at_step=5");
+  EXPECT_NE(killed.exit_code, 0) << killed.output;
+  ASSERT_TRUE(std::filesystem::exists(resumed + "/Resnet-18-1gpu.ckpt"));
+  ASSERT_FALSE(std::filesystem::exists(resumed + "/Resnet-18-1gpu.pth"));
+  CommandResult resume = RunCommand(std::string(kFlags) + "--models_dir=" + resumed + " --resume");
+  ASSERT_EQ(resume.exit_code, 0) << resume.output;
+  EXPECT_NE(resume.output.find("at epoch 2, step 1"), std::string::npos) << resume.output;
+
+  const auto a = ReadModel(whole + "/Resnet-18-1gpu.pth");
+  const auto b = ReadModel(resumed + "/Resnet-18-1gpu.pth");
+  ASSERT_EQ(a.size(), 122u);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) EXPECT_TRUE(tensor.equal(b.at(name))) << name << " differs";
+}
+
+TEST(ResNetResumeTest, SigtermStopsAtAStepWithACheckpoint) {
+  const std::string dir = Dir("sigterm");
+  CommandResult run = RunCommand("timeout --preserve-status -s TERM 5 resnet/resnet_single --depths=18 --modes=fp32 --epochs=100 "
+                                 "--batch_size=16 --train_limit=4096 --test_limit=16 --workers=1 --results= "
+                                 "--models_dir=" + dir);
+  EXPECT_EQ(run.exit_code, 128 + 15) << run.output;
+  EXPECT_NE(run.output.find("stopped by signal 15 at epoch 1, step "), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("(continue with --resume)"), std::string::npos) << run.output;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/Resnet-18-1gpu.ckpt"));
+}
+
+TEST(ResNetResumeTest, ACorruptCheckpointIsOneLine) {
+  const std::string dir = Dir("corrupt");
+  std::ofstream(dir + "/Resnet-18-1gpu.ckpt") << "not a checkpoint";
+  CommandResult run = RunCommand(std::string(kFlags) + "--models_dir=" + dir + " --resume");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  // After the settings lines, the error is the last line and names the file.
+  const std::string last = run.output.substr(run.output.rfind('\n', run.output.size() - 2) + 1);
+  EXPECT_EQ(last.rfind("resnet_single: ", 0), 0u) << run.output;
+  EXPECT_NE(last.find("Resnet-18-1gpu.ckpt"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace dlspeed
