@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -43,6 +45,7 @@
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
 #include "resnet/train.h"
+#include "resnet/training_checkpoint.h"
 #include "resnet/training_run.h"
 
 ABSL_FLAG(int64_t, epochs, 20, "training epochs (the study: 20)");
@@ -71,6 +74,9 @@ ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution a
 ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
 ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file rank 0 appends its record to (empty: none)");
 ABSL_FLAG(std::string, models_dir, "models", "where rank 0 saves the model (empty: not saved)");
+ABSL_FLAG(int64_t, checkpoint_every, 0, "rank 0 saves a training checkpoint every N steps to "
+          "<models_dir>/Resnet-<d>[-mixed]-<n>gpus.ckpt (0: only when stopped by SIGINT/SIGTERM)");
+ABSL_FLAG(bool, resume, false, "every rank continues from the checkpoint, if there is one (a shared file system)");
 ABSL_FLAG(std::string, test_kill, "", "for fault tests: RANK:STEP makes that rank SIGKILL itself at that step");
 
 namespace dlspeed {
@@ -131,6 +137,9 @@ std::optional<std::pair<int, int64_t>> ParseKill(const std::string& text) {
   return std::make_pair(rank, static_cast<int64_t>(step));
 }
 
+volatile sig_atomic_t g_stop_signal = 0;
+void RequestStop(int signal) { g_stop_signal = signal; }
+
 int Worker(const Args& args, const RankEnv& env) {
   const std::string who = absl::StrCat("rank ", env.rank);
   if (env.world_size != args.processes) {
@@ -167,6 +176,9 @@ int Worker(const Args& args, const RankEnv& env) {
   const std::optional<std::pair<int, int64_t>> kill_at = ParseKill(absl::GetFlag(FLAGS_test_kill));
 
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  // SIGINT/SIGTERM (passed on by the launcher) stop every rank at the same step, after a checkpoint.
+  std::signal(SIGINT, RequestStop);
+  std::signal(SIGTERM, RequestStop);
   if (device.is_cuda()) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);  // NCCL's device
   BackendSettings backend_settings;
   backend_settings.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
@@ -242,6 +254,21 @@ int Worker(const Args& args, const RankEnv& env) {
   try {
     std::vector<torch::Tensor> state = trainer.model()->parameters();
     for (const torch::Tensor& buffer : trainer.model()->buffers()) state.push_back(buffer);
+    const std::string checkpoint =
+        absl::GetFlag(FLAGS_models_dir).empty()
+            ? ""
+            : absl::StrCat(absl::GetFlag(FLAGS_models_dir), "/Resnet-", args.depth, args.mixed ? "-mixed" : "", "-",
+                           env.world_size, "gpus.ckpt");
+    TrainingProgress start;
+    if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
+      absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer);
+      if (!at.ok()) {
+        std::cerr << "resnet_ddp: " << who << ": " << at.status().message() << std::endl;
+        std::_Exit(1);
+      }
+      start = *at;
+      if (lead) std::cout << "Resuming from " << checkpoint << " at epoch " << start.epoch + 1 << ", step " << start.steps_done << std::endl;
+    }
     BroadcastFromRankZero(state, *backend);
     reducer = std::make_unique<GradientReducer>(trainer.model()->parameters(), backend, reducer_options);
     BatchLoader loader(train_set, loader_options);
@@ -256,14 +283,41 @@ int Worker(const Args& args, const RankEnv& env) {
     settings.on_epoch_start = [&](int64_t epoch) {
       if (epoch == 1) reducer->ResetStats();
     };
+    settings.start_epoch = start.epoch;
+    settings.start_step = start.steps_done;
     int64_t global_step = 0;
-    settings.on_step = [&](int64_t, int64_t) {
+    const int64_t every = absl::GetFlag(FLAGS_checkpoint_every);
+    torch::Tensor stop = torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt).device(device));
+    settings.after_step = [&](int64_t epoch, int64_t steps_done) {
       ++global_step;
       if (kill_at && kill_at->first == env.rank && kill_at->second == global_step) raise(SIGKILL);
+      // Every rank stops at the same step: a signal seen by any rank counts.
+      stop.fill_(static_cast<int>(g_stop_signal));
+      std::vector<torch::Tensor> flag = {stop};
+      c10d::AllreduceOptions max;
+      max.reduceOp = c10d::ReduceOp::MAX;
+      backend->allreduce(flag, max)->wait();
+      const int signal = stop.item<int>();
+      if (lead && !checkpoint.empty() && (signal != 0 || (every > 0 && global_step % every == 0))) {
+        if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
+          std::cerr << "resnet_ddp: " << s.message() << std::endl;
+          std::_Exit(1);
+        }
+      }
+      if (signal != 0) {
+        backend->barrier()->wait();  // the checkpoint is written before anyone leaves
+        if (lead) {
+          std::cerr << "resnet_ddp: stopped by signal " << signal << " at epoch " << epoch + 1 << ", step " << steps_done
+                    << (checkpoint.empty() ? "" : absl::StrCat("; checkpoint saved to ", checkpoint, " (continue with --resume)"))
+                    << std::endl;
+        }
+        std::_Exit(128 + signal);
+      }
     };
     if (lead) std::cout << (args.mixed ? "Mixed precision," : "Non-mixed,") << args.depth << std::endl;
     totals = TrainEpochs(trainer, loader, settings);
     backend->barrier()->wait();
+    if (lead && !checkpoint.empty()) std::filesystem::remove(checkpoint);  // the run is complete
     reducer_stats = reducer->stats();
     buckets = reducer->bucket_indices().size();
   } catch (const std::exception& error) {

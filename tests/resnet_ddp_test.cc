@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -140,6 +141,28 @@ TEST(ResNetDdpTest, AKilledRankStopsEveryProcessWithALineNamingIt) {
   EXPECT_LT(seconds, 40) << run.output;
   CommandResult left = RunCommand("pgrep -f 'fault-marke[r].jsonl'");
   EXPECT_NE(left.exit_code, 0) << "processes left behind:\n" << left.output;
+}
+
+TEST(ResNetDdpTest, KilledAndResumedEndsBitExactAndSigtermStopsEveryRank) {
+  const std::string whole = TempDir("resume_whole"), resumed = TempDir("resume_killed"), stopped = TempDir("sigterm");
+  const std::string flags = "18 2 0 --batch_size=8 --epochs=2 --max_steps=4 --train_limit=128 --test_limit=16 "
+                            "--workers=1 --checkpoint_every=1 --results= ";
+  ASSERT_EQ(RunCommand(kDdp + flags + "--models_dir=" + whole).exit_code, 0);
+  EXPECT_NE(RunCommand(kDdp + flags + "--models_dir=" + resumed + " --test_kill=1:6").exit_code, 0);
+  CommandResult resume = RunCommand(kDdp + flags + "--models_dir=" + resumed + " --resume");
+  ASSERT_EQ(resume.exit_code, 0) << resume.output;
+  EXPECT_NE(resume.output.find("Resuming from "), std::string::npos) << resume.output;
+  const auto a = ReadModel(whole + "/Resnet-18-2gpus.pth");
+  const auto b = ReadModel(resumed + "/Resnet-18-2gpus.pth");
+  ASSERT_EQ(a.size(), 122u);
+  for (const auto& [name, tensor] : a) EXPECT_TRUE(tensor.equal(b.at(name))) << name << " differs";
+
+  CommandResult run = RunCommand("timeout --preserve-status -s TERM 6 " + std::string(kDdp) +
+                                 "18 2 0 --batch_size=8 --epochs=100 --train_limit=4096 --workers=1 --results= "
+                                 "--models_dir=" + stopped);
+  EXPECT_EQ(run.exit_code, 128 + 15) << run.output;
+  EXPECT_NE(run.output.find("resnet_ddp: stopped by signal 15 at epoch 1, step "), std::string::npos) << run.output;
+  EXPECT_TRUE(std::filesystem::exists(stopped + "/Resnet-18-2gpus.ckpt"));
 }
 
 int ListeningPort(int* fd) {
