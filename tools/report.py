@@ -650,6 +650,8 @@ def render(path, records, skipped, out):
 
 
 def main(argv=None):
+    if os.environ.get("BUILD_WORKING_DIRECTORY"):  # `bazel run`: paths are the user's
+        os.chdir(os.environ["BUILD_WORKING_DIRECTORY"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", help="JSON Lines results file")
     parser.add_argument("--out", required=True, help="directory for report.md and the PNG charts")

@@ -50,7 +50,11 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Under `bazel run` the script sits in a runfiles tree: the binaries are those
+# of the workspace, and relative paths mean the directory the user ran from.
+ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.environ.get("BUILD_WORKING_DIRECTORY"):
+    os.chdir(os.environ["BUILD_WORKING_DIRECTORY"])
 DEVICES = [1, 2, 4]
 CPU_DEVICES = [1, 2]  # without GPUs: 1 and 2 CPU replicas / processes
 RESNET_BATCH = {"resnet_dp": (1024, 512), "resnet_ddp": (512, 1024)}  # (the study's, the other one)
