@@ -11,7 +11,10 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
+#include <filesystem>
+#include <tuple>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -71,7 +74,14 @@ ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and synthetic data");
 ABSL_FLAG(std::string, log, "", "the study's per-epoch log (default: perf-<model>.log; empty with --nolog_file)");
 ABSL_FLAG(bool, log_file, true, "write the per-epoch log file");
 ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file rank 0 appends its record to (empty: none)");
-ABSL_FLAG(std::string, save_dir, "models/roberta", "where rank 0 saves the best model (empty: not saved)");
+ABSL_FLAG(std::string, save_dir, "models/roberta",
+          "where rank 0 saves the model with the best dev accuracy (without a dev set: the last; empty: not saved)");
+ABSL_FLAG(std::string, checkpoint, "models/roberta-train.ckpt",
+          "training checkpoint rank 0 writes every --checkpoint_every steps and when stopped by SIGINT/SIGTERM; "
+          "removed when the run completes (empty: none)");
+ABSL_FLAG(int64_t, checkpoint_every, 0, "steps between checkpoints (0: only when stopped by a signal)");
+ABSL_FLAG(bool, resume, false, "every rank continues from --checkpoint, if it exists (a shared file system)");
+ABSL_FLAG(int64_t, test_kill_at_step, 0, "for resume tests: SIGKILL this process after this many steps");
 
 namespace dlspeed {
 namespace {
@@ -80,6 +90,9 @@ constexpr char kUsage[] =
     "fine-tunes a RoBERTa/XLM-R classifier, one process per device (the study's main.py).\n"
     "usage: roberta_train [--model_name NAME|DIR] [--batch-size 32] [--mixed] [--nproc N] [--optimizer sgd|adamw]\n"
     "                     [--train_data PREFIX|FILE.tsv --dev_data ...] [--epochs 3] ...";
+
+volatile sig_atomic_t g_stop_signal = 0;
+void RequestStop(int signal) { g_stop_signal = signal; }
 
 // The study's flags have hyphens (--batch-size); Abseil's names cannot.
 std::vector<char*> NormaliseFlagNames(int argc, char** argv, std::vector<std::string>* storage) {
@@ -119,6 +132,9 @@ int Train(const RankEnv& env, bool distributed) {
                                     : c10::Device(c10::kCPU);
   if (on_gpu) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  // SIGINT/SIGTERM stop every rank at the same step, after a checkpoint.
+  std::signal(SIGINT, RequestStop);
+  std::signal(SIGTERM, RequestStop);
 
   const bool mixed = absl::GetFlag(FLAGS_mixed);
   Precision precision = Precision::kFp32;
@@ -271,12 +287,57 @@ int Train(const RankEnv& env, bool distributed) {
       BroadcastFromRankZero(trainer.model()->parameters(), group->backend());
       reducer = std::make_unique<GradientReducer>(trainer.model()->parameters(), group->backend_ptr());
     }
-    for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+    const std::string checkpoint = absl::GetFlag(FLAGS_checkpoint);
+    int64_t start_epoch = 0, start_step = 0;
+    if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
+      absl::StatusOr<std::pair<int64_t, int64_t>> at = trainer.LoadCheckpoint(checkpoint);
+      if (!at.ok()) {
+        std::cerr << "roberta_train: " << who << ": " << at.status().message() << std::endl;
+        std::_Exit(1);
+      }
+      std::tie(start_epoch, start_step) = *at;
+      if (lead) std::cout << "Resuming from " << checkpoint << " at epoch " << start_epoch + 1 << ", step " << start_step << std::endl;
+    }
+    const int64_t every = absl::GetFlag(FLAGS_checkpoint_every);
+    int64_t steps_this_run = 0;
+    torch::Tensor stop = torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt).device(device));
+    auto after_step = [&](int64_t epoch, int64_t steps_done) {
+      ++steps_this_run;
+      if (absl::GetFlag(FLAGS_test_kill_at_step) == steps_this_run) raise(SIGKILL);
+      int signal = g_stop_signal;
+      if (group) {  // a signal seen by any rank stops them all at this step
+        stop.fill_(signal);
+        std::vector<torch::Tensor> flag = {stop};
+        c10d::AllreduceOptions max;
+        max.reduceOp = c10d::ReduceOp::MAX;
+        group->backend().allreduce(flag, max)->wait();
+        signal = stop.item<int>();
+      }
+      if (lead && !checkpoint.empty() && (signal != 0 || (every > 0 && steps_this_run % every == 0))) {
+        if (absl::Status s = trainer.SaveCheckpoint(checkpoint, epoch, steps_done); !s.ok()) {
+          std::cerr << "roberta_train: " << s.message() << std::endl;
+          std::_Exit(1);
+        }
+      }
+      if (signal == 0) return;
+      if (group) group->backend().barrier()->wait();
+      if (lead) {
+        std::cerr << "roberta_train: stopped by signal " << signal << " at epoch " << epoch + 1 << ", step " << steps_done
+                  << (checkpoint.empty() ? "" : absl::StrCat("; checkpoint saved to ", checkpoint, " (continue with --resume)"))
+                  << std::endl;
+      }
+      std::_Exit(128 + signal);
+    };
+    for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
       Progress progress(absl::StrCat(model_name, " epoch ", epoch + 1, "/", epochs), steps_per_epoch,
                         lead ? stderr : nullptr);
-      const EpochStats stats = trainer.TrainEpoch(batcher, epoch, [&](int64_t step, int64_t) {
-        if (lead) progress.Update(step);
-      });
+      const EpochStats stats = trainer.TrainEpoch(
+          batcher, epoch,
+          [&](int64_t step, int64_t) {
+            if (lead) progress.Update(step);
+            after_step(epoch, step);
+          },
+          epoch == start_epoch ? start_step : 0);
       progress.Finish();
       epoch_seconds.push_back(stats.seconds);
       last_loss = stats.mean_loss;
@@ -297,7 +358,7 @@ int Train(const RankEnv& env, bool distributed) {
       if (absl::GetFlag(FLAGS_log_file)) {
         if (absl::Status s = AppendLineAtomically(log_path, line); !s.ok()) return ReportError(s.message());
       }
-      if (accuracy <= best) continue;
+      if (dev.size() > 0 && accuracy <= best) continue;  // without a dev set: the last epoch's model
       best = accuracy;
       if (!absl::GetFlag(FLAGS_save_dir).empty()) {
         saved = absl::GetFlag(FLAGS_save_dir);
@@ -305,6 +366,7 @@ int Train(const RankEnv& env, bool distributed) {
       }
     }
     if (group) group->backend().barrier()->wait();
+    if (lead && !checkpoint.empty()) std::filesystem::remove(checkpoint);  // the run is complete
   } catch (const std::exception& error) {
     const std::string peers = group ? group->DescribeFailedPeers() : "";
     std::cerr << absl::StrCat("roberta_train: ", who, ": training stopped: ", ShortCollectiveError(error.what()),

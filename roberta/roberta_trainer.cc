@@ -1,10 +1,17 @@
 #include "roberta/roberta_trainer.h"
 
+#include <map>
+#include <optional>
 #include <utility>
+#include <vector>
 
+#include <ATen/Context.h>
 #include <torch/torch.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/serialize/torch_save_reader.h"
+#include "common/serialize/torch_save_writer.h"
 
 namespace dlspeed {
 namespace {
@@ -77,7 +84,8 @@ torch::Tensor RobertaTrainer::Step(const torch::Tensor& input_ids, const torch::
   return loss.detach();
 }
 
-EpochStats RobertaTrainer::TrainEpoch(TextBatcher& batcher, int64_t epoch, const StepCallback& on_step) {
+EpochStats RobertaTrainer::TrainEpoch(TextBatcher& batcher, int64_t epoch, const StepCallback& on_step,
+                                      int64_t first_step) {
   model_->train();
   batcher.StartEpoch(epoch);
   int64_t steps = batcher.batches_per_epoch();
@@ -93,6 +101,7 @@ EpochStats RobertaTrainer::TrainEpoch(TextBatcher& batcher, int64_t epoch, const
   for (int64_t step = 0; step < steps; ++step) {
     std::optional<TextBatch> batch = batcher.Next();
     if (!batch) break;
+    if (step < first_step) continue;
     timer.Start();
     const torch::Tensor ids = batch->input_ids.to(options_.device, /*non_blocking=*/cuda);
     const torch::Tensor mask = batch->attention_mask.to(options_.device, /*non_blocking=*/cuda);
@@ -144,6 +153,79 @@ double RobertaTrainer::Evaluate(const TextDataset& data, int64_t batch_size, int
   }
   model_->train();
   return static_cast<double>(correct) / static_cast<double>(data.size());
+}
+
+}  // namespace dlspeed
+
+namespace dlspeed {
+
+absl::Status RobertaTrainer::SaveCheckpoint(const std::string& path, int64_t epoch, int64_t steps_done) {
+  std::vector<std::pair<std::string, at::Tensor>> entries;
+  for (const auto& item : model_->named_parameters()) entries.emplace_back("model." + item.key(), item.value().detach());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (sgd_ && sgd_->momentum_buffers()[i].defined()) {
+      entries.emplace_back(absl::StrCat("sgd.momentum.", i), sgd_->momentum_buffers()[i]);
+    }
+    if (adamw_ && adamw_->state(i).exp_avg.defined()) {
+      const ForeachAdamW::ParamState state = adamw_->state(i);
+      entries.emplace_back(absl::StrCat("adamw.exp_avg.", i), state.exp_avg);
+      entries.emplace_back(absl::StrCat("adamw.exp_avg_sq.", i), state.exp_avg_sq);
+      entries.emplace_back(absl::StrCat("adamw.step.", i), torch::tensor(state.step, torch::kLong));
+    }
+  }
+  for (const auto& [key, value] : scaler_.State()) entries.emplace_back("scaler." + key, torch::tensor(value, torch::kDouble));
+  entries.emplace_back("progress", torch::tensor({epoch, steps_done, steps_taken_, skipped_steps_}, torch::kLong));
+  // Dropout draws from the default generator of the model's device.
+  entries.emplace_back("rng", at::globalContext().defaultGenerator(options_.device).get_state());
+  return WriteTorchSaveStateDict(path, entries);
+}
+
+absl::StatusOr<std::pair<int64_t, int64_t>> RobertaTrainer::LoadCheckpoint(const std::string& path) {
+  absl::StatusOr<std::vector<std::pair<std::string, at::Tensor>>> entries = ReadTorchSaveStateDict(path);
+  if (!entries.ok()) return entries.status();
+  std::map<std::string, at::Tensor> by_name(entries->begin(), entries->end());
+  auto invalid = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a checkpoint of this run: ", why));
+  };
+  auto find = [&](const std::string& name, const torch::Tensor& like) -> std::optional<at::Tensor> {
+    auto it = by_name.find(name);
+    if (it == by_name.end() || it->second.sizes() != like.sizes()) return std::nullopt;
+    return it->second.to(like.options());
+  };
+  torch::NoGradGuard no_grad;
+  for (auto& item : model_->named_parameters()) {
+    std::optional<at::Tensor> value = find("model." + item.key(), item.value());
+    if (!value) return invalid(absl::StrCat("no ", item.key(), " of this shape"));
+    item.value().copy_(*value);
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (sgd_) {
+      if (std::optional<at::Tensor> m = find(absl::StrCat("sgd.momentum.", i), params_[i])) sgd_->set_momentum_buffer(i, *m);
+    } else {
+      std::optional<at::Tensor> avg = find(absl::StrCat("adamw.exp_avg.", i), params_[i]);
+      std::optional<at::Tensor> avg_sq = find(absl::StrCat("adamw.exp_avg_sq.", i), params_[i]);
+      auto step = by_name.find(absl::StrCat("adamw.step.", i));
+      if (avg && avg_sq && step != by_name.end()) adamw_->set_state(i, {*avg, *avg_sq, step->second.item<int64_t>()});
+    }
+  }
+  std::map<std::string, double> scaler;
+  for (const auto& [name, tensor] : by_name) {
+    if (absl::StartsWith(name, "scaler.")) scaler[name.substr(7)] = tensor.item<double>();
+  }
+  if (absl::Status s = scaler_.LoadState(scaler); !s.ok()) return invalid(std::string(s.message()));
+  auto progress = by_name.find("progress");
+  if (progress == by_name.end() || progress->second.numel() != 4) return invalid("it lacks its progress");
+  auto rng = by_name.find("rng");
+  if (rng == by_name.end()) return invalid("it lacks the random generator's state");
+  try {
+    at::Generator generator = at::globalContext().defaultGenerator(options_.device);
+    generator.set_state(rng->second);
+  } catch (const c10::Error&) {
+    return invalid("its random generator state is for another device");
+  }
+  steps_taken_ = progress->second[2].item<int64_t>();
+  skipped_steps_ = progress->second[3].item<int64_t>();
+  return std::make_pair(progress->second[0].item<int64_t>(), progress->second[1].item<int64_t>());
 }
 
 }  // namespace dlspeed

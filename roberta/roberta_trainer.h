@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <c10/core/Device.h>
 
@@ -55,8 +56,19 @@ class RobertaTrainer {
   RobertaTrainer(RobertaClassifier model, RobertaTrainOptions options);
 
   // Trains one epoch over the batcher (StartEpoch(epoch) is called here).
-  // EpochStats::throughput is in samples per second.
-  EpochStats TrainEpoch(TextBatcher& batcher, int64_t epoch, const StepCallback& on_step = nullptr);
+  // EpochStats::throughput is in samples per second. A resumed epoch passes
+  // first_step: its earlier batches are drawn but not trained on.
+  EpochStats TrainEpoch(TextBatcher& batcher, int64_t epoch, const StepCallback& on_step = nullptr,
+                        int64_t first_step = 0);
+
+  // Everything needed to continue exactly where training stopped (model,
+  // optimizer state, GradScaler, the step count that drives the learning-rate
+  // schedule, the random generator dropout draws from, and `epoch` /
+  // `steps_done`), written atomically to `path`.
+  absl::Status SaveCheckpoint(const std::string& path, int64_t epoch, int64_t steps_done);
+  // Restores SaveCheckpoint's file; returns {epoch, steps_done}. Errors name
+  // the file (missing, corrupt, another model or optimizer).
+  absl::StatusOr<std::pair<int64_t, int64_t>> LoadCheckpoint(const std::string& path);
 
   // One step on a batch already on the device; returns the loss (a device
   // tensor) and sets *correct to the number of right predictions.

@@ -100,6 +100,36 @@ TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
   EXPECT_GE(records[2]["agreement_with_fp32"].get<double>(), 0.9);
 }
 
+TEST(RobertaE2eTest, KilledAndResumedEndsBitExactAndSigtermLeavesACheckpoint) {
+  const std::string dir = TempDir("roberta_resume");
+  WriteStudyData(dir + "/train", 64, 120);
+  // No dev set: the last epoch's model is saved; dropout is on (its generator is in the checkpoint).
+  const std::string flags = std::string("roberta/roberta_train --model_name ") + kFixture +
+                            " --batch-size 4 --max_len 16 --epochs 2 --optimizer adamw --lr 1e-3 --threads 1 "
+                            "--checkpoint_every 1 --results= --nolog_file --train_data " + dir + "/train ";
+  ASSERT_EQ(RunCommand(flags + "--save_dir " + dir + "/whole --checkpoint " + dir + "/whole.ckpt").exit_code, 0);
+  EXPECT_NE(RunCommand(flags + "--save_dir " + dir + "/resumed --checkpoint " + dir + "/resumed.ckpt --test_kill_at_step 21")
+                .exit_code,
+            0);
+  CommandResult resume = RunCommand(flags + "--save_dir " + dir + "/resumed --checkpoint " + dir + "/resumed.ckpt --resume");
+  ASSERT_EQ(resume.exit_code, 0) << resume.output;
+  EXPECT_NE(resume.output.find("Resuming from "), std::string::npos) << resume.output;
+  absl::StatusOr<LoadedRoberta> a = LoadRobertaFolder(dir + "/whole");
+  absl::StatusOr<LoadedRoberta> b = LoadRobertaFolder(dir + "/resumed");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto pa = a->model->named_parameters();
+  auto pb = b->model->named_parameters();
+  for (const auto& item : pa) EXPECT_TRUE(item.value().equal(pb[item.key()])) << item.key() << " differs";
+
+  CommandResult stopped = RunCommand("timeout --preserve-status -s TERM 4 roberta/roberta_train --model_name "
+                                     "roberta-small --max_len 32 --batch-size 4 --epochs 50 --synthetic_size 4096 "
+                                     "--results= --nolog_file --save_dir= --checkpoint " + dir + "/stopped.ckpt");
+  EXPECT_EQ(stopped.exit_code, 128 + 15) << stopped.output;
+  EXPECT_NE(stopped.output.find("roberta_train: stopped by signal 15 at epoch 1, step "), std::string::npos)
+      << stopped.output;
+  EXPECT_TRUE(std::ifstream(dir + "/stopped.ckpt").good());
+}
+
 TEST(RobertaE2eTest, BadInputIsOneLine) {
   const std::string dir = TempDir("roberta_bad");
   std::ofstream(dir + "/big_ids.txt") << "[[0, 5, 2], [0, 499, 2]]";  // the fixture's vocabulary is 120

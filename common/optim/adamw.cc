@@ -56,6 +56,12 @@ void ForeachAdamW::Step() {
   }
 }
 
+void ForeachAdamW::set_state(size_t i, ParamState state) {
+  exp_avg_.at(i) = std::move(state.exp_avg);
+  exp_avg_sq_.at(i) = std::move(state.exp_avg_sq);
+  steps_.at(i) = state.step;
+}
+
 double LinearWarmupDecay(int64_t step, int64_t warmup, int64_t total) {
   if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
   return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));

@@ -41,6 +41,16 @@ class ForeachAdamW {
   const AdamWOptions& options() const { return options_; }
   void set_lr(double lr) { options_.lr = lr; }
 
+  // Per-parameter state, for checkpoints: the moments (undefined before the
+  // parameter's first step) and its step count.
+  struct ParamState {
+    torch::Tensor exp_avg, exp_avg_sq;
+    int64_t step = 0;
+  };
+  ParamState state(size_t i) const { return {exp_avg_[i], exp_avg_sq_[i], steps_[i]}; }
+  void set_state(size_t i, ParamState state);
+  size_t size() const { return params_.size(); }
+
  private:
   std::vector<torch::Tensor> params_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
