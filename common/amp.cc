@@ -20,6 +20,13 @@ absl::StatusOr<Precision> ParsePrecision(absl::string_view text) {
       absl::StrCat("unknown precision '", text, "': expected fp32, fp16 or bf16"));
 }
 
+absl::StatusOr<Precision> ParseMixedPrecision(absl::string_view flag, const c10::Device& device) {
+  if (flag == "auto") return device.is_cuda() ? Precision::kFp16 : Precision::kBf16;
+  if (flag == "fp16") return Precision::kFp16;
+  if (flag == "bf16") return Precision::kBf16;
+  return absl::InvalidArgumentError(absl::StrCat("--precision must be auto, fp16 or bf16, got '", flag, "'"));
+}
+
 std::string PrecisionName(Precision precision) {
   switch (precision) {
     case Precision::kFp32:

@@ -39,6 +39,10 @@ enum class Precision { kFp32, kFp16, kBf16 };
 absl::StatusOr<Precision> ParsePrecision(absl::string_view text);
 // "fp32", "fp16" or "bf16".
 std::string PrecisionName(Precision precision);
+// The mixed precision a --precision flag asks for on `device`: "auto" is fp16
+// on CUDA (with the GradScaler) and bf16 elsewhere; "fp16" and "bf16" are
+// themselves; anything else (fp32 included) is InvalidArgument naming the flag.
+absl::StatusOr<Precision> ParseMixedPrecision(absl::string_view flag, const c10::Device& device);
 
 // Enables autocast for the device's type (e.g. CUDA or CPU) with the
 // precision's dtype for the scope's lifetime, then restores the previous

@@ -42,6 +42,7 @@
 #include "common/distributed/rank_env.h"
 #include "common/distributed/sync_batchnorm.h"
 #include "common/results.h"
+#include "common/stop_signal.h"
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
 #include "resnet/train.h"
@@ -137,9 +138,6 @@ std::optional<std::pair<int, int64_t>> ParseKill(const std::string& text) {
   return std::make_pair(rank, static_cast<int64_t>(step));
 }
 
-volatile sig_atomic_t g_stop_signal = 0;
-void RequestStop(int signal) { g_stop_signal = signal; }
-
 int Worker(const Args& args, const RankEnv& env) {
   const std::string who = absl::StrCat("rank ", env.rank);
   if (env.world_size != args.processes) {
@@ -155,15 +153,9 @@ int Worker(const Args& args, const RankEnv& env) {
   if (backend_name == "nccl" && !device.is_cuda()) {
     return ReportError(absl::StrCat(who, ": --backend=nccl needs GPUs; use gloo on the CPU"));
   }
-  Precision mixed_precision = device.is_cuda() ? Precision::kFp16 : Precision::kBf16;
-  if (absl::GetFlag(FLAGS_precision) != "auto") {
-    absl::StatusOr<Precision> parsed = ParsePrecision(absl::GetFlag(FLAGS_precision));
-    if (!parsed.ok() || *parsed == Precision::kFp32) {
-      ExitWithUsageError(absl::StrCat("--precision must be auto, fp16 or bf16, got '", absl::GetFlag(FLAGS_precision), "'"));
-    }
-    mixed_precision = *parsed;
-  }
-  const Precision precision = args.mixed ? mixed_precision : Precision::kFp32;
+  absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), device);
+  if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
+  const Precision precision = args.mixed ? *mixed_precision : Precision::kFp32;
   const int64_t epochs = absl::GetFlag(FLAGS_epochs);
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
   if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
@@ -177,8 +169,7 @@ int Worker(const Args& args, const RankEnv& env) {
 
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   // SIGINT/SIGTERM (passed on by the launcher) stop every rank at the same step, after a checkpoint.
-  std::signal(SIGINT, RequestStop);
-  std::signal(SIGTERM, RequestStop);
+  InstallStopSignalHandlers();
   if (device.is_cuda()) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);  // NCCL's device
   BackendSettings backend_settings;
   backend_settings.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
@@ -287,17 +278,11 @@ int Worker(const Args& args, const RankEnv& env) {
     settings.start_step = start.steps_done;
     int64_t global_step = 0;
     const int64_t every = absl::GetFlag(FLAGS_checkpoint_every);
-    torch::Tensor stop = torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt).device(device));
+    StopAgreement stop(group->get(), device);
     settings.after_step = [&](int64_t epoch, int64_t steps_done) {
       ++global_step;
       if (kill_at && kill_at->first == env.rank && kill_at->second == global_step) raise(SIGKILL);
-      // Every rank stops at the same step: a signal seen by any rank counts.
-      stop.fill_(static_cast<int>(g_stop_signal));
-      std::vector<torch::Tensor> flag = {stop};
-      c10d::AllreduceOptions max;
-      max.reduceOp = c10d::ReduceOp::MAX;
-      backend->allreduce(flag, max)->wait();
-      const int signal = stop.item<int>();
+      const int signal = stop.Check();
       if (lead && !checkpoint.empty() && (signal != 0 || (every > 0 && global_step % every == 0))) {
         if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
           std::cerr << "resnet_ddp: " << s.message() << std::endl;

@@ -93,17 +93,9 @@ int Main(int argc, char** argv) {
   for (int i = 0; i < *count; ++i) {
     devices.push_back(on_gpus ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)) : c10::Device(c10::kCPU));
   }
-  Precision precision = Precision::kFp32;
-  if (mixed) {
-    precision = on_gpus ? Precision::kFp16 : Precision::kBf16;
-    if (absl::GetFlag(FLAGS_precision) != "auto") {
-      absl::StatusOr<Precision> parsed = ParsePrecision(absl::GetFlag(FLAGS_precision));
-      if (!parsed.ok() || *parsed == Precision::kFp32) {
-        ExitWithUsageError(absl::StrCat("--precision must be auto, fp16 or bf16, got '", absl::GetFlag(FLAGS_precision), "'"));
-      }
-      precision = *parsed;
-    }
-  }
+  absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), devices[0]);
+  if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
+  const Precision precision = mixed ? *mixed_precision : Precision::kFp32;
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   BackendSettings backend;
   backend.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);

@@ -27,6 +27,7 @@
 #include "common/data/loader.h"
 #include "common/device.h"
 #include "common/results.h"
+#include "common/stop_signal.h"
 #include "common/timing.h"
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
@@ -105,9 +106,6 @@ std::vector<bool> ParseModes(const std::string& text) {
   return mixed;
 }
 
-volatile sig_atomic_t g_stop_signal = 0;
-void RequestStop(int signal) { g_stop_signal = signal; }
-
 std::string CheckpointPath(int depth, bool mixed) {
   return absl::StrCat(absl::GetFlag(FLAGS_models_dir), "/Resnet-", depth, mixed ? "-mixed" : "", "-1gpu.ckpt");
 }
@@ -130,19 +128,13 @@ int Main(int argc, char** argv) {
   if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
   absl::StatusOr<c10::Device> device = ResolveDevice(absl::GetFlag(FLAGS_device));
   if (!device.ok()) return ReportError(device.status().message());
-  Precision mixed_precision = device->is_cuda() ? Precision::kFp16 : Precision::kBf16;
-  if (absl::GetFlag(FLAGS_precision) != "auto") {
-    absl::StatusOr<Precision> parsed = ParsePrecision(absl::GetFlag(FLAGS_precision));
-    if (!parsed.ok() || *parsed == Precision::kFp32) {
-      ExitWithUsageError(absl::StrCat("--precision must be auto, fp16 or bf16, got '", absl::GetFlag(FLAGS_precision), "'"));
-    }
-    mixed_precision = *parsed;
-  }
+  absl::StatusOr<Precision> parsed_precision = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), *device);
+  if (!parsed_precision.ok()) ExitWithUsageError(parsed_precision.status().message());
+  const Precision mixed_precision = *parsed_precision;
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   if (absl::GetFlag(FLAGS_checkpoint_every) < 0) ExitWithUsageError("--checkpoint_every must be 0 or more");
   // SIGINT/SIGTERM stop a run at the next step boundary, after a checkpoint.
-  std::signal(SIGINT, RequestStop);
-  std::signal(SIGTERM, RequestStop);
+  InstallStopSignalHandlers();
   BackendSettings backend;
   backend.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
   backend.allow_tf32 = absl::GetFlag(FLAGS_tf32);
@@ -213,20 +205,20 @@ int Main(int argc, char** argv) {
       int64_t steps_this_run = 0;
       settings.after_step = [&](int64_t epoch, int64_t steps_done) {
         ++steps_this_run;
-        const bool stop = g_stop_signal != 0;
-        if (!checkpoint.empty() && (stop || (every > 0 && steps_this_run % every == 0))) {
+        const int signal = PendingStopSignal();
+        if (!checkpoint.empty() && (signal != 0 || (every > 0 && steps_this_run % every == 0))) {
           if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
             std::cerr << "resnet_single: " << s.message() << std::endl;
             std::_Exit(1);
           }
         }
-        if (stop) {
-          std::cerr << "resnet_single: stopped by signal " << g_stop_signal << " at epoch " << epoch + 1 << ", step "
+        if (signal != 0) {
+          std::cerr << "resnet_single: stopped by signal " << signal << " at epoch " << epoch + 1 << ", step "
                     << steps_done
                     << (checkpoint.empty() ? "; no checkpoint (--models_dir is empty)"
                                            : absl::StrCat("; checkpoint saved to ", checkpoint, " (continue with --resume)"))
                     << std::endl;
-          std::_Exit(128 + g_stop_signal);
+          std::_Exit(128 + signal);
         }
         if (absl::GetFlag(FLAGS_test_kill_at_step) == steps_this_run) raise(SIGKILL);
       };

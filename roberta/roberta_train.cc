@@ -39,6 +39,7 @@
 #include "common/distributed/process_group.h"
 #include "common/distributed/rank_env.h"
 #include "common/results.h"
+#include "common/stop_signal.h"
 #include "roberta/roberta.h"
 #include "roberta/roberta_checkpoint.h"
 #include "roberta/roberta_trainer.h"
@@ -91,9 +92,6 @@ constexpr char kUsage[] =
     "usage: roberta_train [--model_name NAME|DIR] [--batch-size 32] [--mixed] [--nproc N] [--optimizer sgd|adamw]\n"
     "                     [--train_data PREFIX|FILE.tsv --dev_data ...] [--epochs 3] ...";
 
-volatile sig_atomic_t g_stop_signal = 0;
-void RequestStop(int signal) { g_stop_signal = signal; }
-
 // The study's flags have hyphens (--batch-size); Abseil's names cannot.
 std::vector<char*> NormaliseFlagNames(int argc, char** argv, std::vector<std::string>* storage) {
   storage->assign(argv, argv + argc);
@@ -133,19 +131,12 @@ int Train(const RankEnv& env, bool distributed) {
   if (on_gpu) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   // SIGINT/SIGTERM stop every rank at the same step, after a checkpoint.
-  std::signal(SIGINT, RequestStop);
-  std::signal(SIGTERM, RequestStop);
+  InstallStopSignalHandlers();
 
   const bool mixed = absl::GetFlag(FLAGS_mixed);
-  Precision precision = Precision::kFp32;
-  if (mixed) {
-    precision = on_gpu ? Precision::kFp16 : Precision::kBf16;
-    if (absl::GetFlag(FLAGS_precision) != "auto") {
-      absl::StatusOr<Precision> parsed = ParsePrecision(absl::GetFlag(FLAGS_precision));
-      if (!parsed.ok() || *parsed == Precision::kFp32) ExitWithUsageError("--precision must be auto, fp16 or bf16");
-      precision = *parsed;
-    }
-  }
+  absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), device);
+  if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
+  const Precision precision = mixed ? *mixed_precision : Precision::kFp32;
   absl::StatusOr<RobertaOptimizer> optimizer = ParseRobertaOptimizer(absl::GetFlag(FLAGS_optimizer));
   if (!optimizer.ok()) ExitWithUsageError(optimizer.status().message());
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
@@ -300,19 +291,11 @@ int Train(const RankEnv& env, bool distributed) {
     }
     const int64_t every = absl::GetFlag(FLAGS_checkpoint_every);
     int64_t steps_this_run = 0;
-    torch::Tensor stop = torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt).device(device));
+    StopAgreement stop(group.get(), device);
     auto after_step = [&](int64_t epoch, int64_t steps_done) {
       ++steps_this_run;
       if (absl::GetFlag(FLAGS_test_kill_at_step) == steps_this_run) raise(SIGKILL);
-      int signal = g_stop_signal;
-      if (group) {  // a signal seen by any rank stops them all at this step
-        stop.fill_(signal);
-        std::vector<torch::Tensor> flag = {stop};
-        c10d::AllreduceOptions max;
-        max.reduceOp = c10d::ReduceOp::MAX;
-        group->backend().allreduce(flag, max)->wait();
-        signal = stop.item<int>();
-      }
+      const int signal = stop.Check();
       if (lead && !checkpoint.empty() && (signal != 0 || (every > 0 && steps_this_run % every == 0))) {
         if (absl::Status s = trainer.SaveCheckpoint(checkpoint, epoch, steps_done); !s.ok()) {
           std::cerr << "roberta_train: " << s.message() << std::endl;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <c10/util/Logging.h>
+#include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -22,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/stop_signal.h"
 
 namespace dlspeed {
 namespace {
@@ -49,6 +51,22 @@ std::shared_ptr<::gloo::transport::Device> GlooDevice(const RankEnv& env) {
 }
 
 }  // namespace
+
+StopAgreement::StopAgreement(ProcessGroup* group, c10::Device device, int64_t period)
+    : group_(group),
+      period_(period < 1 ? 1 : period),
+      flag_(at::zeros({1}, at::TensorOptions().dtype(at::kInt).device(device))) {}
+
+int StopAgreement::Check() {
+  if (group_ == nullptr) return PendingStopSignal();
+  if (++steps_ % period_ != 0) return 0;
+  flag_.fill_(PendingStopSignal());
+  std::vector<at::Tensor> tensors = {flag_};
+  c10d::AllreduceOptions max;
+  max.reduceOp = c10d::ReduceOp::MAX;
+  group_->backend().allreduce(tensors, max)->wait();
+  return flag_.item<int>();
+}
 
 std::string ShortCollectiveError(const std::string& what) {
   std::string text = what.substr(0, what.find('\n'));

@@ -18,6 +18,8 @@
 #include <string>
 #include <thread>
 
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <c10/util/intrusive_ptr.h>
 
 #include "absl/status/statusor.h"
@@ -79,6 +81,24 @@ class ProcessGroup {
   c10::intrusive_ptr<c10d::Backend> backend_;
   std::atomic<bool> stop_{false};
   std::thread heartbeat_;
+};
+
+// Makes every rank stop at the same step when any of them got SIGINT/SIGTERM
+// (common/stop_signal.h; launchers pass signals on, but ranks see them at
+// different steps). Every `period` steps Check() allreduces the pending signal
+// (MAX) and returns it; on other steps it returns 0 without communicating, so
+// the training loop pays one tiny allreduce and device sync per period. With
+// no group (one process) it returns the local signal at every step.
+class StopAgreement {
+ public:
+  StopAgreement(ProcessGroup* group, c10::Device device, int64_t period = 10);
+  int Check();
+
+ private:
+  ProcessGroup* group_;
+  int64_t period_;
+  int64_t steps_ = 0;
+  at::Tensor flag_;
 };
 
 }  // namespace dlspeed
