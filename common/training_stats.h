@@ -1,5 +1,5 @@
-// What a training epoch reports, shared by the ResNet and RoBERTa loops and
-// the binaries that print and record it.
+// What a training epoch reports, and the recorder that measures it, shared by
+// the ResNet and RoBERTa loops and the binaries that print and record it.
 //
 //   dlspeed::EpochStats stats = trainer.TrainEpoch(loader, epoch, [&](int64_t step, int64_t steps) {
 //     progress.Update(step);
@@ -10,6 +10,9 @@
 #include <cstdint>
 #include <functional>
 #include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include "common/timing.h"
 
@@ -30,6 +33,34 @@ struct EpochStats {
 
 // Called after each step with (step, steps in this epoch), e.g. for progress.
 using StepCallback = std::function<void(int64_t step, int64_t steps)>;
+
+// The bookkeeping of one training epoch, shared by the training loops: wall
+// time from a device-synchronised start, per-step times, and the loss and
+// right predictions summed on the device (read once, at the end).
+//
+//   dlspeed::EpochRecorder recorder(epoch, device, /*sync_each_step=*/false);
+//   for (...) { recorder.StartStep(); loss = Step(..., &correct); recorder.EndStep(loss, correct, n); }
+//   dlspeed::EpochStats stats = recorder.Finish(skipped_steps);
+class EpochRecorder {
+ public:
+  // Synchronises the device and starts the epoch's clock. sync_each_step
+  // makes each step's time exact (see TrainOptions::sync_each_step).
+  EpochRecorder(int64_t epoch, c10::Device device, bool sync_each_step);
+  void StartStep();
+  // `loss`: the step's mean loss; `correct`: its right predictions (device
+  // tensors); `items`: the batch size.
+  void EndStep(const at::Tensor& loss, const at::Tensor& correct, int64_t items);
+  // Synchronises the device and returns the epoch's figures.
+  EpochStats Finish(int64_t skipped_steps);
+
+ private:
+  int64_t epoch_;
+  c10::Device device_;
+  StepTimer timer_;
+  Stopwatch wall_;
+  at::Tensor loss_sum_, correct_sum_;
+  int64_t samples_ = 0;
+};
 
 }  // namespace dlspeed
 

@@ -64,43 +64,21 @@ EpochStats ResNetTrainer::TrainEpoch(BatchLoader& loader, int64_t epoch, const S
   }
   const bool cuda = options_.device.is_cuda();
   const auto memory_format = options_.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  StepTimer timer(options_.sync_each_step ? options_.device : c10::Device(c10::kCPU));
-  Stopwatch wall;
-  SynchronizeDevice(options_.device);
-  wall.Restart();
-  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(options_.device));
-  torch::Tensor correct_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(options_.device));
+  EpochRecorder recorder(epoch, options_.device, options_.sync_each_step);
   const int64_t skipped_before = skipped_steps_;
-  int64_t samples = 0;
   for (int64_t step = 0; step < steps; ++step) {
     std::optional<Batch> batch = loader.Next();
     if (!batch) break;
     if (step < first_step) continue;
-    timer.Start();
+    recorder.StartStep();
     torch::Tensor images = batch->images.to(options_.device, /*non_blocking=*/cuda).contiguous(memory_format);
     torch::Tensor labels = batch->labels.to(options_.device, /*non_blocking=*/cuda);
     torch::Tensor correct;
     torch::Tensor loss = Step(images, labels, &correct);
-    const int64_t n = labels.size(0);
-    loss_sum += loss.to(torch::kDouble) * n;
-    correct_sum += correct;
-    samples += n;
-    timer.Stop(n);
+    recorder.EndStep(loss, correct, labels.size(0));
     if (on_step) on_step(step + 1, steps);
   }
-  SynchronizeDevice(options_.device);
-  EpochStats stats;
-  stats.epoch = epoch;
-  stats.seconds = wall.Seconds();
-  stats.steps = timer.steps();
-  stats.samples = samples;
-  stats.skipped_steps = skipped_steps_ - skipped_before;
-  stats.mean_loss = samples > 0 ? loss_sum.item<double>() / samples : 0.0;
-  stats.train_accuracy = samples > 0 ? static_cast<double>(correct_sum.item<int64_t>()) / samples : 0.0;
-  stats.step_seconds = timer.StepSummary();
-  stats.step_times = timer.step_seconds();
-  stats.throughput = timer.Throughput();
-  return stats;
+  return recorder.Finish(skipped_steps_ - skipped_before);
 }
 
 double ResNetTrainer::Evaluate(const ImageDataset& data, int64_t batch_size) {

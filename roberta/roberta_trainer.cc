@@ -91,43 +91,22 @@ EpochStats RobertaTrainer::TrainEpoch(TextBatcher& batcher, int64_t epoch, const
   int64_t steps = batcher.batches_per_epoch();
   if (options_.max_steps_per_epoch > 0 && options_.max_steps_per_epoch < steps) steps = options_.max_steps_per_epoch;
   const bool cuda = options_.device.is_cuda();
-  StepTimer timer(c10::Device(c10::kCPU));
-  SynchronizeDevice(options_.device);
-  Stopwatch wall;
-  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(options_.device));
-  torch::Tensor correct_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(options_.device));
+  EpochRecorder recorder(epoch, options_.device, /*sync_each_step=*/false);
   const int64_t skipped_before = skipped_steps_;
-  int64_t samples = 0;
   for (int64_t step = 0; step < steps; ++step) {
     std::optional<TextBatch> batch = batcher.Next();
     if (!batch) break;
     if (step < first_step) continue;
-    timer.Start();
+    recorder.StartStep();
     const torch::Tensor ids = batch->input_ids.to(options_.device, /*non_blocking=*/cuda);
     const torch::Tensor mask = batch->attention_mask.to(options_.device, /*non_blocking=*/cuda);
     const torch::Tensor labels = batch->labels.to(options_.device, /*non_blocking=*/cuda);
     torch::Tensor correct;
     const torch::Tensor loss = Step(ids, mask, labels, &correct);
-    const int64_t n = labels.size(0);
-    loss_sum += loss.to(torch::kDouble) * n;
-    correct_sum += correct;
-    samples += n;
-    timer.Stop(n);
+    recorder.EndStep(loss, correct, labels.size(0));
     if (on_step) on_step(step + 1, steps);
   }
-  SynchronizeDevice(options_.device);
-  EpochStats stats;
-  stats.epoch = epoch;
-  stats.seconds = wall.Seconds();
-  stats.steps = timer.steps();
-  stats.samples = samples;
-  stats.skipped_steps = skipped_steps_ - skipped_before;
-  stats.mean_loss = samples > 0 ? loss_sum.item<double>() / samples : 0.0;
-  stats.train_accuracy = samples > 0 ? static_cast<double>(correct_sum.item<int64_t>()) / samples : 0.0;
-  stats.step_seconds = timer.StepSummary();
-  stats.step_times = timer.step_seconds();
-  stats.throughput = timer.Throughput();
-  return stats;
+  return recorder.Finish(skipped_steps_ - skipped_before);
 }
 
 double RobertaTrainer::Evaluate(const TextDataset& data, int64_t batch_size, int64_t max_len) {

@@ -1,0 +1,44 @@
+#include "common/training_stats.h"
+
+#include <ATen/ATen.h>
+
+namespace dlspeed {
+
+EpochRecorder::EpochRecorder(int64_t epoch, c10::Device device, bool sync_each_step)
+    : epoch_(epoch),
+      device_(device),
+      timer_(sync_each_step ? device : c10::Device(c10::kCPU)),
+      loss_sum_(at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device))),
+      correct_sum_(at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device))) {
+  SynchronizeDevice(device_);
+  wall_.Restart();
+}
+
+void EpochRecorder::StartStep() { timer_.Start(); }
+
+void EpochRecorder::EndStep(const at::Tensor& loss, const at::Tensor& correct, int64_t items) {
+  loss_sum_ += loss.to(at::kDouble) * items;
+  correct_sum_ += correct;
+  samples_ += items;
+  timer_.Stop(items);
+}
+
+EpochStats EpochRecorder::Finish(int64_t skipped_steps) {
+  SynchronizeDevice(device_);
+  EpochStats stats;
+  stats.epoch = epoch_;
+  stats.seconds = wall_.Seconds();
+  stats.steps = timer_.steps();
+  stats.samples = samples_;
+  stats.skipped_steps = skipped_steps;
+  if (samples_ > 0) {
+    stats.mean_loss = loss_sum_.item<double>() / static_cast<double>(samples_);
+    stats.train_accuracy = static_cast<double>(correct_sum_.item<int64_t>()) / static_cast<double>(samples_);
+  }
+  stats.step_seconds = timer_.StepSummary();
+  stats.step_times = timer_.step_seconds();
+  stats.throughput = timer_.Throughput();
+  return stats;
+}
+
+}  // namespace dlspeed
