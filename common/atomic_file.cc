@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <system_error>
 
@@ -15,9 +14,9 @@
 namespace dlspeed {
 namespace {
 
+// absl::ErrnoToStatus appends ": " and strerror(error) to the message.
 absl::Status Error(const std::string& path, absl::string_view what, int error) {
-  return absl::ErrnoToStatus(error, absl::StrCat("cannot write ", path, ": ", what, ": ",
-                                                 std::strerror(error)));
+  return absl::ErrnoToStatus(error, absl::StrCat("cannot write ", path, ": ", what));
 }
 
 // Writes all of `contents` to `fd`, retrying short writes; returns errno or 0.

@@ -3,11 +3,15 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -102,6 +106,37 @@ TEST(AtomicFileTest, FailedWriteKeepsOldFileAndRemovesTemporary) {
   EXPECT_NE(status.message().find(path.string()), std::string::npos) << status;
   EXPECT_EQ(Read(path), "old");
   EXPECT_EQ(Names(dir), std::vector<std::string>{"out.txt"});
+}
+
+// A writer SIGKILLed while its temporary file exists (the write or fsync of
+// 64 MB takes a while) leaves the old file whole; only the temporary remains.
+TEST(AtomicFileTest, WriterKilledMidWriteLeavesTheOldFile) {
+  const fs::path dir = FreshDir("killed");
+  const fs::path path = dir / "model.pth";
+  const std::string big(64 << 20, 'n');
+  int killed_mid_write = 0;
+  for (int attempt = 0; attempt < 10 && killed_mid_write == 0; ++attempt) {
+    ASSERT_TRUE(WriteFileAtomically(path.string(), "old").ok());
+    for (const std::string& name : Names(dir)) {
+      if (name != "model.pth") fs::remove(dir / name);
+    }
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) _exit(WriteFileAtomically(path.string(), big).ok() ? 0 : 1);
+    bool temp_seen = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!temp_seen && std::chrono::steady_clock::now() < deadline) {
+      temp_seen = Names(dir).size() > 1;
+      if (!temp_seen) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    kill(child, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    const std::string now = Read(path);
+    ASSERT_TRUE(now == "old" || now == big) << "torn file of " << now.size() << " bytes";
+    if (temp_seen && WIFSIGNALED(status) && now == "old") ++killed_mid_write;
+  }
+  EXPECT_GT(killed_mid_write, 0) << "no attempt caught the writer before its rename";
 }
 
 TEST(AtomicFileTest, AppendLineKeepsEarlierLines) {

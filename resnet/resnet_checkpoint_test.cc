@@ -9,14 +9,12 @@
 
 #include "common/serialize/torch_save_reader.h"
 #include "resnet/resnet.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
+std::string TempPath(const std::string& name) { return ScratchPath(name); }
 
 TEST(ResNetCheckpointTest, RoundTripRestoresEveryTensor) {
   torch::manual_seed(0);

@@ -1,4 +1,5 @@
 #include "resnet/resnet_script.h"
+#include "common/testing/scratch_dir.h"
 
 #include <cstdio>
 #include <fstream>
@@ -10,10 +11,7 @@
 namespace dlspeed {
 namespace {
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir != nullptr ? dir : "/tmp") + "/" + name;
-}
+std::string TempPath(const std::string& name) { return ScratchPath(name); }
 
 // A model in eval mode whose BatchNorm running statistics are not the
 // initial zeros and ones: a few training forward passes update them.

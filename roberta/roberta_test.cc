@@ -13,6 +13,7 @@
 #include "resnet/resnet_script.h"
 #include "roberta/roberta_checkpoint.h"
 #include "roberta/roberta_script.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
@@ -36,10 +37,7 @@ torch::Tensor ToTensor(const nlohmann::json& rows, torch::Dtype dtype) {
   return torch::stack(parts).to(dtype);
 }
 
-std::string TempDir(const std::string& name) {
-  const char* root = std::getenv("TEST_TMPDIR");
-  return std::string(root ? root : "/tmp") + "/" + name;
-}
+std::string TempDir(const std::string& name) { return ScratchPath(name); }
 
 TEST(RobertaTest, LogitsMatchTransformersWithPadding) {
   absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);

@@ -1,4 +1,5 @@
 #include "roberta/text_data.h"
+#include "common/testing/scratch_dir.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -32,8 +33,8 @@ namespace {
 using ::testing::HasSubstr;
 
 std::string TempDir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return dir != nullptr ? std::string(dir) : ::testing::TempDir();
+  static const std::string dir = ScratchDir("text_data");
+  return dir;
 }
 
 void WriteFile(const std::string& path, const std::string& text) {

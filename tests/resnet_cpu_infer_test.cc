@@ -11,14 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/subprocess.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
 
-std::string Dir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/cpu_infer";
-}
+std::string Dir() { return ScratchPath("cpu_infer"); }
 
 // Accuracy in percent from "Accuracy of the network on the N test images: A %".
 int Accuracy(const std::string& output) {

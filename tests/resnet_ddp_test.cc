@@ -22,6 +22,7 @@
 
 #include "common/serialize/torch_save_reader.h"
 #include "tests/subprocess.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
@@ -29,12 +30,7 @@ namespace {
 const char kDdp[] = "resnet/resnet_ddp ";
 const char kSingle[] = "resnet/resnet_single ";
 
-std::string TempDir(const std::string& name) {
-  const char* root = std::getenv("TEST_TMPDIR");
-  const std::string dir = std::string(root ? root : "/tmp") + "/" + name;
-  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
-  return dir;
-}
+std::string TempDir(const std::string& name) { return ScratchDir(name); }
 
 // Few steps at a small learning rate: ResNet training on batches of 16 with
 // BatchNorm amplifies float rounding quickly (one process with 1 or 2 threads

@@ -9,16 +9,12 @@
 
 #include "common/serialize/torch_save_reader.h"
 #include "tests/subprocess.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
 
-std::string TempDir() {
-  const char* root = std::getenv("TEST_TMPDIR");
-  const std::string dir = std::string(root ? root : "/tmp") + "/dp";
-  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
-  return dir;
-}
+std::string TempDir() { return ScratchDir("dp"); }
 
 TEST(ResNetDpTest, TrainsOnReplicasPrintsRecordsAndSaves) {
   const std::string dir = TempDir();

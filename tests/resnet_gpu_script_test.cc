@@ -12,14 +12,12 @@
 #include <torch/cuda.h>
 
 #include "tests/subprocess.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
 
-std::string Dir() {
-  const char* root = std::getenv("TEST_TMPDIR");
-  return std::string(root ? root : "/tmp") + "/gpu_script";
-}
+std::string Dir() { return ScratchPath("gpu_script"); }
 
 std::string TrainedModel() {
   static const std::string path = [] {

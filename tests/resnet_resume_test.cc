@@ -13,17 +13,12 @@
 
 #include "common/serialize/torch_save_reader.h"
 #include "tests/subprocess.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
 
-std::string Dir(const std::string& name) {
-  const char* root = std::getenv("TEST_TMPDIR");
-  const std::string dir = std::string(root ? root : "/tmp") + "/resume/" + name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+std::string Dir(const std::string& name) { return ScratchDir("resume/" + name); }
 
 // One thread so that the CPU kernels are deterministic; augmentation on.
 const char kFlags[] =

@@ -13,16 +13,14 @@
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
 #include "tests/subprocess.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
 
 CommandResult RunBinary(const std::string& args) { return RunCommand("resnet/resnet_single " + args); }
 
-std::string TempDir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return dir ? dir : "/tmp";
-}
+std::string TempDir() { return ScratchDir("single"); }
 
 std::vector<nlohmann::json> ReadRecords(const std::string& path) {
   std::vector<nlohmann::json> records;

@@ -1,4 +1,5 @@
 #include "common/serialize/safetensors.h"
+#include "common/testing/scratch_dir.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -11,10 +12,6 @@
 namespace dlspeed {
 namespace {
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
 
 void WriteBytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
@@ -46,7 +43,7 @@ TEST(SafetensorsTest, RoundTripsEveryDtypeAndShape) {
       {"empty", torch::zeros({0, 3})},
       {"transposed", torch::randn({3, 2}).t()},  // not contiguous
   };
-  const std::string path = TempPath("round_trip.safetensors");
+  const std::string path = ScratchPath("round_trip.safetensors");
   ASSERT_TRUE(WriteSafetensors(path, tensors, {{"format", "pt"}}).ok());
   absl::StatusOr<NamedTensors> read = ReadSafetensors(path);
   ASSERT_TRUE(read.ok()) << read.status();
@@ -87,18 +84,18 @@ TEST(SafetensorsTest, RejectsTruncatedAndMalformedFiles) {
        "unsupported dtype F8_E4M3"},
   };
   for (const Case& c : cases) {
-    const std::string path = TempPath(c.name + ".safetensors");
+    const std::string path = ScratchPath(c.name + ".safetensors");
     WriteBytes(path, c.bytes);
     absl::StatusOr<NamedTensors> read = ReadSafetensors(path);
     ASSERT_FALSE(read.ok()) << c.name;
     EXPECT_NE(read.status().message().find(path), std::string::npos) << read.status();
     EXPECT_NE(read.status().message().find(c.mentions), std::string::npos) << c.name << ": " << read.status();
   }
-  EXPECT_EQ(ReadSafetensors(TempPath("missing.safetensors")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadSafetensors(ScratchPath("missing.safetensors")).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(SafetensorsTest, RefusesBadNamesAndKeepsTheOldFileOnFailure) {
-  const std::string path = TempPath("keep.safetensors");
+  const std::string path = ScratchPath("keep.safetensors");
   ASSERT_TRUE(WriteSafetensors(path, {{"a", torch::ones({2})}}).ok());
   const std::string before = ReadBytes(path);
   EXPECT_FALSE(WriteSafetensors(path, {{"a", torch::ones({1})}, {"a", torch::ones({1})}}).ok());

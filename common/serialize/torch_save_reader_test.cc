@@ -1,4 +1,5 @@
 #include "common/serialize/torch_save_reader.h"
+#include "common/testing/scratch_dir.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -24,10 +25,6 @@ using ::testing::HasSubstr;
 using namespace std::string_literals;
 using Entries = std::vector<std::pair<std::string, at::Tensor>>;
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -133,7 +130,7 @@ TEST(TorchSaveReaderTest, RoundTripsTorchPickleSave) {
   dict.insert("mask", torch::tensor({true, false}, torch::kBool));
   dict.insert("half", torch::tensor({-1.0f, 0.5f}).to(torch::kHalf));
   const std::vector<char> bytes = torch::pickle_save(dict);
-  const std::string path = TempPath("pickle_save.pt");
+  const std::string path = ScratchPath("pickle_save.pt");
   WriteFile(path, std::string(bytes.begin(), bytes.end()));
 
   auto entries = ReadTorchSaveStateDict(path);
@@ -152,14 +149,14 @@ absl::Status ReadStatus(const std::string& path) {
 }
 
 TEST(TorchSaveReaderTest, MissingFileIsNotFound) {
-  const std::string path = TempPath("does_not_exist.pt");
+  const std::string path = ScratchPath("does_not_exist.pt");
   const absl::Status status = ReadStatus(path);
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(), HasSubstr(path));
 }
 
 TEST(TorchSaveReaderTest, EmptyFileIsAnError) {
-  const std::string path = TempPath("empty.pt");
+  const std::string path = ScratchPath("empty.pt");
   WriteFile(path, "");
   const absl::Status status = ReadStatus(path);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
@@ -167,7 +164,7 @@ TEST(TorchSaveReaderTest, EmptyFileIsAnError) {
 }
 
 TEST(TorchSaveReaderTest, GarbageIsNotAZipArchive) {
-  const std::string path = TempPath("garbage.pt");
+  const std::string path = ScratchPath("garbage.pt");
   std::string garbage;
   for (int k = 0; k < 3000; ++k) garbage.push_back(static_cast<char>((k * 7919 + 13) % 251));
   WriteFile(path, garbage);
@@ -181,7 +178,7 @@ TEST(TorchSaveReaderTest, TruncatedFixtureIsAnError) {
   const std::string whole = ReadFile("tests/fixtures/sequential_state_dict.pt");
   ASSERT_GT(whole.size(), 1000u);
   for (size_t keep : {whole.size() / 2, whole.size() - 1, size_t{10}}) {
-    const std::string path = TempPath(absl::StrCat("truncated_", keep, ".pt"));
+    const std::string path = ScratchPath(absl::StrCat("truncated_", keep, ".pt"));
     WriteFile(path, whole.substr(0, keep));
     const absl::Status status = ReadStatus(path);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
@@ -238,7 +235,7 @@ std::string FloatBytes(const std::vector<float>& values) {
 // Writes a zip archive as PyTorchStreamWriter does, with `pickle` as data.pkl.
 std::string WriteArchive(const std::string& name, const std::string& pickle,
                          const std::map<std::string, std::string>& records = {}) {
-  const std::string path = TempPath(name + ".pt");
+  const std::string path = ScratchPath(name + ".pt");
   caffe2::serialize::PyTorchStreamWriter writer(path);
   writer.writeRecord("data.pkl", pickle.data(), pickle.size());
   for (const auto& [record, bytes] : records) {
@@ -371,7 +368,7 @@ TEST(TorchSaveReaderTest, MalformedPicklesAreErrors) {
 }
 
 TEST(TorchSaveReaderTest, ArchiveWithoutDataPklIsAnError) {
-  const std::string path = TempPath("no_data_pkl.pt");
+  const std::string path = ScratchPath("no_data_pkl.pt");
   {
     caffe2::serialize::PyTorchStreamWriter writer(path);
     writer.writeRecord("other", "x", 1);

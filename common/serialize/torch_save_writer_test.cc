@@ -10,14 +10,11 @@
 #include <torch/torch.h>
 
 #include "common/serialize/torch_save_reader.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
 
 std::vector<std::pair<std::string, at::Tensor>> Entries() {
   return {{"conv.weight", torch::arange(24, torch::kFloat).reshape({2, 3, 2, 2})},
@@ -27,7 +24,7 @@ std::vector<std::pair<std::string, at::Tensor>> Entries() {
 }
 
 TEST(TorchSaveWriterTest, ReaderGetsBackEveryEntryInOrder) {
-  const std::string path = TempPath("written.pth");
+  const std::string path = ScratchPath("written.pth");
   ASSERT_TRUE(WriteTorchSaveStateDict(path, Entries()).ok());
   auto read = ReadTorchSaveStateDict(path);
   ASSERT_TRUE(read.ok()) << read.status();
@@ -66,7 +63,7 @@ TEST(TorchSaveWriterTest, PythonTorchLoadsItWithWeightsOnly) {
     }
   }
   if (python.empty()) GTEST_SKIP() << "no Python with torch (set DLSPEED_PYTHON)";
-  const std::string path = TempPath("for_python.pth");
+  const std::string path = ScratchPath("for_python.pth");
   ASSERT_TRUE(WriteTorchSaveStateDict(path, Entries()).ok());
   const std::string script =
       "import sys, torch\n"
@@ -75,7 +72,7 @@ TEST(TorchSaveWriterTest, PythonTorchLoadsItWithWeightsOnly) {
       "assert torch.equal(d['conv.weight'], torch.arange(24.).reshape(2, 3, 2, 2))\n"
       "assert d['bn.num_batches_tracked'].item() == 5 and d['half'].dtype == torch.float16\n"
       "assert torch.equal(d['fc.weight'], torch.arange(6.).reshape(2, 3).t())\n";
-  const std::string script_path = TempPath("check.py");
+  const std::string script_path = ScratchPath("check.py");
   std::ofstream(script_path) << script;
   const int status = std::system((python + " " + script_path + " " + path).c_str());
   EXPECT_EQ(status, 0) << "Python's torch.load rejected the file";
