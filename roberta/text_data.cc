@@ -118,6 +118,8 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> ParseIds(const std::string& te
     return ids;
   } catch (const json::parse_error& e) {
     error_byte = e.byte;
+  } catch (const json::out_of_range&) {  // a number beyond double's range (found by fuzzing)
+    return absl::InvalidArgumentError(absl::StrCat(path, " holds a number out of range for a token id"));
   }
   // Not one JSON document: JSON Lines, blank lines skipped.
   std::istringstream lines(text);

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import sys
 
 try:
@@ -48,8 +49,55 @@ VARIANTS = ["eager", "torchscript", "torchscript-frozen", "torchscript-file", "i
             "cuda-graph"]
 
 
+# Optional fields that label or group the records they are in: a record with
+# one of another type (null is as if absent) is skipped. The report tells apart
+# records that differ in them, which needs values of one kind (and hashable).
+OPTIONAL = {"threads": int, "sequence_length": int, "max_len": int, "device": str, "engine": str, "precision": str,
+            "mixed": bool, "channels_last": bool, "overlap": bool}
+
+
 def is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float, not a bool: an int beyond a float's range is not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # math.isfinite(10**400)
+        return False
+
+
+def is_kind(value, kind):
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def positive(value):
+    """A number > 0: a time or throughput that can be divided by (a 1-epoch run writes avg_epoch_seconds 0)."""
+    return is_number(value) and value > 0
+
+
+def times(value, factor):
+    """value * factor, or None where that is no finite number (1e3 * 1e308)."""
+    return value * factor if is_number(value) and is_number(value * factor) else None
+
+
+def quotient(a, b):
+    """a / b of two numbers, or None where that is no finite number (b is 0, or it overflows)."""
+    if not (is_number(a) and is_number(b)) or b == 0:
+        return None
+    try:
+        q = a / b
+    except OverflowError:  # of two ints
+        return None
+    return q if math.isfinite(q) else None
+
+
+SHORT = reprlib.Repr()
+SHORT.maxstring = SHORT.maxother = SHORT.maxlong = 60
+
+
+def shown(value):
+    """repr(value) for a skipped line's reason, cut short (a value can be kilobytes of nested lists)."""
+    return SHORT.repr(value)
 
 
 def median_seconds(record):
@@ -63,34 +111,62 @@ def check(record):
         return "not a JSON object"
     binary = record.get("binary")
     if binary not in TRAIN + INFER + (COMPARE,):
-        return f"unknown binary {binary!r}" if binary is not None else "no binary field"
+        return f"unknown binary {shown(binary)}" if binary is not None else "no binary field"
     if record.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        return f"schema_version {record['schema_version']!r}; this report reads {SCHEMA_VERSION}"
+        return f"schema_version {shown(record['schema_version'])}; this report reads {SCHEMA_VERSION}"
     if binary == COMPARE:
         return check_comparison(record)
-    if record.get("model") is None and isinstance(record.get("depth"), int):  # model from depth
+    if record.get("model") is None and is_kind(record.get("depth"), int):  # model from depth
         record["model"] = f"resnet{record['depth']}"
     need = {"model": str, "batch_size": int}
     need.update({"precision": str, "devices": int} if binary in TRAIN else {"variant": str})
-    problems = [f"lacks {field}" if record.get(field) is None else f"has a bad {field} ({record[field]!r})"
-                for field, kind in need.items()
-                if not isinstance(record.get(field), kind) or isinstance(record.get(field), bool)]
-    if binary in TRAIN and not (is_number(record.get("avg_epoch_seconds")) or is_number(record.get("throughput"))):
-        problems.append("lacks avg_epoch_seconds and throughput")
+    problems = field_problems(record, need)
+    epoch, throughput = record.get("avg_epoch_seconds"), record.get("throughput")
+    if binary in TRAIN and not (is_number(epoch) or is_number(throughput)):
+        problems.append("lacks avg_epoch_seconds and throughput" if epoch is None and throughput is None else
+                        f"has no usable avg_epoch_seconds ({shown(epoch)}) or throughput ({shown(throughput)})")
     if binary in INFER and not is_number(median_seconds(record)):
-        problems.append("lacks batch_seconds.median")
+        median = median_seconds(record)
+        problems.append("lacks batch_seconds.median" if median is None else
+                        f"has a bad batch_seconds.median ({shown(median)})")
+    problems += optional_field_problems(record, need)
     return f"{binary} record {', '.join(problems)}" if problems else ""
+
+
+def field_problems(record, need):
+    """What is wrong with `record`'s fields that `need` (field -> type) names;
+    text must not be blank (it names the chart's bars)."""
+    return [f"lacks {field}" if record.get(field) is None else f"has a bad {field} ({shown(record[field])})"
+            for field, kind in need.items()
+            if not is_kind(record.get(field), kind) or (kind is str and not record[field].strip())]
+
+
+def optional_field_problems(record, need):
+    """What is wrong with `record`'s OPTIONAL fields (other than those in `need`)."""
+    return [f"has a bad {field} ({shown(record[field])})" for field, kind in OPTIONAL.items()
+            if field not in need and record.get(field) is not None and not is_kind(record[field], kind)]
 
 
 def check_comparison(record):
     """check() for a cpp_vs_python record: what was compared and both medians."""
-    problems = [f"lacks {field}" if record.get(field) is None else f"has a bad {field} ({record[field]!r})"
-                for field, kind in {"work": str, "variant": str, "batch_size": int}.items()
-                if not isinstance(record.get(field), kind) or isinstance(record.get(field), bool)]
-    problems += [f"lacks {field}" if record.get(field) is None else f"has a bad {field} ({record[field]!r})"
+    need = {"work": str, "variant": str, "batch_size": int}
+    problems = field_problems(record, need)
+    problems += [f"lacks {field}" if record.get(field) is None else f"has a bad {field} ({shown(record[field])})"
                  for field in ("cpp_seconds", "python_seconds")
                  if not (is_number(record.get(field)) and record[field] > 0)]
+    problems += optional_field_problems(record, need)
     return f"{COMPARE} record {', '.join(problems)}" if problems else ""
+
+
+def without_surrogates(text):
+    """`text` with each lone surrogate (a JSON "\\ud800" escape without its pair)
+    replaced by U+FFFD, as bytes that are not UTF-8 are: such text cannot be
+    written to the report or drawn."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def read_records(path):
@@ -106,6 +182,14 @@ def read_records(path):
             except json.JSONDecodeError as e:
                 skipped.append((number, f"not JSON ({e.msg}, column {e.colno})"))
                 continue
+            except RecursionError:  # [[[[... a thousand deep
+                skipped.append((number, "not JSON that Python reads (nested too deeply)"))
+                continue
+            except ValueError as e:  # a number of more than 4300 digits (sys.get_int_max_str_digits)
+                skipped.append((number, f"not JSON that Python reads ({str(e).split(';')[0]})"))
+                continue
+            if isinstance(record, dict):  # the report prints a record's fields' text, and str() of the others
+                record = {k: without_surrogates(v) if isinstance(v, str) else v for k, v in record.items()}
             why = check(record)
             if why:
                 skipped.append((number, why))
@@ -220,10 +304,12 @@ def speedup(base, r):
     both ran the same full epochs, else from throughput (marked *)."""
     full = (not base.get("max_steps") and not r.get("max_steps")
             and base.get("train_samples") == r.get("train_samples"))
-    if full and is_number(base.get("avg_epoch_seconds")) and is_number(r.get("avg_epoch_seconds")):
-        return base["avg_epoch_seconds"] / r["avg_epoch_seconds"], ""
-    if is_number(base.get("throughput")) and is_number(r.get("throughput")):
-        return r["throughput"] / base["throughput"], "*"
+    if full and positive(base.get("avg_epoch_seconds")) and positive(r.get("avg_epoch_seconds")):
+        value = quotient(base["avg_epoch_seconds"], r["avg_epoch_seconds"])
+        if value is not None:
+            return value, ""
+    if positive(base.get("throughput")) and positive(r.get("throughput")):
+        return quotient(r["throughput"], base["throughput"]), "*"
     return None, ""
 
 
@@ -237,7 +323,7 @@ def table(header, rows):
 
 
 def percent(value):
-    return f"{100 * value:.1f} %" if is_number(value) else "-"
+    return f"{100 * value:.1f} %" if times(value, 100) is not None else "-"
 
 
 def accuracy(r):
@@ -320,7 +406,7 @@ def chart_result(header, rows, values, records, series_of, ylabel, spec, hline, 
 
 
 def time_by_batch(records, binaries):
-    rs = [r for r in records if r["binary"] in binaries and is_number(r.get("avg_epoch_seconds"))]
+    rs = [r for r in records if r["binary"] in binaries and positive(r.get("avg_epoch_seconds"))]
     runs = collections.defaultdict(list)
     for r in rs:
         runs[model_name(r["model"]), method(r), precision(r)].append(r)
@@ -354,13 +440,15 @@ def inference(records, binary, device=None):
     for r in rs:
         eager = next((e for e in rs if infer_group(e) == infer_group(r) and e["variant"] == "eager"), None)
         b = r["batch_seconds"]
-        rows.append([infer_group(r), variant(r), fmt(1e3 * b["median"], ".2f"),
-                     f"{fmt(1e3 * b['p10'], '.2f')}–{fmt(1e3 * b['p90'], '.2f')}"
+        ms = times(b["median"], 1e3)
+        vs_eager = quotient(median_seconds(eager), b["median"]) if eager else None
+        rows.append([infer_group(r), variant(r), fmt(ms, ".2f"),
+                     f"{fmt(times(b['p10'], 1e3), '.2f')}–{fmt(times(b['p90'], 1e3), '.2f')}"
                      if is_number(b.get("p10")) and is_number(b.get("p90")) else "-",
                      fmt(r.get("total_seconds"), ".2f"), fmt(r.get("throughput"), ".0f"),
-                     percent(accuracy(r)),
-                     f"{median_seconds(eager) / b['median']:.2f}x" if eager else "-"])
-        values[infer_group(r), variant(r)] = 1e3 * b["median"]
+                     percent(accuracy(r)), speedup_text(vs_eager, "")])
+        if ms is not None:
+            values[infer_group(r), variant(r)] = ms
     caption = ("Median time a batch (lower is better); the table adds p10–p90, the whole test set's time and "
                "the speed-up over eager.")
     return chart_result(["model", "variant", "median ms a batch", "p10–p90 ms", "total (s)", unit(rs),
@@ -433,12 +521,14 @@ def cpp_against_python(records):
         return None
     rows, values, notes = [], {}, []
     for r in rs:
-        ratio = r["python_seconds"] / r["cpp_seconds"]
+        ratio = quotient(r["python_seconds"], r["cpp_seconds"])
         rows.append([r["work"], r["variant"], r["batch_size"], r.get("threads") or "-",
-                     fmt(1e3 * r["cpp_seconds"], ".2f"), fmt(1e3 * r["python_seconds"], ".2f"), f"{ratio:.2f}x",
+                     fmt(times(r["cpp_seconds"], 1e3), ".2f"), fmt(times(r["python_seconds"], 1e3), ".2f"),
+                     speedup_text(ratio, ""),
                      r.get("rounds") if isinstance(r.get("rounds"), int) else "-",
                      r.get("python_torch_version") or "-"])
-        values[compare_group(r, rs), r["variant"]] = ratio
+        if ratio is not None:
+            values[compare_group(r, rs), r["variant"]] = ratio
     mismatched = sorted({f"{r['work']} (LibTorch {r.get('libtorch_version')}, Python torch "
                          f"{r.get('python_torch_version')})" for r in rs
                          if torch_version(r.get("python_torch_version")) != torch_version(r.get("libtorch_version"))})
@@ -487,11 +577,12 @@ def int8_static_vs_dynamic(records):
             labels[i] += f", {q.get('dataset') or '?'}" + (f", seq {q['max_len']}" if q.get("max_len") else "")
     rows, values = [], {}
     for label, (kind, series, eager, q) in zip(labels, pairs):
-        speed = median_seconds(eager) / median_seconds(q)
+        speed = quotient(median_seconds(eager), median_seconds(q))
         rows.append([label, kind + (f" ({q['engine']})" if q.get("engine") else ""), q.get("dataset") or "-",
-                     q.get("max_len") or "-", fmt(1e3 * median_seconds(eager), ".2f"),
-                     fmt(1e3 * median_seconds(q), ".2f"), f"{speed:.2f}x"])
-        values[label, series] = speed
+                     q.get("max_len") or "-", fmt(times(median_seconds(eager), 1e3), ".2f"),
+                     fmt(times(median_seconds(q), 1e3), ".2f"), speedup_text(speed, "")])
+        if speed is not None:
+            values[label, series] = speed
     series_of = {id(q): series for _, series, _, q in pairs}
     caption = ("C++ int8 speed-up over fp32 eager = eager's median time a batch / int8's, same model, batch size and "
                "threads: static post-training quantization in resnet_cpu_infer (int8 weights and calibrated int8 "
@@ -544,27 +635,44 @@ def where(key):
     return f"{device_name} ({hostname}), LibTorch {libtorch}"
 
 
+# Agg saves images of under 2**16 pixels a side (595 inches at 110 dpi): the
+# chart's width, its labels and its legend are kept well within that.
+DPI = 110
+MAX_WIDTH = 400  # inches; more groups than fit are squeezed
+LEGEND_ENTRIES = 40
+
+
+def clip(text, chars=60, lines=3):
+    """`text` cut to `lines` lines of `chars` characters each, for a chart's label."""
+    parts = str(text).splitlines() or [""]
+    cut = [part if len(part) <= chars else part[:chars - 1] + "…" for part in parts[:lines]]
+    return "\n".join(cut + (["…"] if len(parts) > lines else []))
+
+
 def bar_chart(path, title, subtitle, groups, series, values, ylabel, spec, hline):
     """Grouped bars: one group per x tick, each group's bars centred on it, one colour per series."""
     colors = plt.get_cmap("tab10" if len(series) <= 10 else "tab20").colors
     color = {name: colors[i % len(colors)] for i, name in enumerate(series)}
     present = [[name for name in series if (group, name) in values] for group in groups]
-    width = min(0.3, 0.8 / max(len(names) for names in present))
-    longest = max(len(line) for group in groups for line in str(group).splitlines())  # x labels must not overlap
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + width * sum(map(len, present)) * 1.6,
-                                        1.5 + len(groups) * (0.07 * longest + 0.2)), 4.5))
+    width = min(0.3, 0.8 / (max(map(len, present), default=0) or 1))
+    ticks = [clip(group) for group in groups]
+    longest = max((len(line) for tick in ticks for line in tick.splitlines()), default=1)  # x labels must not overlap
+    fig, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(6.0, 1.5 + width * sum(map(len, present)) * 1.6,
+                                                       1.5 + len(groups) * (0.07 * longest + 0.2))), 4.5))
     for g, (group, names) in enumerate(zip(groups, present)):
         for i, name in enumerate(names):
             bars = ax.bar(g + (i - (len(names) - 1) / 2) * width, values[group, name], width, color=color[name])
             ax.bar_label(bars, labels=[format(values[group, name], spec)], fontsize=7)
     if hline is not None:
         ax.axhline(hline, color="gray", linewidth=0.8, linestyle="--")
-    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.set_xticks(range(len(groups)), ticks, fontsize=8)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}\n{subtitle}", fontsize=10)
-    handles = [matplotlib.patches.Patch(color=color[name], label=name) for name in series]
+    ax.set_title(f"{clip(title, 150, 2)}\n{clip(subtitle, 150, 2)}", fontsize=10)
+    handles = [matplotlib.patches.Patch(color=color[name], label=clip(name)) for name in series[:LEGEND_ENTRIES]]
+    if len(series) > LEGEND_ENTRIES:
+        handles.append(matplotlib.patches.Patch(color="white", label=f"and {len(series) - LEGEND_ENTRIES} more"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -572,15 +680,30 @@ def slug(text):
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
 
 
+def chart_file(key, stem, taken):
+    """The file name of figure `stem`'s chart for `key` (device name, host,
+    LibTorch, data set): their slug, cut short to keep the name within any file
+    system's 255 bytes, and numbered where another chart of this report (in
+    `taken`, which it joins) has the name: machines whose names differ only in
+    punctuation or case slug the same."""
+    prefix = slug("-".join(filter(None, (key[1], key[0], key[2], key[3]))))[:160].strip("-")
+    base = f"{prefix}-{stem}" if prefix else stem
+    name, n = f"{base}.png", 2
+    while name in taken:
+        name, n = f"{base}-{n}.png", n + 1
+    taken.add(name)
+    return name
+
+
 def data_sets(records):
     names = sorted({str(r["dataset"]) for r in records if r.get("dataset")})
     return " and ".join(names)
 
 
-def draw(figures, records, key, out, drawn):
+def draw(figures, records, key, out, drawn, files):
     """The Markdown of each of `figures` that `records` (of the machine and,
-    where key[3] is set, data set `key`) can show; writes their charts and
-    adds their file stems to `drawn`."""
+    where key[3] is set, data set `key`) can show; writes their charts, adds
+    their file stems to `drawn` and the charts' file names to `files`."""
     lines = []
     for name, title, stem, build, _ in figures:
         figure = build(records)
@@ -590,7 +713,7 @@ def draw(figures, records, key, out, drawn):
         subtitle = f"{where(key)}, {dates(figure['records'])}"
         lines += [f"### {name}: {title}", ""]
         if figure["chart"]:
-            png = f"{slug('-'.join(filter(None, (key[1], key[0], key[2], key[3]))))}-{stem}.png"
+            png = chart_file(key, stem, files)
             bar_chart(os.path.join(out, png), f"{name}: {title}", subtitle, *figure["chart"])
             lines += [f"![{name}: {title}]({png})", ""]
         else:
@@ -619,7 +742,7 @@ def render(path, records, skipped, out):
             comparisons[key[:3]].append(r)
         else:
             machines[key[:3]].setdefault(key[3], []).append(r)
-    drawn = set()
+    drawn, files = set(), set()
     for machine, data in machines.items():  # in the order the file first names them
         everything = []
         for dataset, rs in data.items():
@@ -627,11 +750,11 @@ def render(path, records, skipped, out):
             kept, repeated = latest(rs)
             everything += kept
             lines += [f"## {where(key)}, {dataset}", "", f"Records of {dates(kept)}.", ""]
-            lines += draw(FIGURES, kept, key, out, drawn)
+            lines += draw(FIGURES, kept, key, out, drawn, files)
             if repeated:
                 lines += ["### Repeated configurations", ""] + [f"- {note}" for note in repeated] + [""]
         kept, repeated = latest(comparisons[machine])
-        shown = draw(MACHINE_FIGURES, everything + kept, machine + ("",), out, drawn)
+        shown = draw(MACHINE_FIGURES, everything + kept, machine + ("",), out, drawn, files)
         if shown or repeated:
             lines += [f"## {where(machine + ('',))}, across data sets", "",
                       "Figures from this machine's records of all data sets.", ""] + shown

@@ -265,5 +265,28 @@ class OlderSchemaTest(unittest.TestCase):
             self.assertTrue(lines[0].startswith("report: line 1: schema_version 0"), lines)
             self.assertTrue(lines[1].startswith("report: line 2: not JSON"), lines)
 
+
+class LargeChartTest(unittest.TestCase):
+    """Charts that would exceed Agg's 2**16 pixels a side (fuzz/report_fuzzer.py
+    checks bar_chart's arguments but does not draw): a 9000-character model
+    name and 300 batch sizes in one figure."""
+
+    def test_long_labels_and_many_groups_are_drawn(self):
+        base = {"schema_version": 1, "binary": "resnet_cpu_infer", "model": "resnet18", "variant": "eager",
+                "batch_size": 32, "dataset": "cifar10", "device": "cpu", "device_name": "Test CPU " + "x" * 9000,
+                "hostname": "h", "libtorch_version": "2.14.1", "threads": 2, "batch_seconds": {"median": 0.01}}
+        with tempfile.TemporaryDirectory() as out:
+            path = os.path.join(out, "large.jsonl")
+            with open(path, "w") as f:
+                f.write(json.dumps(dict(base, model="m" * 9000)) + "\n")
+                for batch in range(1, 301):
+                    f.write(json.dumps(dict(base, hostname="g", batch_size=batch)) + "\n")
+            done = run_report(path, out)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            pngs = [n for n in os.listdir(out) if n.endswith(".png")]
+            self.assertEqual(len(pngs), 2, pngs)
+            self.assertTrue(all(len(n) < 255 for n in pngs), pngs)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -8,6 +8,7 @@
 #   tools/setup.sh --cuda                  # torch 2.14.1, CUDA build (several GB), in .venv
 #   tools/setup.sh --cuda --venv=DIR       # the same in another virtualenv
 #   tools/setup.sh --peer                  # also .venv-peer: that torch + transformers, for tools/peer/
+#   tools/setup.sh --fuzz                  # also clang + libFuzzer, and .venv-fuzz (atheris), for fuzz/
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ TORCH_SPEC="torch==2.13.0"
 VENV=.venv
 PEER=0
 PEER_VENV=.venv-peer
+FUZZ=0
+FUZZ_VENV=.venv-fuzz
+ATHERIS_SPEC="atheris==2.3.0"
 TRANSFORMERS_SPEC="transformers==5.24.0"
 for arg in "$@"; do
   case "$arg" in
@@ -22,8 +26,9 @@ for arg in "$@"; do
     --cpu) TORCH_SPEC="torch==2.13.0" ;;
     --venv=?*) VENV="${arg#--venv=}" ;;
     --peer) PEER=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --cpu, --cuda, --venv=DIR, --peer)" >&2; exit 2 ;;
+    --fuzz) FUZZ=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --cpu, --cuda, --venv=DIR, --peer, --fuzz)" >&2; exit 2 ;;
   esac
 done
 
@@ -33,6 +38,7 @@ DEBIAN_PACKAGES=(
   libabsl-dev nlohmann-json3-dev libsentencepiece-dev libgloo-dev
   dataset-fashion-mnist python3-matplotlib python3-venv
 )
+if ((FUZZ)); then DEBIAN_PACKAGES+=(clang libclang-rt-14-dev); fi
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -54,7 +60,7 @@ want="${TORCH_SPEC#torch==}"
 have="$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)"
 if [[ "$have" != "$want" ]]; then
   echo "setup: installing $TORCH_SPEC into $VENV"
-  "$VENV/bin/pip" install -q "$TORCH_SPEC" numpy
+  "$VENV/bin/pip" install -q --no-cache-dir "$TORCH_SPEC" numpy
 fi
 echo "setup: ok ($VENV: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'))"
 
@@ -69,7 +75,21 @@ if ((PEER)); then
 print(torch.__version__.split("+")[0], transformers.__version__)' 2>/dev/null || true)"
   if [[ "$have" != "$torch_version ${TRANSFORMERS_SPEC#transformers==}" ]]; then
     echo "setup: installing torch==$torch_version $TRANSFORMERS_SPEC safetensors into $PEER_VENV"
-    "$PEER_VENV/bin/pip" install -q "torch==$torch_version" "$TRANSFORMERS_SPEC" safetensors numpy
+    "$PEER_VENV/bin/pip" install -q --no-cache-dir "torch==$torch_version" "$TRANSFORMERS_SPEC" safetensors numpy
   fi
   echo "setup: ok ($PEER_VENV: $("$PEER_VENV/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"
+fi
+
+if ((FUZZ)); then
+  # atheris (libFuzzer for Python) for fuzz/report_fuzzer.py, on Debian's
+  # python3 so that tools/report.py finds python3-matplotlib.
+  if [[ ! -x "$FUZZ_VENV/bin/python" ]]; then
+    echo "setup: creating $FUZZ_VENV"
+    /usr/bin/python3 -m venv --system-site-packages "$FUZZ_VENV"
+  fi
+  if ! "$FUZZ_VENV/bin/python" -c 'import atheris' 2>/dev/null; then
+    echo "setup: installing $ATHERIS_SPEC into $FUZZ_VENV"
+    "$FUZZ_VENV/bin/pip" install -q --no-cache-dir "$ATHERIS_SPEC"
+  fi
+  echo "setup: ok (clang $(clang --version | sed -n '1s/.*version \([0-9.]*\).*/\1/p'), $FUZZ_VENV: atheris)"
 fi

@@ -101,14 +101,18 @@ absl::StatusOr<at::Tensor> ReadIdxFile(const std::string& path) {
   if (*got < header.size()) return Truncated(path, "header ends inside the dimensions");
   std::vector<int64_t> dims;
   uint64_t count = 1;
+  // The product of the non-zero dimensions bounds the tensor's strides too: a
+  // zero dimension makes the count 0 but not the strides (found by fuzzing).
+  uint64_t nonzero_product = 1;
   for (int i = 0; i < ndims; ++i) {
     const uint8_t* b = &header[4 * i];
     const uint64_t dim = (uint64_t{b[0]} << 24) | (uint64_t{b[1]} << 16) |
                          (uint64_t{b[2]} << 8) | uint64_t{b[3]};
-    if (dim != 0 && count > kMaxElements / dim) {
+    if (dim != 0 && nonzero_product > kMaxElements / dim) {
       return absl::DataLossError(
           absl::StrCat("IDX file '", path, "' is corrupt: its dimensions are implausibly large"));
     }
+    if (dim != 0) nonzero_product *= dim;
     count *= dim;
     dims.push_back(static_cast<int64_t>(dim));
   }
