@@ -61,6 +61,18 @@ def main():
     write("safetensors_fuzzer", "bf16.safetensors", safetensors({"x": ("BF16", [4], bytes(8)), "y": ("U8", [0], b"")}))
     write("safetensors_fuzzer", "bad_offsets.safetensors", safetensors({"a": ("F32", [8], bytes(16))}))
 
+    fixture = os.path.join(os.path.dirname(CORPUS), "..", "tests", "fixtures", "roberta_tiny", "config.json")
+    with open(fixture, "rb") as f:
+        write("roberta_config_fuzzer", "tiny.json", f.read())
+    minimal = {"model_type": "roberta", "vocab_size": 10, "hidden_size": 4, "num_hidden_layers": 1,
+               "num_attention_heads": 2, "intermediate_size": 8, "max_position_embeddings": 8, "num_labels": 2}
+    write("roberta_config_fuzzer", "minimal.json", json.dumps(minimal).encode())
+    base = {"model_type": "xlm-roberta", "vocab_size": 250002, "hidden_size": 768, "num_hidden_layers": 12,
+            "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 514,
+            "type_vocab_size": 1, "pad_token_id": 1, "hidden_act": "gelu", "layer_norm_eps": 1e-5,
+            "id2label": {"0": "A", "1": "B", "2": "C", "3": "D"}}
+    write("roberta_config_fuzzer", "xlm_roberta_base.json", json.dumps(base).encode())
+
     torch.manual_seed(0)
     directory = os.path.join(CORPUS, "checkpoint_fuzzer")
     os.makedirs(directory, exist_ok=True)

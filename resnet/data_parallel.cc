@@ -25,7 +25,7 @@ DataParallel::DataParallel(ResNet model, std::vector<c10::Device> devices, Preci
   }
 }
 
-void DataParallel::Broadcast() {
+void DataParallel::RefreshReplicas() {
   torch::NoGradGuard no_grad;
   for (size_t r = 1; r < replicas_.size(); ++r) {
     replicas_[r]->train(replicas_[0]->is_training());
@@ -39,7 +39,7 @@ torch::Tensor DataParallel::Forward(const torch::Tensor& images) {
     AutocastScope autocast(devices_[0], precision_);
     return replicas_[0]->forward(images);
   }
-  Broadcast();
+  RefreshReplicas();
   const std::vector<torch::Tensor> chunks = images.chunk(static_cast<int64_t>(replicas_.size()), /*dim=*/0);
   std::vector<torch::Tensor> outputs(chunks.size());
   std::vector<std::exception_ptr> errors(chunks.size());

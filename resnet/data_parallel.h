@@ -42,12 +42,15 @@ class DataParallel {
   // Adds the other replicas' gradients into the model's and clears theirs.
   void ReduceGradients();
 
+  // Copies the model's parameters and buffers (and training mode) into the
+  // other replicas; Forward does this first. Public for the benchmark that
+  // sets it against cloning the model each step.
+  void RefreshReplicas();
+
   const std::vector<c10::Device>& devices() const { return devices_; }
   const std::vector<ResNet>& replicas() const { return replicas_; }
 
  private:
-  void Broadcast();
-
   std::vector<c10::Device> devices_;
   Precision precision_;
   bool channels_last_;

@@ -124,13 +124,16 @@ absl::StatusOr<RobertaConfig> NamedRobertaConfig(const std::string& name) {
 
 absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json) {
   if (!json.is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
+  constexpr int64_t kMaxSize = (int64_t{1} << 31) - 1;  // any real config's sizes are far below
   RobertaConfig config;
   auto read_int = [&](const char* key, int64_t* value, bool required) -> absl::Status {
     if (!json.contains(key)) {
       return required ? absl::InvalidArgumentError(absl::StrCat("config.json lacks \"", key, "\"")) : absl::OkStatus();
     }
-    if (!json[key].is_number_integer() || json[key].get<int64_t>() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("config.json: \"", key, "\" must be a non-negative integer"));
+    // An unsigned integer above INT64_MAX reads as negative here.
+    if (!json[key].is_number_integer() || json[key].get<int64_t>() < 0 || json[key].get<int64_t>() > kMaxSize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config.json: \"", key, "\" must be an integer from 0 to ", kMaxSize));
     }
     *value = json[key].get<int64_t>();
     return absl::OkStatus();
@@ -181,7 +184,30 @@ absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json) 
     return absl::InvalidArgumentError(
         "config.json: num_labels, vocab_size, type_vocab_size or max_position_embeddings is too small");
   }
+  for (auto [key, p] : {std::make_pair("hidden_dropout_prob", config.hidden_dropout_prob),
+                        std::make_pair("attention_probs_dropout_prob", config.attention_probs_dropout_prob)}) {
+    if (!(p >= 0 && p < 1)) return absl::InvalidArgumentError(absl::StrCat("config.json: ", key, " ", p, " is not in [0, 1)"));
+  }
+  if (!(config.layer_norm_eps > 0 && std::isfinite(config.layer_norm_eps))) {
+    return absl::InvalidArgumentError(absl::StrCat("config.json: layer_norm_eps ", config.layer_norm_eps,
+                                                   " is not a positive number"));
+  }
+  if (const double count = RobertaParameterCount(config); count > kMaxRobertaParameters) {
+    return absl::InvalidArgumentError(absl::StrCat("config.json describes a model of ", count,
+                                                   " parameters: more than this loader builds (", kMaxRobertaParameters,
+                                                   ")"));
+  }
   return config;
+}
+
+double RobertaParameterCount(const RobertaConfig& c) {
+  const double h = static_cast<double>(c.hidden_size), inter = static_cast<double>(c.intermediate_size);
+  const double embeddings = (static_cast<double>(c.vocab_size) + static_cast<double>(c.max_position_embeddings) +
+                             static_cast<double>(c.type_vocab_size)) * h + 2 * h;  // + LayerNorm
+  // Q, K, V, output (weights and biases), two LayerNorms, the feed-forward pair.
+  const double layer = 4 * (h * h + h) + 4 * h + (h * inter + inter) + (inter * h + h);
+  const double classifier = (h * h + h) + (h * static_cast<double>(c.num_labels) + static_cast<double>(c.num_labels));
+  return embeddings + static_cast<double>(c.num_hidden_layers) * layer + classifier;
 }
 
 nlohmann::json RobertaConfigToJson(const RobertaConfig& config) {
@@ -270,8 +296,9 @@ torch::Tensor RobertaLayerImpl::forward(const torch::Tensor& hidden, const torch
   const int64_t batch = hidden.size(0), length = hidden.size(1), width = hidden.size(2);
   auto split_heads = [&](const torch::Tensor& t) { return t.view({batch, length, heads_, width / heads_}).transpose(1, 2); };
   const torch::Tensor context = at::scaled_dot_product_attention(
-      split_heads(query(hidden)), split_heads(key(hidden)), split_heads(value(hidden)), mask,
-      is_training() ? attention_dropout_ : 0.0);
+      split_heads(query(hidden)), split_heads(key(hidden)), split_heads(value(hidden)),
+      // An undefined tensor is not "no mask" to scaled_dot_product_attention (found by fuzzing).
+      mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, is_training() ? attention_dropout_ : 0.0);
   const torch::Tensor attended = context.transpose(1, 2).reshape({batch, length, width});
   const torch::Tensor h = attention_norm(dropout(attention_dense(attended)) + hidden);
   const torch::Tensor ff = output_dense(torch::gelu(intermediate_dense(h)));

@@ -60,10 +60,21 @@ std::vector<std::string> NamedRobertaConfigs();
 // a checkpoint of xlm-roberta-base; otherwise "roberta-custom".
 std::string RobertaConfigName(const RobertaConfig& config);
 
+// The number of parameters of a RobertaClassifier with `config` (a double:
+// no overflow whatever the sizes).
+double RobertaParameterCount(const RobertaConfig& config);
+
+// The most parameters a config.json may describe: 2^35 (34 billion, three
+// times xlm-roberta-xxl), so that a corrupt file cannot make the loader try
+// to allocate terabytes.
+inline constexpr double kMaxRobertaParameters = 34359738368.0;
+
 // A config from a Hugging Face config.json (its RoBERTa fields; num_labels
 // from "num_labels" or the size of "id2label"); InvalidArgument when a field
-// is missing, of the wrong type, or inconsistent (hidden_size not divisible by
-// the heads, a hidden_act other than "gelu", ...).
+// is missing, of the wrong type, out of range (a size above 2^31, dropout
+// outside [0, 1), a layer_norm_eps that is not positive, more parameters than
+// kMaxRobertaParameters) or inconsistent (hidden_size not divisible by the
+// heads, a hidden_act other than "gelu", ...).
 absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json);
 nlohmann::json RobertaConfigToJson(const RobertaConfig& config);
 

@@ -42,7 +42,14 @@ absl::StatusOr<LoadedRoberta> LoadRobertaFolder(const std::string& dir, int64_t 
   if (!tensors.ok()) return tensors.status();
 
   LoadedRoberta loaded;
-  loaded.model = RobertaClassifier(*config);
+  try {
+    loaded.model = RobertaClassifier(*config);
+  } catch (const std::exception& e) {  // e.g. more memory than the host has
+    const std::string what = e.what();
+    return absl::ResourceExhaustedError(absl::StrCat("cannot build the model ", config_path, " describes (",
+                                                     RobertaParameterCount(*config), " parameters): ",
+                                                     what.substr(0, what.find('\n'))));
+  }
   torch::OrderedDict<std::string, torch::Tensor> params = loaded.model->named_parameters();
   std::map<std::string, bool> filled;
   int loaded_count = 0;

@@ -156,6 +156,9 @@ TEST(RobertaTest, PaddingDoesNotChangeARowsLogits) {
   const torch::Tensor padded =
       model->forward(torch::tensor({{0, 7, 9, 2, 1, 1}}), torch::tensor({{1, 1, 1, 1, 0, 0}}));
   EXPECT_TRUE(torch::allclose(alone, padded, 1e-5, 1e-6));
+  // No mask at all: every token attended to.
+  const torch::Tensor unmasked = model->forward(torch::tensor({{0, 7, 9, 2}}));
+  EXPECT_TRUE(torch::allclose(alone, unmasked, 1e-5, 1e-6));
 }
 
 TEST(RobertaTest, SavedFolderLoadsBackTheSameModel) {
@@ -194,6 +197,29 @@ TEST(RobertaTest, NamedConfigsAndBadInput) {
   EXPECT_NE(RobertaConfigFromJson(json).status().message().find("hidden_size"), std::string::npos);
 
   EXPECT_EQ(LoadRobertaFolder(TempDir("no_such_folder")).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(RobertaTest, ParameterCountIsTheModelsAndBoundsConfigs) {
+  absl::StatusOr<LoadedRoberta> tiny = LoadRobertaFolder(kFixture);
+  ASSERT_TRUE(tiny.ok()) << tiny.status();
+  int64_t numel = 0;
+  for (const auto& p : tiny->model->parameters()) numel += p.numel();
+  EXPECT_EQ(RobertaParameterCount(tiny->model->config()), static_cast<double>(numel));
+  // xlm-roberta-base: 278 million with its 4-label head.
+  EXPECT_NEAR(RobertaParameterCount(*NamedRobertaConfig("xlm-roberta-base")), 278.0e6, 1.0e6);
+
+  nlohmann::json json = RobertaConfigToJson(*NamedRobertaConfig("xlm-roberta-base"));
+  json["num_hidden_layers"] = 100000;  // 7 trillion parameters
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("more than this loader builds"), std::string::npos);
+  json = RobertaConfigToJson(*NamedRobertaConfig("xlm-roberta-base"));
+  json["hidden_size"] = uint64_t{1} << 63;
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("from 0 to 2147483647"), std::string::npos);
+  json = RobertaConfigToJson(*NamedRobertaConfig("xlm-roberta-base"));
+  json["hidden_dropout_prob"] = 1.5;
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("not in [0, 1)"), std::string::npos);
+  json = RobertaConfigToJson(*NamedRobertaConfig("xlm-roberta-base"));
+  json["layer_norm_eps"] = 0;
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("layer_norm_eps"), std::string::npos);
 }
 
 }  // namespace
