@@ -6,6 +6,7 @@
 #include <optional>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -93,25 +94,82 @@ class QEngineGuard {
   at::QEngine previous_;
 };
 
-// Running min/max of a tensor, and PyTorch's MinMaxObserver quint8 qparams.
+// The quint8 range of one activation, chosen as PyTorch's default qconfig
+// does with its HistogramObserver: calibration runs twice, first recording
+// the min and max, then a histogram over them; the range kept is the one that
+// minimizes the expected squared quantization error (rounding inside it,
+// clipping outside), not the whole min..max, whose rare outliers would waste
+// most of the 7 or 8 bits (with min/max ranges a ResNet-50 trained one epoch
+// lost 26 points of accuracy in int8).
 struct RangeObserver {
+  static constexpr int64_t kBins = 2048;
   float min = std::numeric_limits<float>::infinity();
   float max = -std::numeric_limits<float>::infinity();
+  at::Tensor histogram;  // kBins counts over [Low(), High()], from the second pass
   double scale = 1.0;
   int64_t zero_point = 0;
 
+  // The range always holds 0, which quint8 represents exactly.
+  double Low() const { return std::min(static_cast<double>(min), 0.0); }
+  double High() const { return std::max(static_cast<double>(max), 0.0); }
+
   void Observe(const at::Tensor& t) {
+    if (histogram.defined()) {
+      histogram += at::histc(t.to(at::kFloat), kBins, Low(), High()).to(at::kDouble);
+      return;
+    }
     auto [lo, hi] = at::aminmax(t);
     min = std::min(min, lo.item<float>());
     max = std::max(max, hi.item<float>());
   }
+  // Ends the min/max pass: later Observe calls fill the histogram.
+  void StartHistogram() {
+    if (std::isfinite(min) && std::isfinite(max) && High() > Low()) histogram = at::zeros({kBins}, at::kDouble);
+  }
   void ComputeQParams(bool reduce_range) {
     const int64_t qmin = 0, qmax = reduce_range ? 127 : 255;
-    const double lo = std::min(static_cast<double>(min), 0.0);
-    const double hi = std::max(static_cast<double>(max), 0.0);
+    auto [lo, hi] = BestRange(qmax - qmin);
+    lo = std::min(lo, 0.0), hi = std::max(hi, 0.0);
     scale = std::max((hi - lo) / static_cast<double>(qmax - qmin),
                      static_cast<double>(std::numeric_limits<float>::epsilon()));
     zero_point = std::clamp<int64_t>(qmin - static_cast<int64_t>(std::nearbyint(lo / scale)), qmin, qmax);
+  }
+
+ private:
+  // The [lo, hi] with bin edges for ends (holding 0) of least expected error:
+  // values inside round with error step^2 / 12, values outside clip to the
+  // nearest end. Prefix sums over the bins (count, count * centre,
+  // count * centre^2) make each candidate O(1); every pair is tried.
+  std::pair<double, double> BestRange(int64_t steps) const {
+    if (!histogram.defined() || histogram.sum().item<double>() == 0) return {Low(), High()};
+    const double* counts = histogram.data_ptr<double>();
+    const double width = (High() - Low()) / kBins;
+    std::vector<double> n(kBins + 1, 0), s1(kBins + 1, 0), s2(kBins + 1, 0);
+    for (int64_t i = 0; i < kBins; ++i) {
+      const double centre = Low() + (i + 0.5) * width;
+      n[i + 1] = n[i] + counts[i];
+      s1[i + 1] = s1[i] + counts[i] * centre;
+      s2[i + 1] = s2[i] + counts[i] * centre * centre;
+    }
+    // Squared distance to `edge` of the values in bins [from, to).
+    auto clipped = [&](int64_t from, int64_t to, double edge) {
+      const double count = n[to] - n[from];
+      return edge * edge * count - 2 * edge * (s1[to] - s1[from]) + (s2[to] - s2[from]);
+    };
+    // The bin edge closest to 0: the range's low end is at or below it, its high end at or above.
+    const int64_t zero = std::clamp<int64_t>(static_cast<int64_t>(std::llround(-Low() / width)), 0, kBins);
+    double best_error = std::numeric_limits<double>::infinity();
+    std::pair<double, double> best{Low(), High()};
+    for (int64_t start = 0; start <= zero; ++start) {
+      const double lo = Low() + start * width;
+      for (int64_t end = std::max<int64_t>(zero, start + 1); end <= kBins; ++end) {
+        const double hi = Low() + end * width;
+        const double step = (hi - lo) / static_cast<double>(steps);
+        const double error = (n[end] - n[start]) * step * step / 12 + clipped(0, start, lo) + clipped(end, kBins, hi);
+        if (error < best_error) best_error = error, best = {lo, hi};
+      }
+    }
+    return best;
   }
 };
 
@@ -247,6 +305,19 @@ struct QuantizedResNet::Impl {
   at::Tensor fc_weight, fc_bias;
   RangeObserver logits;
   LinearPacked fc_packed;
+
+  // Calls fn on every activation's observer.
+  template <typename Fn>
+  void ForEachObserver(Fn fn) {
+    fn(input);
+    fn(stem.out);
+    for (Block& b : blocks) {
+      for (ConvUnit& c : b.convs) fn(c.out);
+      if (b.downsample) fn(b.downsample->out);
+      fn(b.out);
+    }
+    fn(logits);
+  }
 
   // The BN-folded fp32 network; with observe, records activation ranges.
   at::Tensor Float(const at::Tensor& images, bool observe) {
@@ -439,9 +510,13 @@ absl::StatusOr<std::unique_ptr<QuantizedResNet>> QuantizeResNet(
     impl->fc_weight = fc->weight.detach().to(at::kCPU, at::kFloat).contiguous();
     impl->fc_bias = fc->bias.detach().to(at::kCPU, at::kFloat).contiguous();
 
-    // Calibration on the folded fp32 network.
+    // Calibration on the folded fp32 network: min/max, then the histograms.
     {
       c10::InferenceMode inference;
+      for (const torch::Tensor& batch : calibration_batches) {
+        impl->Float(batch.to(at::kCPU, at::kFloat), /*observe=*/true);
+      }
+      impl->ForEachObserver([](RangeObserver& o) { o.StartHistogram(); });
       for (const torch::Tensor& batch : calibration_batches) {
         impl->Float(batch.to(at::kCPU, at::kFloat), /*observe=*/true);
       }
