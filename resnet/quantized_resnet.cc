@@ -13,8 +13,6 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/quantized/PackedParams.h>
 #include <c10/core/InferenceMode.h>
-#include <torch/csrc/jit/frontend/resolver.h>
-#include <torch/csrc/jit/frontend/sugared_value.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/custom_class.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -25,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_join.h"
+#include "common/torchscript_resolver.h"
 
 namespace dlspeed {
 namespace {
@@ -354,19 +353,6 @@ torch::Tensor QuantizedResNet::forward(const torch::Tensor& images) const {
 
 namespace {
 
-// Resolves `torch.*` to ATen and `quantized.*` to the quantized:: operators
-// in the TorchScript source below (define()'s default knows only `torch`).
-class QuantizedOpsResolver : public torch::jit::Resolver {
- public:
-  std::shared_ptr<torch::jit::SugaredValue> resolveValue(const std::string& name, torch::jit::GraphFunction&,
-                                                         const torch::jit::SourceRange&) override {
-    if (name == "torch") return std::make_shared<torch::jit::BuiltinModule>("aten");
-    if (name == "quantized") return std::make_shared<torch::jit::BuiltinModule>("quantized");
-    return nullptr;
-  }
-  c10::TypePtr resolveType(const std::string&, const torch::jit::SourceRange&) override { return nullptr; }
-};
-
 // A float literal TorchScript reads back to the same double.
 std::string Literal(double value) { return absl::StrFormat("%.17g", value); }
 
@@ -420,7 +406,7 @@ absl::StatusOr<torch::jit::Module> QuantizedResNet::ToTorchScript() const {
                     "    x = quantized.linear(x, self.fc, ", Literal(m.logits.scale), ", ",
                     m.logits.zero_point, ")\n",
                     "    return x.dequantize()\n");
-    module.define(body, std::make_shared<QuantizedOpsResolver>());
+    module.define(body, TorchAndQuantizedResolver());
     module.eval();
     return torch::jit::freeze(module);
   } catch (const std::exception& e) {

@@ -91,6 +91,8 @@ class RobertaLinearImpl : public torch::nn::LinearImpl {
   // gradients. Throws c10::Error if this LibTorch lacks the quantized kernels.
   void QuantizeDynamicInt8();
   bool quantized() const { return !packed_.isNone(); }
+  // The prepacked int8 weights (a LinearPackedParamsBase), None before QuantizeDynamicInt8.
+  const c10::IValue& packed() const { return packed_; }
 
  private:
   c10::IValue packed_;  // LinearPackedParamsBase once quantized

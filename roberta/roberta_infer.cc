@@ -67,7 +67,6 @@ int Main(int argc, char** argv) {
   if (!device.ok()) return ReportError(device.status().message());
   const bool script = absl::GetFlag(FLAGS_script), quantize = absl::GetFlag(FLAGS_quantize);
   if (quantize && device->is_cuda()) ExitWithUsageError("--quantize is for the CPU (dynamic int8 kernels); drop --device=cuda");
-  if (quantize && script) ExitWithUsageError("--quantize with --script is not supported yet; run them one at a time");
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size), max_len = absl::GetFlag(FLAGS_max_len);
   if (batch_size < 1 || max_len < 3 || absl::GetFlag(FLAGS_warmup_batches) < 0) {
     ExitWithUsageError("--batch_size must be at least 1, --max_len at least 3, --warmup_batches at least 0");
@@ -136,7 +135,8 @@ int Main(int argc, char** argv) {
     if (!built.ok()) return ReportError(built.status().message());
     scripted = std::move(*built);
   }
-  const std::string variant = quantize ? "int8-dynamic" : (script ? "torchscript-frozen" : "eager");
+  const std::string variant =
+      quantize ? (script ? "int8-dynamic-torchscript" : "int8-dynamic") : (script ? "torchscript-frozen" : "eager");
 
   TextBatchOptions options;
   options.batch_size = batch_size;

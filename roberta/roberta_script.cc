@@ -1,23 +1,35 @@
 #include "roberta/roberta_script.h"
 
+#include <set>
 #include <string>
 
+#include <ATen/native/quantized/PackedParams.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/custom_class.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/torchscript_resolver.h"
 
 namespace dlspeed {
 namespace {
 
-std::string Attr(const std::string& name) { return absl::StrCat("self.", absl::StrReplaceAll(name, {{".", "__"}})); }
+// A module attribute's name for a parameter or module path, and its use in source.
+std::string AttrName(const std::string& name) { return absl::StrReplaceAll(name, {{".", "__"}}); }
+std::string Attr(const std::string& name) { return "self." + AttrName(name); }
 
-// The forward pass of roberta.h as TorchScript source.
-std::string ForwardSource(const RobertaConfig& c) {
+// The attribute holding a dynamic int8 Linear's prepacked weights.
+std::string PackedName(const std::string& linear_name) { return AttrName(linear_name) + "__packed"; }
+
+// The forward pass of roberta.h as TorchScript source; the Linear layers named
+// in `int8` run quantized.linear_dynamic as RobertaLinearImpl::forward does
+// (7-bit activations, reduce_range).
+std::string ForwardSource(const RobertaConfig& c, const std::set<std::string>& int8) {
   const std::string hidden = absl::StrCat(c.hidden_size);
   const std::string eps = absl::StrCat(c.layer_norm_eps);
-  auto linear = [](const std::string& x, const std::string& name) {
+  auto linear = [&](const std::string& x, const std::string& name) {
+    if (int8.count(name)) return absl::StrCat("quantized.linear_dynamic((", x, ").contiguous(), ", "self." + PackedName(name), ", True)");
     return absl::StrCat("torch.linear(", x, ", ", Attr(name + ".weight"), ", ", Attr(name + ".bias"), ")");
   };
   auto norm = [&](const std::string& x, const std::string& name) {
@@ -59,22 +71,28 @@ std::string ForwardSource(const RobertaConfig& c) {
 }  // namespace
 
 absl::StatusOr<torch::jit::Module> ScriptRoberta(RobertaClassifierImpl& model, bool freeze) {
-  for (const auto& module : model.modules(/*include_self=*/false)) {
-    if (auto* linear = module->as<RobertaLinearImpl>(); linear != nullptr && linear->quantized()) {
-      return absl::FailedPreconditionError("cannot script a RoBERTa whose Linear layers are dynamic int8");
-    }
-  }
   try {
     torch::jit::Module module(c10::QualifiedName("__torch__.dlspeed.ScriptedRoberta"));
     module.register_attribute("training", c10::BoolType::get(), false);
+    std::set<std::string> int8;
+    for (const auto& item : model.named_modules(/*name_prefix=*/"", /*include_self=*/false)) {
+      if (auto* linear = item.value()->as<RobertaLinearImpl>(); linear != nullptr && linear->quantized()) {
+        int8.insert(item.key());
+        module.register_attribute(PackedName(item.key()),
+                                  c10::getCustomClassType<c10::intrusive_ptr<LinearPackedParamsBase>>(),
+                                  linear->packed());
+      }
+    }
     {
       torch::NoGradGuard no_grad;
       for (const auto& item : model.named_parameters(/*recurse=*/true)) {
-        module.register_parameter(absl::StrReplaceAll(item.key(), {{".", "__"}}), item.value().detach().clone(),
+        const std::string owner = item.key().substr(0, item.key().rfind('.'));
+        if (int8.count(owner)) continue;  // in the packed weights
+        module.register_parameter(AttrName(item.key()), item.value().detach().clone(),
                                   /*is_buffer=*/false);
       }
     }
-    module.define(ForwardSource(model.config()));
+    module.define(ForwardSource(model.config(), int8), TorchAndQuantizedResolver());
     module.eval();
     if (freeze) module = torch::jit::freeze(module);
     return module;

@@ -17,8 +17,10 @@
 namespace dlspeed {
 
 // What `model` computes in eval mode, on its device and dtype; the model is
-// not changed. Linear layers switched to dynamic int8 are not supported
-// (FailedPrecondition). A TorchScript failure is Internal.
+// not changed. Linear layers switched to dynamic int8 (QuantizeDynamicInt8)
+// stay int8: their prepacked weights become attributes that
+// quantized.linear_dynamic uses, as in the eager model. A TorchScript failure
+// is Internal.
 absl::StatusOr<torch::jit::Module> ScriptRoberta(RobertaClassifierImpl& model, bool freeze = true);
 
 }  // namespace dlspeed

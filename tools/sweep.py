@@ -11,7 +11,7 @@ The grid (each binary's records go to --results; the study's budgets with GPUs):
                     that resnet_single saved in this sweep
   RoBERTa training  roberta_train, roberta-small/base/large x 1/2/4 processes x
                     fp32/mixed at batch 32; batch 16 and 64 on the most devices
-  RoBERTa inference roberta_infer eager / --quantize / --script on the CPU,
+  RoBERTa inference roberta_infer eager / --quantize / --script / both on the CPU,
                     eager / --script on a GPU, on the model the 1-device fp32
                     training run saved
   C++ against Python (--peers, the default with --quick on a CPU host) after
@@ -60,7 +60,8 @@ CPU_DEVICES = [1, 2]  # without GPUs: 1 and 2 CPU replicas / processes
 RESNET_BATCH = {"resnet_dp": (1024, 512), "resnet_ddp": (512, 1024)}  # (the study's, the other one)
 ROBERTA_BATCHES = (32, 16, 64)  # the study's first; the others on the most devices
 CPU_INFER = {"eager": [], "int8": ["-q", "1"], "torchscript": ["-ts", "1"], "int8-torchscript": ["-q", "1", "-ts", "1"]}
-ROBERTA_INFER = {"eager": [], "quantize": ["--quantize"], "script": ["--script"]}
+ROBERTA_INFER = {"eager": [], "quantize": ["--quantize"], "script": ["--script"],
+                 "quantize-script": ["--quantize", "--script"]}
 
 # needs: a path that must exist when the run starts; hint: what to do when it does not.
 Run = collections.namedtuple("Run", "name cmd needs hint", defaults=("its training run failed or was not selected",))
@@ -167,7 +168,7 @@ def plan(args, gpus):
         for device in ("cpu", "cuda"):
             for variant, flags in ROBERTA_INFER.items():
                 name = f"roberta_infer {model} {device} {variant}"
-                if device == "cuda" and variant == "quantize":
+                if device == "cuda" and variant.startswith("quantize"):
                     continue  # dynamic int8 is CPU-only, in the study too
                 if device == "cuda" and not gpus:
                     skipped.append((name, "no GPU here"))

@@ -52,7 +52,7 @@ class NoGpuTest(unittest.TestCase):
         self.assertFalse([n for n in self.runs if n.startswith("resnet_gpu_script") or " cuda " in n])
         for name in ["resnet_ddp 50 x2 mixed batch 128", "roberta_train roberta-base x2 mixed batch 8"]:
             self.assertNotIn(name, self.runs)  # --quick: the other batch sizes in fp32 only
-        self.assertEqual(len(self.runs), 48 + 2)  # the grid, and the two ResNet comparisons with Python
+        self.assertEqual(len(self.runs), 50 + 2)  # the grid, and the two ResNet comparisons with Python
 
     def test_skipped_with_reasons(self):
         cpu_only = "no GPU here: on the CPU only 1 and 2 devices run"
@@ -107,7 +107,7 @@ class NoGpuTest(unittest.TestCase):
     def test_no_peers(self):
         _, runs, skipped = planned("--gpus=0", "--no-peers", f"--peer_python={PYTHON}", f"--hf_python={PYTHON}")
         self.assertFalse([n for n in list(runs) + list(skipped) if n.startswith("peer")])
-        self.assertEqual(len(runs), 48)
+        self.assertEqual(len(runs), 50)
 
     def test_missing_binary_is_skipped_with_its_build_command(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -129,6 +129,7 @@ class NoGpuTest(unittest.TestCase):
         _, runs, skipped = planned("--gpus=0", "--only=^roberta_infer roberta-small")
         self.assertEqual(sorted(runs), ["roberta_infer roberta-small cpu eager",
                                         "roberta_infer roberta-small cpu quantize",
+                                        "roberta_infer roberta-small cpu quantize-script",
                                         "roberta_infer roberta-small cpu script"])
         self.assertEqual(sorted(skipped), ["roberta_infer roberta-small cuda eager",
                                            "roberta_infer roberta-small cuda script"])
