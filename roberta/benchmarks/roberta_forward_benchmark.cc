@@ -1,7 +1,7 @@
 // Google Benchmark of the RoBERTa classifier's forward pass (encoder and
 // head) at sequence length 128: model (roberta-small, roberta-base) x batch
-// (1, 8, 32) x variant: on the CPU fp32 eager, dynamic int8 and frozen
-// TorchScript; on a GPU (when there is one) fp32 eager, frozen TorchScript and
+// (1, 8, 32) x variant: on the CPU fp32 eager, dynamic int8, frozen
+// TorchScript and both; on a GPU (when there is one) fp32 eager, frozen TorchScript and
 // fp16 autocast. Items per second are sequences per second.
 // tools/peer/roberta_forward.py runs the same forward in Python transformers.
 //
@@ -29,7 +29,7 @@ namespace {
 constexpr int64_t kSequenceLength = 128;
 const char* const kModels[] = {"roberta-small", "roberta-base"};  // model:0, model:1
 
-enum class Variant { kEager, kInt8, kScript, kFp16 };
+enum class Variant { kEager, kInt8, kScript, kInt8Script, kFp16 };
 
 struct Prepared {
   RobertaClassifier eager{nullptr};
@@ -47,8 +47,8 @@ Prepared& Get(int model_index, Variant variant, const c10::Device& device) {
   prepared.eager = RobertaClassifier(*NamedRobertaConfig(kModels[model_index]));
   prepared.eager->eval();
   prepared.eager->to(device);
-  if (variant == Variant::kInt8) QuantizeDynamicInt8(*prepared.eager);
-  if (variant == Variant::kScript) prepared.script = *ScriptRoberta(*prepared.eager);
+  if (variant == Variant::kInt8 || variant == Variant::kInt8Script) QuantizeDynamicInt8(*prepared.eager);
+  if (variant == Variant::kScript || variant == Variant::kInt8Script) prepared.script = *ScriptRoberta(*prepared.eager);
   return cache.emplace(key, std::move(prepared)).first->second;
 }
 
@@ -66,7 +66,8 @@ void Forward(benchmark::State& state, Variant variant, c10::Device device) {
   c10::InferenceMode inference;
   AutocastScope autocast(device, variant == Variant::kFp16 ? Precision::kFp16 : Precision::kFp32);
   auto run = [&] {
-    return variant == Variant::kScript ? model.script.forward({ids, mask}).toTensor() : model.eager->forward(ids, mask);
+    const bool scripted = variant == Variant::kScript || variant == Variant::kInt8Script;
+    return scripted ? model.script.forward({ids, mask}).toTensor() : model.eager->forward(ids, mask);
   };
   for (int i = 0; i < 3; ++i) run();  // warm-up (TorchScript's profiling runs, cuDNN/cuBLAS choices)
   SynchronizeDevice(device);
@@ -89,7 +90,8 @@ const int kRegistered = [] {
   std::vector<std::tuple<std::string, Variant, c10::Device>> variants = {
       {"cpu-fp32", Variant::kEager, c10::Device(c10::kCPU)},
       {"cpu-int8", Variant::kInt8, c10::Device(c10::kCPU)},
-      {"cpu-torchscript", Variant::kScript, c10::Device(c10::kCPU)}};
+      {"cpu-torchscript", Variant::kScript, c10::Device(c10::kCPU)},
+      {"cpu-int8-torchscript", Variant::kInt8Script, c10::Device(c10::kCPU)}};
   if (cuda) {
     variants.push_back({"cuda-fp32", Variant::kEager, gpu});
     variants.push_back({"cuda-torchscript", Variant::kScript, gpu});
