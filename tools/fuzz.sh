@@ -17,7 +17,8 @@ if ! command -v clang >/dev/null || [[ ! -x .venv-fuzz/bin/python ]]; then
 fi
 status=0
 # gold warns once per ASan symbol on every link ("Cannot export local symbol"): dropped.
-bazel --output_base="$HOME/.cache/dlspeed-bazel-fuzz" test --config=fuzz --symlink_prefix=/ \
+# Fuzzing is random: a second run fuzzes again rather than reusing a cached pass.
+bazel --output_base="$HOME/.cache/dlspeed-bazel-fuzz" test --config=fuzz --symlink_prefix=/ --nocache_test_results \
   --test_env=FUZZ_SECONDS="$seconds" //fuzz/... 2>&1 | grep -v "Cannot export local symbol" || status=$?
 
 work="$(mktemp -d)"
