@@ -13,18 +13,12 @@
 
 #include <gtest/gtest.h>
 
+#include "common/testing/json_lines.h"
+
 namespace dlspeed {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<nlohmann::json> ReadRecords(const fs::path& path) {
-  std::ifstream in(path);
-  std::vector<nlohmann::json> records;
-  std::string line;
-  while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
-  return records;
-}
 
 TEST(ResultsTest, RecordsRoundTripAndAppendKeepsEarlierLines) {
   const fs::path path = fs::path(testing::TempDir()) / "results_test" / "results.jsonl";
@@ -42,7 +36,7 @@ TEST(ResultsTest, RecordsRoundTripAndAppendKeepsEarlierLines) {
   nlohmann::json second = {{"binary", "other"}, {"note", "line\nbreak"}};
   ASSERT_TRUE(AppendRecord(path.string(), second).ok());
 
-  const std::vector<nlohmann::json> records = ReadRecords(path);
+  const std::vector<nlohmann::json> records = ReadJsonLines(path.string());
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records[0], first);
   EXPECT_EQ(records[1], second);
@@ -54,7 +48,7 @@ TEST(ResultsTest, RejectsNonObjectsAndSurvivesBadUtf8) {
   EXPECT_FALSE(AppendRecord(path.string(), nlohmann::json::array({1, 2})).ok());
   EXPECT_FALSE(fs::exists(path));
   ASSERT_TRUE(AppendRecord(path.string(), {{"name", "bad \xff byte"}}).ok());
-  EXPECT_EQ(ReadRecords(path).size(), 1u);
+  EXPECT_EQ(ReadJsonLines(path.string()).size(), 1u);
 }
 
 TEST(ResultsTest, ProgressIsQuietWhenNotATerminal) {

@@ -14,14 +14,12 @@
 namespace dlspeed {
 namespace {
 
-std::string TempPath(const std::string& name) { return ScratchPath(name); }
-
 TEST(ResNetCheckpointTest, RoundTripRestoresEveryTensor) {
   torch::manual_seed(0);
   ResNet a = *MakeResNet(18);
   a->train();
   a->forward(torch::randn({2, 3, 32, 32}));  // moves running stats and counters
-  const std::string path = TempPath("roundtrip.pth");
+  const std::string path = ScratchPath("roundtrip.pth");
   ASSERT_TRUE(SaveStateDict(*a, path).ok());
   torch::manual_seed(1);
   ResNet b = *MakeResNet(18);
@@ -62,7 +60,7 @@ TEST(ResNetCheckpointTest, WrongShapeNamesKeyAndShapes) {
 }
 
 TEST(ResNetCheckpointTest, OtherDepthIsRejected) {
-  const std::string path = TempPath("r18.pth");
+  const std::string path = ScratchPath("r18.pth");
   ASSERT_TRUE(SaveStateDict(**MakeResNet(18), path).ok());
   ResNet model = *MakeResNet(50);
   absl::Status s = LoadStateDict(*model, path, "ResNet-50 with 10 classes");
@@ -72,22 +70,22 @@ TEST(ResNetCheckpointTest, OtherDepthIsRejected) {
 
 TEST(ResNetCheckpointTest, MissingTruncatedAndCorruptFilesAreErrors) {
   ResNet model = *MakeResNet(18);
-  EXPECT_EQ(LoadStateDict(*model, TempPath("absent.pth"), "ResNet-18").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadStateDict(*model, ScratchPath("absent.pth"), "ResNet-18").code(), absl::StatusCode::kNotFound);
 
-  const std::string good = TempPath("good.pth");
+  const std::string good = ScratchPath("good.pth");
   ASSERT_TRUE(SaveStateDict(*model, good).ok());
   std::ifstream in(good, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::string truncated = TempPath("truncated.pth");
+  const std::string truncated = ScratchPath("truncated.pth");
   std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   absl::Status s = LoadStateDict(*model, truncated, "ResNet-18");
   EXPECT_FALSE(s.ok()) << s;
   EXPECT_NE(s.message().find(truncated), std::string::npos);
 
-  const std::string garbage = TempPath("garbage.pth");
+  const std::string garbage = ScratchPath("garbage.pth");
   std::ofstream(garbage, std::ios::binary) << "this is not a checkpoint";
   EXPECT_FALSE(LoadStateDict(*model, garbage, "ResNet-18").ok());
-  const std::string empty = TempPath("empty.pth");
+  const std::string empty = ScratchPath("empty.pth");
   std::ofstream(empty, std::ios::binary).flush();
   EXPECT_FALSE(LoadStateDict(*model, empty, "ResNet-18").ok());
 }

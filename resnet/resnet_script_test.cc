@@ -11,8 +11,6 @@
 namespace dlspeed {
 namespace {
 
-std::string TempPath(const std::string& name) { return ScratchPath(name); }
-
 // A model in eval mode whose BatchNorm running statistics are not the
 // initial zeros and ones: a few training forward passes update them.
 ResNet TrainedModel(int depth) {
@@ -101,7 +99,7 @@ TEST_P(ResNetScriptTest, SavedScriptLoadsBackWithSameOutput) {
   const torch::Tensor x = torch::randn({4, 3, 32, 32});
   absl::StatusOr<torch::jit::Module> script = ScriptResNet(model);
   ASSERT_TRUE(script.ok()) << script.status();
-  const std::string path = TempPath("scripts/depth" + std::to_string(GetParam()) + "/resnet.ts");
+  const std::string path = ScratchPath("scripts/depth" + std::to_string(GetParam()) + "/resnet.ts");
   ASSERT_TRUE(SaveScript(*script, path).ok());
   absl::StatusOr<torch::jit::Module> loaded = LoadScript(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -122,7 +120,7 @@ TEST(ResNetScriptTest, UnfrozenScriptSavesAndLoads) {
   absl::StatusOr<torch::jit::Module> script =
       ScriptResNet(model, ScriptOptions{/*freeze=*/false, /*optimize=*/false});
   ASSERT_TRUE(script.ok()) << script.status();
-  const std::string path = TempPath("unfrozen.ts");
+  const std::string path = ScratchPath("unfrozen.ts");
   ASSERT_TRUE(SaveScript(*script, path).ok());
   absl::StatusOr<torch::jit::Module> loaded = LoadScript(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -140,18 +138,18 @@ TEST(ResNetScriptTest, NullModelIsAnError) {
 }
 
 TEST(ResNetScriptTest, LoadingMissingEmptyOrGarbageFilesFails) {
-  const std::string missing = TempPath("no/such/model.ts");
+  const std::string missing = ScratchPath("no/such/model.ts");
   absl::StatusOr<torch::jit::Module> loaded = LoadScript(missing);
   EXPECT_EQ(loaded.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(loaded.status().message().find(missing), std::string::npos);
 
-  const std::string empty = TempPath("empty.ts");
+  const std::string empty = ScratchPath("empty.ts");
   std::ofstream(empty).close();
   loaded = LoadScript(empty);
   EXPECT_FALSE(loaded.ok());
   EXPECT_NE(loaded.status().message().find(empty), std::string::npos);
 
-  const std::string garbage = TempPath("garbage.ts");
+  const std::string garbage = ScratchPath("garbage.ts");
   std::ofstream(garbage) << "this is not a TorchScript archive\n";
   loaded = LoadScript(garbage);
   EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
@@ -161,14 +159,14 @@ TEST(ResNetScriptTest, LoadingMissingEmptyOrGarbageFilesFails) {
   ResNet model = TrainedModel(18);
   absl::StatusOr<torch::jit::Module> script = ScriptResNet(model);
   ASSERT_TRUE(script.ok()) << script.status();
-  const std::string whole = TempPath("whole.ts");
+  const std::string whole = ScratchPath("whole.ts");
   ASSERT_TRUE(SaveScript(*script, whole).ok());
   std::string bytes;
   {
     std::ifstream in(whole, std::ios::binary);
     bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  const std::string truncated = TempPath("truncated.ts");
+  const std::string truncated = ScratchPath("truncated.ts");
   std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   loaded = LoadScript(truncated);
   EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
@@ -179,7 +177,7 @@ TEST(ResNetScriptTest, SaveToUnwritablePathFails) {
   ResNet model = TrainedModel(18);
   absl::StatusOr<torch::jit::Module> script = ScriptResNet(model);
   ASSERT_TRUE(script.ok()) << script.status();
-  const std::string file = TempPath("a_file");
+  const std::string file = ScratchPath("a_file");
   std::ofstream(file) << "x";
   const std::string path = file + "/under/a/file.ts";
   absl::Status status = SaveScript(*script, path);

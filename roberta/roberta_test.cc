@@ -37,8 +37,6 @@ torch::Tensor ToTensor(const nlohmann::json& rows, torch::Dtype dtype) {
   return torch::stack(parts).to(dtype);
 }
 
-std::string TempDir(const std::string& name) { return ScratchPath(name); }
-
 TEST(RobertaTest, LogitsMatchTransformersWithPadding) {
   absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -117,7 +115,7 @@ TEST(RobertaTest, FrozenTorchScriptMatchesEagerAndLoadsBack) {
   const torch::Tensor eager = model->forward(ids, mask);
   const torch::Tensor scripted = script->forward({ids, mask}).toTensor();
   EXPECT_LT((scripted - eager).abs().max().item<double>(), 1e-5);
-  const std::string path = TempDir("roberta.ts");
+  const std::string path = ScratchPath("roberta.ts");
   ASSERT_TRUE(SaveScript(*script, path).ok());
   absl::StatusOr<torch::jit::Module> again = LoadScript(path);
   ASSERT_TRUE(again.ok()) << again.status();
@@ -174,7 +172,7 @@ TEST(RobertaTest, PaddingDoesNotChangeARowsLogits) {
 TEST(RobertaTest, SavedFolderLoadsBackTheSameModel) {
   absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
-  const std::string dir = TempDir("roberta_saved");
+  const std::string dir = ScratchPath("roberta_saved");
   ASSERT_TRUE(SaveRobertaFolder(*loaded->model, dir).ok());
   absl::StatusOr<LoadedRoberta> again = LoadRobertaFolder(dir);
   ASSERT_TRUE(again.ok()) << again.status();
@@ -206,7 +204,7 @@ TEST(RobertaTest, NamedConfigsAndBadInput) {
   json.erase("hidden_size");
   EXPECT_NE(RobertaConfigFromJson(json).status().message().find("hidden_size"), std::string::npos);
 
-  EXPECT_EQ(LoadRobertaFolder(TempDir("no_such_folder")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadRobertaFolder(ScratchPath("no_such_folder")).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(RobertaTest, ParameterCountIsTheModelsAndBoundsConfigs) {

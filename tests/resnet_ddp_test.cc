@@ -30,8 +30,6 @@ namespace {
 const char kDdp[] = "resnet/resnet_ddp ";
 const char kSingle[] = "resnet/resnet_single ";
 
-std::string TempDir(const std::string& name) { return ScratchDir(name); }
-
 // Few steps at a small learning rate: ResNet training on batches of 16 with
 // BatchNorm amplifies float rounding quickly (one process with 1 or 2 threads
 // differs by ~1e-4 after two steps), so the comparison stays short.
@@ -71,7 +69,7 @@ double MaxDifference(const std::map<std::string, at::Tensor>& a, const std::map<
 }
 
 TEST(ResNetDdpTest, TwoRanksMatchOneProcessOnTheUnionOfTheirBatches) {
-  const std::string dir = TempDir("equivalence");
+  const std::string dir = ScratchDir("equivalence");
   CommandResult ddp = RunCommand(kDdp + std::string("18 2 0 --batch_size=16 ") + TrainingFlags(dir));
   ASSERT_EQ(ddp.exit_code, 0) << ddp.output;
   for (const char* line : {"no GPU here: running 2 processes on the CPU with Gloo", "backend=gloo",
@@ -107,7 +105,7 @@ TEST(ResNetDdpTest, TwoRanksMatchOneProcessOnTheUnionOfTheirBatches) {
 }
 
 TEST(ResNetDdpTest, JoinsWhenStartedTorchrunStyle) {
-  const std::string dir = TempDir("torchrun");
+  const std::string dir = ScratchDir("torchrun");
   const std::string flags = std::string("18 2 1 --batch_size=8 ") + TrainingFlags(dir);
   // What torchrun does: one process per rank with the rendezvous variables.
   const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=$(python3 -c 'import socket; s=socket.socket(); "
@@ -123,7 +121,7 @@ TEST(ResNetDdpTest, JoinsWhenStartedTorchrunStyle) {
 }
 
 TEST(ResNetDdpTest, AKilledRankStopsEveryProcessWithALineNamingIt) {
-  const std::string dir = TempDir("fault");
+  const std::string dir = ScratchDir("fault");
   const auto start = std::chrono::steady_clock::now();
   CommandResult run = RunCommand(kDdp + std::string("18 2 0 --batch_size=8 --test_kill=1:2 --timeout_s=20 ") +
                                  "--dataset=synthetic --synthetic_size=256 --max_steps=20 --epochs=1 --models_dir= "
@@ -140,7 +138,7 @@ TEST(ResNetDdpTest, AKilledRankStopsEveryProcessWithALineNamingIt) {
 }
 
 TEST(ResNetDdpTest, KilledAndResumedEndsBitExactAndSigtermStopsEveryRank) {
-  const std::string whole = TempDir("resume_whole"), resumed = TempDir("resume_killed"), stopped = TempDir("sigterm");
+  const std::string whole = ScratchDir("resume_whole"), resumed = ScratchDir("resume_killed"), stopped = ScratchDir("sigterm");
   const std::string flags = "18 2 0 --batch_size=8 --epochs=2 --max_steps=4 --train_limit=128 --test_limit=16 "
                             "--workers=1 --checkpoint_every=1 --results= ";
   ASSERT_EQ(RunCommand(kDdp + flags + "--models_dir=" + whole).exit_code, 0);

@@ -12,6 +12,7 @@
 #include <torch/cuda.h>
 
 #include "tests/subprocess.h"
+#include "common/testing/json_lines.h"
 #include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
@@ -41,10 +42,7 @@ TEST(ResNetGpuScriptTest, CpuComparisonRunsEveryVariantButCudaGraphs) {
                            "torchscript bf16 channels_last: Accuracy", "cuda-graph fp32: skipped", "Time used: "}) {
     EXPECT_NE(run.output.find(line), std::string::npos) << "missing '" << line << "' in:\n" << run.output;
   }
-  std::vector<nlohmann::json> records;
-  std::ifstream in(results);
-  std::string line;
-  while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
+  const std::vector<nlohmann::json> records = ReadJsonLines(results);
   ASSERT_EQ(records.size(), 4u);
   EXPECT_EQ(records[0]["variant"], "eager");
   EXPECT_EQ(records[1]["variant"], "torchscript");

@@ -13,6 +13,7 @@
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
 #include "tests/subprocess.h"
+#include "common/testing/json_lines.h"
 #include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
@@ -21,14 +22,6 @@ namespace {
 CommandResult RunBinary(const std::string& args) { return RunCommand("resnet/resnet_single " + args); }
 
 std::string TempDir() { return ScratchDir("single"); }
-
-std::vector<nlohmann::json> ReadRecords(const std::string& path) {
-  std::vector<nlohmann::json> records;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
-  return records;
-}
 
 TEST(ResNetSingleTest, TrainsPrintsRecordsAndSaves) {
   const std::string dir = TempDir() + "/e2e";
@@ -43,7 +36,7 @@ TEST(ResNetSingleTest, TrainsPrintsRecordsAndSaves) {
                            "| ResNet-18 | bf16 |", "resnet_single: in effect: device=cpu"}) {
     EXPECT_NE(run.output.find(line), std::string::npos) << "missing '" << line << "' in:\n" << run.output;
   }
-  std::vector<nlohmann::json> records = ReadRecords(results);
+  std::vector<nlohmann::json> records = ReadJsonLines(results);
   ASSERT_EQ(records.size(), 3u);
   EXPECT_TRUE(records[0]["earlier"].get<bool>()) << "an earlier record was lost";
   for (int i = 1; i <= 2; ++i) {

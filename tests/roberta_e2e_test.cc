@@ -12,14 +12,13 @@
 
 #include "roberta/roberta_checkpoint.h"
 #include "tests/subprocess.h"
+#include "common/testing/json_lines.h"
 #include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
 
 const char kFixture[] = "tests/fixtures/roberta_tiny";
-
-std::string TempDir(const std::string& name) { return ScratchDir(name); }
 
 // The study's format: <prefix>_ids.txt (a JSON list of id lists) and
 // <prefix>_labels.txt (a JSON list of labels); the label follows the second id.
@@ -37,14 +36,6 @@ void WriteStudyData(const std::string& prefix, int count, int max_id) {
   std::ofstream(prefix + "_labels.txt") << labels.dump();
 }
 
-std::vector<nlohmann::json> ReadRecords(const std::string& path) {
-  std::vector<nlohmann::json> records;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
-  return records;
-}
-
 int CountFileLines(const std::string& path) {
   std::ifstream in(path);
   std::string line;
@@ -54,7 +45,7 @@ int CountFileLines(const std::string& path) {
 }
 
 TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
-  const std::string dir = TempDir("roberta_e2e");
+  const std::string dir = ScratchDir("roberta_e2e");
   WriteStudyData(dir + "/train", 64, 120);
   WriteStudyData(dir + "/dev", 24, 120);
   CommandResult train = RunCommand(
@@ -66,7 +57,7 @@ TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
   EXPECT_NE(train.output.find("backend=gloo"), std::string::npos) << train.output;
   EXPECT_NE(train.output.find("Epoch 2 | time "), std::string::npos) << train.output;
   EXPECT_EQ(CountFileLines(dir + "/perf.log"), 2);
-  std::vector<nlohmann::json> records = ReadRecords(dir + "/train.jsonl");
+  std::vector<nlohmann::json> records = ReadJsonLines(dir + "/train.jsonl");
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0]["binary"], "roberta_train");
   EXPECT_EQ(records[0]["devices"], 2);
@@ -86,7 +77,7 @@ TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
     EXPECT_NE(run.output.find("accuracy "), std::string::npos) << run.output;
   }
   EXPECT_EQ(CountFileLines(dir + "/inference.log"), 4);
-  records = ReadRecords(dir + "/infer.jsonl");
+  records = ReadJsonLines(dir + "/infer.jsonl");
   ASSERT_EQ(records.size(), 4u);
   EXPECT_EQ(records[0]["variant"], "eager");
   EXPECT_EQ(records[1]["variant"], "torchscript-frozen");
@@ -99,7 +90,7 @@ TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
 }
 
 TEST(RobertaE2eTest, KilledAndResumedEndsBitExactAndSigtermLeavesACheckpoint) {
-  const std::string dir = TempDir("roberta_resume");
+  const std::string dir = ScratchDir("roberta_resume");
   WriteStudyData(dir + "/train", 64, 120);
   // No dev set: the last epoch's model is saved; dropout is on (its generator is in the checkpoint).
   const std::string flags = std::string("roberta/roberta_train --model_name ") + kFixture +
@@ -131,7 +122,7 @@ TEST(RobertaE2eTest, KilledAndResumedEndsBitExactAndSigtermLeavesACheckpoint) {
 }
 
 TEST(RobertaE2eTest, BadInputIsOneLine) {
-  const std::string dir = TempDir("roberta_bad");
+  const std::string dir = ScratchDir("roberta_bad");
   std::ofstream(dir + "/big_ids.txt") << "[[0, 5, 2], [0, 499, 2]]";  // the fixture's vocabulary is 120
   std::ofstream(dir + "/big_labels.txt") << "[1, 2]";
   std::ofstream(dir + "/broken_ids.txt") << "[[0, 5, 2], [0,";

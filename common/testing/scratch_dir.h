@@ -1,8 +1,8 @@
 // Scratch directories for tests: fresh, private to the test process, and
 // removed by the project's test main (test_main.cc) when the tests end, so
-// that checkpoints written by tests do not pile up on disk. Bazel's sandbox
-// leaves every test's TEST_TMPDIR behind; a full `bazel test //...` used to
-// leave gigabytes of them.
+// that the checkpoints tests write do not pile up on disk: ctest has no
+// TEST_TMPDIR of its own, and Bazel keeps every one while --sandbox_debug is
+// on (Debian's bazelrc turns it on; .bazelrc turns it off).
 #ifndef DLSPEED_COMMON_TESTING_SCRATCH_DIR_H_
 #define DLSPEED_COMMON_TESTING_SCRATCH_DIR_H_
 
