@@ -174,6 +174,11 @@ absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json) 
     return absl::InvalidArgumentError(absl::StrCat("config.json: hidden_act ", json["hidden_act"].dump(),
                                                    " is not supported (only \"gelu\")"));
   }
+  // A Linear layer with no inputs cannot be initialised (its bias bound is 1/sqrt(0)).
+  for (auto [key, size] : {std::make_pair("hidden_size", config.hidden_size),
+                           std::make_pair("intermediate_size", config.intermediate_size)}) {
+    if (size < 1) return absl::InvalidArgumentError(absl::StrCat("config.json: \"", key, "\" must be at least 1"));
+  }
   if (config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("config.json: hidden_size ", config.hidden_size,
                                                    " is not a multiple of num_attention_heads ",

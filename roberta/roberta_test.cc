@@ -203,6 +203,13 @@ TEST(RobertaTest, NamedConfigsAndBadInput) {
   json = RobertaConfigToJson(*base);
   json.erase("hidden_size");
   EXPECT_NE(RobertaConfigFromJson(json).status().message().find("hidden_size"), std::string::npos);
+  for (const char* key : {"hidden_size", "intermediate_size"}) {  // found by fuzz/roberta_config_fuzzer
+    json = RobertaConfigToJson(*base);
+    json[key] = 0;
+    EXPECT_NE(RobertaConfigFromJson(json).status().message().find(std::string(key) + "\" must be at least 1"),
+              std::string::npos)
+        << key;
+  }
 
   EXPECT_EQ(LoadRobertaFolder(ScratchPath("no_such_folder")).status().code(), absl::StatusCode::kNotFound);
 }
