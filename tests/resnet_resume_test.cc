@@ -4,6 +4,7 @@
 // checkpoint and the conventional exit status; a corrupt checkpoint is one error line.
 #include <cstdlib>
 #include <filesystem>
+#include <csignal>
 #include <fstream>
 #include <map>
 #include <string>
@@ -57,9 +58,10 @@ TEST(ResNetResumeTest, KilledAndResumedEndsBitExactWithAnUninterruptedRun) {
 
 TEST(ResNetResumeTest, SigtermStopsAtAStepWithACheckpoint) {
   const std::string dir = Dir("sigterm");
-  CommandResult run = RunCommand("timeout --preserve-status -s TERM 5 resnet/resnet_single --depths=18 --modes=fp32 --epochs=100 "
-                                 "--batch_size=16 --train_limit=4096 --test_limit=16 --workers=1 --results= "
-                                 "--models_dir=" + dir);
+  CommandResult run = RunAndSignalOnOutput("resnet/resnet_single --depths=18 --modes=fp32 --epochs=100 "
+                                           "--batch_size=16 --train_limit=4096 --test_limit=16 --workers=1 --results= "
+                                           "--models_dir=" + dir,
+                                           "Non-mixed,18", SIGTERM);
   EXPECT_EQ(run.exit_code, 128 + 15) << run.output;
   EXPECT_NE(run.output.find("stopped by signal 15 at epoch 1, step "), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("(continue with --resume)"), std::string::npos) << run.output;
