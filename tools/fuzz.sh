@@ -22,14 +22,18 @@ bazel --output_base="$HOME/.cache/dlspeed-bazel-fuzz" test --config=fuzz --symli
   --test_env=FUZZ_SECONDS="$seconds" //fuzz/... 2>&1 | grep -v "Cannot export local symbol" || status=$?
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+atheris_log="$(mktemp)"
+trap 'rm -rf "$work" "$atheris_log"' EXIT
 cp -rL fuzz/corpus/report_fuzzer/. "$work"/
 dirs=("$work" fuzz/corpus/report_fuzzer)
 [[ -d fuzz/regressions/report_fuzzer ]] && dirs+=(fuzz/regressions/report_fuzzer)
-if .venv-fuzz/bin/python fuzz/report_fuzzer.py -max_total_time="$seconds" -max_len=4096 "${dirs[@]}"; then
+# Its progress lines run to thousands: kept in a file, the end shown on failure.
+if .venv-fuzz/bin/python fuzz/report_fuzzer.py -max_total_time="$seconds" -max_len=4096 "${dirs[@]}" \
+  >"$atheris_log" 2>&1; then
   echo "//fuzz:report_fuzzer_atheris                                           PASSED in ${seconds}s"
 else
   status=1
+  tail -n 60 "$atheris_log"
   echo "//fuzz:report_fuzzer_atheris                                           FAILED"
 fi
 exit "$status"
