@@ -4,6 +4,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 namespace dlspeed {
@@ -89,6 +90,33 @@ TEST(AmpTest, InfOrNanGradientSkipsStepAndBacksOff) {
     EXPECT_DOUBLE_EQ(scaler.scale(), expected) << bad;
     EXPECT_DOUBLE_EQ(scaler.State().at("growth_tracker"), 0.0);
   }
+}
+
+// The same contract on a GPU, where the inf check and the scale update are
+// CUDA kernels and autocast gives fp16. Skipped without a GPU.
+TEST(AmpTest, OnAGpuFp16AutocastAndTheScalerWork) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU here";
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  {
+    AutocastScope autocast(torch::kCUDA, Precision::kFp16);
+    EXPECT_EQ(torch::matmul(torch::randn({4, 4}, cuda), torch::randn({4, 4}, cuda)).scalar_type(), torch::kHalf);
+  }
+  GradScaler scaler({/*init_scale=*/1024.0, 2.0, 0.5, /*growth_interval=*/1});
+  torch::Tensor w = torch::zeros({3}, cuda.requires_grad(true));
+  scaler.Scale((w * torch::ones({3}, cuda)).sum()).backward();
+  EXPECT_TRUE(scaler.Step({w}, [] {}));
+  EXPECT_TRUE(torch::equal(w.grad().cpu(), torch::ones({3})));  // unscaled
+  scaler.Update();
+  EXPECT_DOUBLE_EQ(scaler.scale(), 2048.0);  // one clean step grows it
+
+  w.mutable_grad() = torch::Tensor();
+  scaler.Scale((w * torch::ones({3}, cuda)).sum()).backward();
+  w.mutable_grad()[1] = std::numeric_limits<float>::infinity();
+  bool stepped = false;
+  EXPECT_FALSE(scaler.Step({w}, [&] { stepped = true; }));
+  EXPECT_FALSE(stepped);
+  scaler.Update();
+  EXPECT_DOUBLE_EQ(scaler.scale(), 1024.0);
 }
 
 TEST(AmpTest, FindsInfAmongGradientsOfSeveralDtypes) {

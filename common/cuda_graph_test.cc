@@ -1,0 +1,104 @@
+// CudaGraphRunner: without a GPU (or in a build without CUDA) capture is
+// refused with a status; on a GPU, replays of new inputs equal eager calls of
+// the same module and write into one static output.
+#include "common/cuda_graph.h"
+
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+namespace dlspeed {
+namespace {
+
+// Convolution, BatchNorm with non-trivial running statistics, pooling and a
+// classifier: the kinds of kernels (cuDNN, cuBLAS, elementwise) ResNet replays.
+torch::nn::Sequential SmallConvNet(const torch::Device& device) {
+  torch::manual_seed(0);
+  torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 16, 3).padding(1)),
+                            torch::nn::BatchNorm2d(16), torch::nn::ReLU(), torch::nn::AdaptiveAvgPool2d(1),
+                            torch::nn::Flatten(), torch::nn::Linear(16, 10));
+  net->to(device);
+  torch::NoGradGuard no_grad;
+  net->train();
+  for (int i = 0; i < 3; ++i) net->forward(torch::randn({8, 3, 16, 16}, device) * 2 + 0.5);
+  net->eval();
+  return net;
+}
+
+bool HaveGpu() { return CudaGraphsBuiltIn() && torch::cuda::is_available(); }
+
+TEST(CudaGraphTest, RefusesACpuInput) {
+  torch::nn::Sequential net = SmallConvNet(torch::kCPU);
+  int calls = 0;
+  absl::StatusOr<std::unique_ptr<CudaGraphRunner>> graph = CudaGraphRunner::Capture(
+      [&](const at::Tensor& x) {
+        ++calls;
+        return net->forward(x);
+      },
+      torch::randn({2, 3, 16, 16}));
+  ASSERT_FALSE(graph.ok());
+  EXPECT_EQ(graph.status().code(),
+            CudaGraphsBuiltIn() ? absl::StatusCode::kInvalidArgument : absl::StatusCode::kUnimplemented)
+      << graph.status();
+  EXPECT_EQ(calls, 0);  // refused before running anything
+}
+
+// On a GPU, in the parameter's dtype: the small net and its eager forward.
+class CudaGraphReplayTest : public ::testing::TestWithParam<torch::Dtype> {
+ protected:
+  void SetUp() override {
+    if (!HaveGpu()) GTEST_SKIP() << "no GPU here (or a build without CUDA)";
+    net_ = SmallConvNet(torch::kCUDA);
+    net_->to(GetParam());
+  }
+  at::Tensor Images(int64_t batch) const {
+    return torch::randn({batch, 3, 16, 16}, torch::TensorOptions().device(torch::kCUDA).dtype(GetParam()));
+  }
+  at::Tensor Eager(const at::Tensor& x) { return net_->forward(x); }
+  // |replayed - eager| within fp32's or fp16's rounding, relative to the largest |logit|.
+  void ExpectEager(const at::Tensor& replayed, const at::Tensor& x) {
+    const at::Tensor expected = Eager(x).to(torch::kFloat);
+    ASSERT_EQ(replayed.sizes(), expected.sizes());
+    EXPECT_EQ(replayed.scalar_type(), GetParam());
+    const double error = (replayed.to(torch::kFloat) - expected).abs().max().item<double>();
+    const double tolerance = GetParam() == torch::kFloat ? 1e-4 : 1e-2;
+    EXPECT_LE(error, tolerance * expected.abs().max().item<double>()) << "max abs error " << error;
+  }
+
+  torch::NoGradGuard no_grad_;
+  torch::nn::Sequential net_{nullptr};
+};
+
+TEST_P(CudaGraphReplayTest, ReplaysOfNewInputsEqualEagerCalls) {
+  absl::StatusOr<std::unique_ptr<CudaGraphRunner>> graph =
+      CudaGraphRunner::Capture([&](const at::Tensor& x) { return Eager(x); }, Images(8));
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  at::Tensor previous;
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const at::Tensor x = Images(8) * (i + 1);
+    const at::Tensor replayed = (*graph)->Run(x);
+    ExpectEager(replayed, x);
+    // One static output: the next replay overwrites what the last returned.
+    if (previous.defined()) EXPECT_EQ(replayed.data_ptr(), previous.data_ptr());
+    previous = replayed;
+  }
+}
+
+TEST_P(CudaGraphReplayTest, CapturedInputIsACopyOfTheExample) {
+  at::Tensor example = Images(4);
+  const at::Tensor kept = example.clone();
+  absl::StatusOr<std::unique_ptr<CudaGraphRunner>> graph =
+      CudaGraphRunner::Capture([&](const at::Tensor& x) { return Eager(x); }, example);
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  example.zero_();  // the caller may reuse its tensor after capture
+  ExpectEager((*graph)->Run(kept), kept);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, CudaGraphReplayTest, ::testing::Values(torch::kFloat, torch::kHalf),
+                         [](const ::testing::TestParamInfo<torch::Dtype>& info) {
+                           return info.param == torch::kFloat ? std::string("Fp32") : std::string("Fp16");
+                         });
+
+}  // namespace
+}  // namespace dlspeed
