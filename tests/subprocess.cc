@@ -10,10 +10,16 @@
 #include <cstdio>
 
 namespace dlspeed {
+namespace {
+
+// Hides the GPUs from the command (see subprocess.h).
+constexpr char kWithoutGpus[] = "export CUDA_VISIBLE_DEVICES=; ";
+
+}  // namespace
 
 CommandResult RunCommand(const std::string& command) {
   CommandResult result{-1, ""};
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = popen((kWithoutGpus + command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return result;
   char buffer[4096];
   size_t n;
@@ -36,7 +42,7 @@ CommandResult RunAndSignalOnOutput(const std::string& command, const std::string
     dup2(fds[1], STDERR_FILENO);
     close(fds[0]);
     close(fds[1]);
-    const std::string replaced = "exec " + command;  // no shell in between to take the signal
+    const std::string replaced = kWithoutGpus + ("exec " + command);  // no shell in between to take the signal
     execl("/bin/sh", "sh", "-c", replaced.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }

@@ -1,5 +1,7 @@
 // Running a command from an end-to-end test: its exit code and its output
-// (stdout and stderr together).
+// (stdout and stderr together). The command sees no GPU (CUDA_VISIBLE_DEVICES
+// is emptied), so the end-to-end tests check the same CPU paths and the same
+// "no GPU" errors on every host; tools/gpu_check.sh runs the binaries on GPUs.
 //
 //   dlspeed::CommandResult run = dlspeed::RunCommand("resnet/resnet_single --epochs=1");
 //   EXPECT_EQ(run.exit_code, 0) << run.output;
