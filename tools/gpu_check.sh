@@ -6,6 +6,20 @@
 #   tools/gpu_check.sh [LOG]          # default LOG: gpu_check.log
 #   DEVICE=cpu SYNTHETIC_SIZE=1024 PEER_STEPS=2 tools/gpu_check.sh   # a short dry run on a CPU host
 #
+# STAGES picks what runs, in this order (default: all of them):
+#   build      CMake configure and build
+#   gpu-tests  the unit tests with GPU paths (autocast and GradScaler, CUDA graphs, TorchScript, benchmarks)
+#   infer      resnet_gpu_script, the inference benchmark and the Python peer, side by side
+#   resnet     training: resnet_single fp16 / bf16 channels_last, DDP (NCCL) and DP at 1 GPU, Python peer
+#   roberta    the RoBERTa forward benchmark and its Python peer; XLM-R base training fp32 and fp16
+#   unit       every unit test (ctest)
+# DEADLINE_S stops starting checks that many seconds after the script starts
+# (and cuts a running one short), so a device call with a time limit still
+# gets the tally line. A lease of ~15 minutes fits two calls made back to
+# back (the build stays in build-gpu/ while the machine is warm):
+#   DEADLINE_S=540 STAGES="build gpu-tests infer resnet" tools/gpu_check.sh $OUT/gpu_check-1.log
+#   DEADLINE_S=200 STAGES="roberta" tools/gpu_check.sh $OUT/gpu_check-2.log
+#
 # Libraries the host lacks (Abseil, GoogleTest, Benchmark, nlohmann-json) are
 # taken from .gpu_deps/ when present (tools/bundle_gpu_deps.sh makes it).
 # Exit status: the number of failed checks (0: all passed).
@@ -17,16 +31,30 @@ PYTHON="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda}"
 SYNTHETIC_SIZE="${SYNTHETIC_SIZE:-20480}"
 PEER_STEPS="${PEER_STEPS:-30}"
+STAGES="${STAGES:-build gpu-tests infer resnet roberta unit}"
+DEADLINE_S="${DEADLINE_S:-0}"
 : >"$LOG"
 failures=0
 passed=0
+skipped=0
 
 log() { echo "$*" | tee -a "$LOG"; }
 
-# check NAME TIMEOUT_SECONDS COMMAND...: runs one check, logs its output and verdict.
+# stage NAME: whether STAGES asks for it.
+stage() { [[ " $STAGES " == *" $1 "* ]]; }
+
+# check NAME TIMEOUT_SECONDS COMMAND...: runs one check, logs its output and
+# verdict. Past DEADLINE_S it is skipped; near it, its time limit shrinks.
 check() {
   local name="$1" limit="$2"
   shift 2
+  if ((DEADLINE_S > 0)); then
+    local left=$((DEADLINE_S - SECONDS))
+    if ((left < 20)); then
+      skipped=$((skipped + 1)); log "--- SKIP $name (DEADLINE_S=$DEADLINE_S reached)"; return
+    fi
+    ((limit > left)) && limit=$left
+  fi
   log "=== $name: $*"
   local start=$SECONDS
   timeout "$limit" "$@" >>"$LOG" 2>&1
@@ -54,45 +82,81 @@ if [[ -d .gpu_deps/usr ]]; then
   fi
 fi
 
-check configure 300 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
-  -DDLSPEED_EXTRA_INCLUDE="$EXTRA_INCLUDE"
-check build 900 cmake --build "$BUILD" -j "$(nproc)"
-check unit-tests 600 ctest --test-dir "$BUILD" --output-on-failure -j 4
 B="$BUILD"
-check resnet_single-fp16 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE \
-  --depths=18 --epochs=2 --batch_size=512 --results="$B/gpu_results.jsonl" --models_dir="$B/models"
-check resnet_single-bf16-channels-last 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic \
-  --synthetic_size=$SYNTHETIC_SIZE --depths=50 --modes=mixed --precision=bf16 --channels_last --epochs=2 --batch_size=512 \
-  --results="$B/gpu_results.jsonl" --models_dir=
-check train_step_benchmark 300 "$B/resnet/benchmarks/train_step_benchmark" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
-  --benchmark_format=console
-# DDP at world size 1 (NCCL on a GPU) against resnet_single with the same
-# flags: the records' step_seconds give the reducer's overhead. resnet_dp on 1 GPU.
-MULTI_FLAGS=(--device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE --epochs=2 --batch_size=512
-             --augment=false --results="$B/gpu_results.jsonl" --models_dir="$B/models")
-for mixed in 0 1; do
-  modes=fp32; ((mixed)) && modes=mixed
-  check resnet_single-overhead-base-$modes 300 "$B/resnet/resnet_single" --depths=18 --modes=$modes "${MULTI_FLAGS[@]}"
-  check resnet_ddp-1-$modes 300 "$B/resnet/resnet_ddp" 18 1 $mixed "${MULTI_FLAGS[@]}"
-  check resnet_dp-1-$modes 300 "$B/resnet/resnet_dp" 18 1 $mixed "${MULTI_FLAGS[@]}"
-done
-# Inference on the GPU: eager, frozen TorchScript, CUDA-graph replay (fp32, fp16 channels_last).
-check resnet_gpu_script-18 300 "$B/resnet/resnet_gpu_script" -m 0 -r 18 --device="$DEVICE" \
-  --model="$B/models/Resnet-18-1gpu.pth" --dataset=synthetic --results="$B/gpu_results.jsonl"
-check resnet_infer_benchmark-cuda 300 "$B/resnet/benchmarks/resnet_infer_benchmark" \
-  --benchmark_filter="cuda-.*/depth:18/batch:32" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
-check roberta_forward_benchmark 300 "$B/roberta/benchmarks/roberta_forward_benchmark" \
-  --benchmark_filter="${DEVICE}-.*/model:1/batch:32" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
-# XLM-R base fine-tuning at batch 32, seq 128 (DESIGN.md: Python 526 samples/s fp32, 1058 fp16 AMP).
-for mixed in "" "--mixed"; do
-  check roberta_train-xlmr-base${mixed} 400 "$B/roberta/roberta_train" --model_name xlm-roberta-base --batch-size 32 \
-    --max_len 128 --pad_to_max_len --epochs 2 --max_steps 40 --synthetic_size 4096 --device="$DEVICE" $mixed \
-    --results="$B/gpu_results.jsonl" --save_dir= --nolog_file
-done
-PEER_PRECISIONS="fp32 fp16 bf16"
-[[ "$DEVICE" == cpu ]] && PEER_PRECISIONS="fp32 bf16"  # fp16 on a CPU takes minutes a step
-for p in $PEER_PRECISIONS; do
-  check peer-python-$p 300 "$PYTHON" tools/peer/resnet_train_step.py --depth 18 --batch 512 --precision $p --steps $PEER_STEPS --device "$DEVICE"
-done
-log "gpu_check: $passed passed, $failures failed"
+if stage build; then
+  check configure 300 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
+    -DDLSPEED_EXTRA_INCLUDE="$EXTRA_INCLUDE"
+  check build 900 cmake --build "$B" -j "$(nproc)"
+fi
+
+if stage gpu-tests; then
+  check gpu-unit-tests 300 ctest --test-dir "$B" --output-on-failure -j 4 \
+    -R '/(amp|cuda_graph|device|resnet_gpu|resnet_infer_benchmark_smoke|roberta_forward_benchmark_smoke|train_step_benchmark_smoke)_test$'
+fi
+
+if stage infer; then
+  # Inference on the GPU: eager, frozen TorchScript, CUDA-graph replay (fp32,
+  # fp16 channels_last), then the same variants in Python on the same GPU.
+  if [[ ! -f "$B/models/Resnet-18-1gpu.pth" ]]; then
+    check resnet_single-for-infer 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic \
+      --synthetic_size=$SYNTHETIC_SIZE --depths=18 --modes=fp32 --epochs=1 --batch_size=512 --results= --models_dir="$B/models"
+  fi
+  check resnet_gpu_script-18 300 "$B/resnet/resnet_gpu_script" -m 0 -r 18 --device="$DEVICE" \
+    --model="$B/models/Resnet-18-1gpu.pth" --dataset=synthetic --results="$B/gpu_results.jsonl"
+  PEER_INFER=(--variants eager,torchscript-frozen,cuda-graph)
+  [[ "$DEVICE" == cpu ]] && PEER_INFER=(--variants eager,torchscript-frozen)
+  for p in fp32 fp16; do
+    [[ "$DEVICE" == cpu && $p == fp16 ]] && continue
+    check peer-python-infer-$p 300 "$PYTHON" tools/peer/resnet_infer.py --device "$DEVICE" --depth 18 --batch 32 \
+      --precision $p --iters 200 --warmup 20 "${PEER_INFER[@]}"
+  done
+  INFER_FILTER="cuda-.*/depth:18/batch:32"
+  [[ "$DEVICE" == cpu ]] && INFER_FILTER="^eager/depth:18/batch:32"
+  check resnet_infer_benchmark 300 "$B/resnet/benchmarks/resnet_infer_benchmark" --benchmark_filter="$INFER_FILTER" \
+    --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
+fi
+
+if stage resnet; then
+  check resnet_single-fp16 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE \
+    --depths=18 --epochs=2 --batch_size=512 --results="$B/gpu_results.jsonl" --models_dir="$B/models"
+  check resnet_single-bf16-channels-last 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic \
+    --synthetic_size=$SYNTHETIC_SIZE --depths=50 --modes=mixed --precision=bf16 --channels_last --epochs=2 --batch_size=512 \
+    --results="$B/gpu_results.jsonl" --models_dir=
+  # DDP at world size 1 (NCCL on a GPU) against resnet_single with the same
+  # flags: the records' step_seconds give the reducer's overhead. resnet_dp on 1 GPU.
+  MULTI_FLAGS=(--device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE --epochs=2 --batch_size=512
+               --augment=false --results="$B/gpu_results.jsonl" --models_dir="$B/models")
+  for mixed in 0 1; do
+    modes=fp32; ((mixed)) && modes=mixed
+    check resnet_single-overhead-base-$modes 300 "$B/resnet/resnet_single" --depths=18 --modes=$modes "${MULTI_FLAGS[@]}"
+    check resnet_ddp-1-$modes 300 "$B/resnet/resnet_ddp" 18 1 $mixed "${MULTI_FLAGS[@]}"
+    check resnet_dp-1-$modes 300 "$B/resnet/resnet_dp" 18 1 $mixed "${MULTI_FLAGS[@]}"
+  done
+  PEER_PRECISIONS="fp32 fp16 bf16"
+  [[ "$DEVICE" == cpu ]] && PEER_PRECISIONS="fp32 bf16"  # fp16 on a CPU takes minutes a step
+  for p in $PEER_PRECISIONS; do
+    check peer-python-train-$p 300 "$PYTHON" tools/peer/resnet_train_step.py --depth 18 --batch 512 --precision $p \
+      --steps $PEER_STEPS --device "$DEVICE"
+  done
+  check train_step_benchmark 300 "$B/resnet/benchmarks/train_step_benchmark" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
+    --benchmark_filter="depth:18/" --benchmark_format=console
+fi
+
+if stage roberta; then
+  check roberta_forward_benchmark 300 "$B/roberta/benchmarks/roberta_forward_benchmark" \
+    --benchmark_filter="${DEVICE}-.*/model:1/batch:32" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
+  check peer-python-roberta-forward 300 "$PYTHON" tools/peer/roberta_forward.py --model roberta-base --batch 32 --seq 128 \
+    --device "$DEVICE" --variant "$([[ "$DEVICE" == cpu ]] && echo eager || echo eager,torchscript,fp16)" --iters 20
+  # XLM-R base fine-tuning at batch 32, seq 128 (DESIGN.md: Python 526 samples/s fp32, 1058 fp16 AMP).
+  for mixed in "--mixed" ""; do
+    check roberta_train-xlmr-base${mixed} 400 "$B/roberta/roberta_train" --model_name xlm-roberta-base --batch-size 32 \
+      --max_len 128 --pad_to_max_len --epochs 2 --max_steps 40 --synthetic_size 4096 --device="$DEVICE" $mixed \
+      --results="$B/gpu_results.jsonl" --save_dir= --nolog_file
+  done
+fi
+
+if stage unit; then
+  check unit-tests 600 ctest --test-dir "$B" --output-on-failure -j 4
+fi
+log "gpu_check: $passed passed, $failures failed, $skipped skipped (stages: $STAGES)"
 exit "$failures"
