@@ -4,7 +4,9 @@
 set -euo pipefail
 binary="$1"
 filter="$2"
-out="${TEST_TMPDIR:-/tmp}/benchmark.json"
+# A file of its own: under ctest -j several of these run at once.
+out="$(mktemp "${TEST_TMPDIR:-/tmp}/benchmark.XXXXXX.json")"
+trap 'rm -f "$out"' EXIT
 "$binary" --benchmark_filter="$filter" --benchmark_min_time=0.01 --benchmark_format=json >"$out"
 python3 - "$out" <<'PY'
 import json, sys
