@@ -1,7 +1,8 @@
-// Runs resnet_gpu_script end to end. On a host without a GPU it must refuse
-// in one line, and --device=cpu must run the same comparison (eager and frozen
-// TorchScript, fp32 and bf16 channels_last; CUDA graphs skipped) on a model
-// resnet_single trains here. tools/gpu_check.sh runs the GPU half.
+// Runs resnet_gpu_script end to end. Without a GPU (RunCommand hides them)
+// it must refuse in one line, and --device=cpu must run the same comparison
+// (eager and frozen TorchScript, fp32 and bf16 channels_last; CUDA graphs
+// skipped) on a model resnet_single trains here. tools/gpu_check.sh runs the
+// GPU half.
 #include <cstdlib>
 #include <fstream>
 #include <string>
