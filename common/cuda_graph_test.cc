@@ -80,7 +80,9 @@ TEST_P(CudaGraphReplayTest, ReplaysOfNewInputsEqualEagerCalls) {
     const at::Tensor replayed = (*graph)->Run(x);
     ExpectEager(replayed, x);
     // One static output: the next replay overwrites what the last returned.
-    if (previous.defined()) EXPECT_EQ(replayed.data_ptr(), previous.data_ptr());
+    if (previous.defined()) {
+      EXPECT_EQ(replayed.data_ptr(), previous.data_ptr());
+    }
     previous = replayed;
   }
 }
