@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "common/cuda_graph.h"
+#include "common/testing/close_to_scale.h"
 #include "resnet/resnet.h"
 #include "resnet/resnet_script.h"
 
@@ -48,11 +49,7 @@ class ResNetGpuTest : public ::testing::TestWithParam<Precision> {
   }
 
   void ExpectSameLogits(const torch::Tensor& actual, const torch::Tensor& expected) const {
-    ASSERT_EQ(actual.sizes(), expected.sizes());
-    const torch::Tensor a = actual.to(torch::kFloat), e = expected.to(torch::kFloat);
-    const double scale = e.abs().max().item<double>();
-    const double error = (a - e).abs().max().item<double>();
-    EXPECT_LE(error, GetParam().tolerance * scale) << "max abs error " << error << " at logit scale " << scale;
+    ExpectCloseToScale(actual, expected, GetParam().tolerance);
   }
 
   ResNet model_{nullptr};

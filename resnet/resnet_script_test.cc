@@ -1,4 +1,5 @@
 #include "resnet/resnet_script.h"
+#include "common/testing/close_to_scale.h"
 #include "common/testing/scratch_dir.h"
 
 #include <cstdio>
@@ -33,14 +34,9 @@ torch::Tensor Eager(ResNet& model, const torch::Tensor& x) {
   return model->forward(x);
 }
 
-// |a - b| <= 1e-4 * max|b| elementwise (relative to the output's scale, as
-// folded BatchNorm and MKLDNN reorder the arithmetic).
+// Within 1e-4 of the output's scale: folded BatchNorm and MKLDNN reorder the arithmetic.
 void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected) {
-  ASSERT_EQ(actual.sizes(), expected.sizes());
-  const double scale = expected.abs().max().item<double>();
-  ASSERT_GT(scale, 0);
-  const double error = (actual - expected).abs().max().item<double>();
-  EXPECT_LE(error, 1e-4 * scale) << "max abs error " << error << " at output scale " << scale;
+  ExpectCloseToScale(actual, expected, 1e-4);
 }
 
 class ResNetScriptTest : public ::testing::TestWithParam<int> {};
