@@ -2,9 +2,9 @@
 // resumed from its checkpoint ends with exactly the parameters of a run that
 // was never interrupted; SIGTERM stops a run at a step boundary with a
 // checkpoint and the conventional exit status; a corrupt checkpoint is one error line.
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <csignal>
 #include <fstream>
 #include <map>
 #include <string>

@@ -29,6 +29,7 @@ from resnet_train_step import make_model  # noqa: E402  (torchvision's, or the s
 
 CPU_VARIANTS = "eager,torchscript-frozen,int8,int8-torchscript"
 CUDA_VARIANTS = "eager,torchscript-frozen,cuda-graph"
+ONLY_ON = {"int8": "cpu", "int8-torchscript": "cpu", "cuda-graph": "cuda"}
 
 
 def time_batches(fn, x, iters, warmup):
@@ -116,8 +117,8 @@ def main():
 
     x = images()
     for variant in variants:
-        if variant in ("int8", "int8-torchscript", "cuda-graph") and cuda != (variant == "cuda-graph"):
-            sys.exit(f"resnet_infer.py: variant {variant} runs on the {'GPU' if variant == 'cuda-graph' else 'CPU'} only")
+        if ONLY_ON.get(variant, args.device) != args.device:
+            sys.exit(f"resnet_infer.py: variant {variant} runs with --device {ONLY_ON[variant]} only")
         if variant == "eager":
             fn = model
         elif variant == "torchscript-frozen":
