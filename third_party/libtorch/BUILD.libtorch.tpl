@@ -15,13 +15,16 @@ cc_library(
 
 # The libraries are linked from their own folder (not through Bazel's solib
 # links) so that their $ORIGIN-relative run paths, e.g. libtorch_cuda.so's to
-# the wheel's nvidia/*/lib, keep working.
+# the wheel's nvidia/*/lib, keep working. libstdc++ is needed before them:
+# torch 2.11's libtorch.so exports a static copy of std::filesystem
+# (pytorch/pytorch#133437) that would otherwise be found first and crash.
 cc_library(
     name = "torch",
     linkopts = [
         "-L%{root}/lib",
         "-Wl,-rpath,%{root}/lib",
         "-Wl,--no-as-needed",
+        "-lstdc++",
         "-ltorch",
         "-ltorch_cpu",
         "-lc10",
