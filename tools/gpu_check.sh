@@ -84,7 +84,9 @@ fi
 
 B="$BUILD"
 if stage build; then
-  check configure 300 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
+  GENERATOR=Ninja
+  command -v ninja >/dev/null || GENERATOR="Unix Makefiles"
+  check configure 300 cmake -S . -B "$B" -G "$GENERATOR" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
     -DDLSPEED_EXTRA_INCLUDE="$EXTRA_INCLUDE"
   # Without the unit stage, only what the other stages run (about half the
   # build: the end-to-end and reader tests are left out).
@@ -151,22 +153,27 @@ fi
 if stage roberta; then
   # XLM-R base fine-tuning at batch 32, seq 128, and the same steps in Python
   # transformers on the same GPU (DESIGN.md's H100 figures: 526 samples/s
-  # fp32, 1058 fp16 AMP). A CPU dry run takes roberta-small at batch 4.
-  TRAIN_MODEL=xlm-roberta-base TRAIN_BATCH=32
-  [[ "$DEVICE" == cpu ]] && TRAIN_MODEL=roberta-small TRAIN_BATCH=4
+  # fp32, 1058 fp16 AMP). A CPU dry run takes roberta-small at batch 4 and
+  # few steps, and the forward at batch 1.
+  TRAIN_MODEL=xlm-roberta-base TRAIN_BATCH=32 TRAIN_SIZE=4096 TRAIN_STEPS=40 PEER_TRAIN_STEPS=20
+  FORWARD_MODEL=roberta-base FORWARD_BATCH=32 FORWARD_INDEX=1 FORWARD_VARIANTS=eager,torchscript,fp16 FORWARD_ITERS=20
+  if [[ "$DEVICE" == cpu ]]; then
+    TRAIN_MODEL=roberta-small TRAIN_BATCH=4 TRAIN_SIZE=64 TRAIN_STEPS=4 PEER_TRAIN_STEPS=$PEER_STEPS
+    FORWARD_MODEL=roberta-small FORWARD_BATCH=1 FORWARD_INDEX=0 FORWARD_VARIANTS=eager,torchscript FORWARD_ITERS=3
+  fi
   for p in fp16 fp32; do
     [[ "$DEVICE" == cpu && $p == fp16 ]] && continue
     mixed=(); [[ $p == fp16 ]] && mixed=(--mixed)
     check roberta_train-$TRAIN_MODEL-$p 400 "$B/roberta/roberta_train" --model_name $TRAIN_MODEL --batch-size $TRAIN_BATCH \
-      --max_len 128 --pad_to_max_len --epochs 2 --max_steps 40 --synthetic_size 4096 --device="$DEVICE" "${mixed[@]}" \
-      --results="$B/gpu_results.jsonl" --save_dir= --nolog_file --checkpoint=
+      --max_len 128 --pad_to_max_len --epochs 2 --max_steps $TRAIN_STEPS --synthetic_size $TRAIN_SIZE --device="$DEVICE" \
+      "${mixed[@]}" --results="$B/gpu_results.jsonl" --save_dir= --nolog_file --checkpoint=
     check peer-python-roberta-train-$p 300 "$PYTHON" tools/peer/roberta_train_step.py --model $TRAIN_MODEL \
-      --batch $TRAIN_BATCH --seq 128 --precision $p --steps 20 --device "$DEVICE"
+      --batch $TRAIN_BATCH --seq 128 --precision $p --steps $PEER_TRAIN_STEPS --device "$DEVICE"
   done
   check roberta_forward_benchmark 300 "$B/roberta/benchmarks/roberta_forward_benchmark" \
-    --benchmark_filter="${DEVICE}-.*/model:1/batch:32" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
-  check peer-python-roberta-forward 300 "$PYTHON" tools/peer/roberta_forward.py --model roberta-base --batch 32 --seq 128 \
-    --device "$DEVICE" --variant "$([[ "$DEVICE" == cpu ]] && echo eager || echo eager,torchscript,fp16)" --iters 20
+    --benchmark_filter="${DEVICE}-.*/model:$FORWARD_INDEX/batch:$FORWARD_BATCH" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
+  check peer-python-roberta-forward 300 "$PYTHON" tools/peer/roberta_forward.py --model $FORWARD_MODEL \
+    --batch $FORWARD_BATCH --seq 128 --device "$DEVICE" --variant $FORWARD_VARIANTS --iters $FORWARD_ITERS
 fi
 
 if stage unit; then
