@@ -9,6 +9,8 @@
 #   tools/setup.sh --cuda --venv=DIR       # the same in another virtualenv
 #   tools/setup.sh --peer                  # also .venv-peer: that torch + transformers, for tools/peer/
 #   tools/setup.sh --fuzz                  # also clang + libFuzzer, and .venv-fuzz (atheris), for fuzz/
+#   tools/setup.sh --gpu-host              # also .venv-gpuhost: the lent GPU hosts' torch 2.11.0 (CUDA),
+#                                          # torchvision and transformers, to rehearse tools/gpu_check.sh here
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,6 +21,10 @@ PEER_VENV=.venv-peer
 FUZZ=0
 FUZZ_VENV=.venv-fuzz
 ATHERIS_SPEC="atheris==2.3.0"
+GPU_HOST=0
+GPU_HOST_VENV=.venv-gpuhost
+# What python3 has on the lent GPU hosts (the device tool's KINDS.md, 2026-11).
+GPU_HOST_SPECS=(torch==2.11.0 torchvision==0.26.0 transformers==5.17.0 safetensors numpy)
 TRANSFORMERS_SPEC="transformers==5.24.0"
 for arg in "$@"; do
   case "$arg" in
@@ -27,8 +33,9 @@ for arg in "$@"; do
     --venv=?*) VENV="${arg#--venv=}" ;;
     --peer) PEER=1 ;;
     --fuzz) FUZZ=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --cpu, --cuda, --venv=DIR, --peer, --fuzz)" >&2; exit 2 ;;
+    --gpu-host) GPU_HOST=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --cpu, --cuda, --venv=DIR, --peer, --fuzz, --gpu-host)" >&2; exit 2 ;;
   esac
 done
 
@@ -92,4 +99,21 @@ if ((FUZZ)); then
     "$FUZZ_VENV/bin/pip" install -q --no-cache-dir "$ATHERIS_SPEC"
   fi
   echo "setup: ok (clang $(clang --version | sed -n '1s/.*version \([0-9.]*\).*/\1/p'), $FUZZ_VENV: atheris)"
+fi
+
+if ((GPU_HOST)); then
+  # tools/gpu_check.sh with DEVICE=cpu and PYTHON=$GPU_HOST_VENV/bin/python
+  # builds and runs what a GPU session would, against the same versions.
+  if [[ ! -x "$GPU_HOST_VENV/bin/python" ]]; then
+    echo "setup: creating $GPU_HOST_VENV"
+    "$PYTHON" -m venv "$GPU_HOST_VENV"
+  fi
+  have="$("$GPU_HOST_VENV/bin/python" -c 'import torch, torchvision, transformers
+print("torch==" + torch.__version__.split("+")[0], "torchvision==" + torchvision.__version__.split("+")[0],
+      "transformers==" + transformers.__version__)' 2>/dev/null || true)"
+  if [[ "$have" != "${GPU_HOST_SPECS[*]:0:3}" ]]; then
+    echo "setup: installing ${GPU_HOST_SPECS[*]} into $GPU_HOST_VENV (a CUDA build: several GB)"
+    "$GPU_HOST_VENV/bin/pip" install -q --no-cache-dir "${GPU_HOST_SPECS[@]}"
+  fi
+  echo "setup: ok ($GPU_HOST_VENV: $("$GPU_HOST_VENV/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>/dev/null))"
 fi
