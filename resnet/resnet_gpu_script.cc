@@ -66,9 +66,15 @@ struct Pass {
 
 // Times one pass over `images` (already on the device, in the run's dtype and
 // memory format) after warm-up batches; every batch ends with a device sync.
+// The warm-up also runs the last, smaller batch once, so that its first call
+// (a CUDA-graph capture, cuDNN's algorithm search, TorchScript's profiling for
+// a new shape) is not inside the timed pass.
 Pass TimePass(const Forward& forward, const torch::Tensor& images, const torch::Tensor& labels, int64_t batch_size,
               int64_t warmup, const c10::Device& device) {
-  for (int64_t b = 0; b < warmup; ++b) forward(images.slice(0, 0, std::min(batch_size, images.size(0))));
+  const int64_t count = images.size(0);
+  for (int64_t b = 0; b < warmup; ++b) forward(images.slice(0, 0, std::min(batch_size, count)));
+  const int64_t tail = count % batch_size;
+  if (warmup > 0 && count > batch_size && tail != 0) forward(images.slice(0, count - tail, count));
   StepTimer timer(device);
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
   SynchronizeDevice(device);
