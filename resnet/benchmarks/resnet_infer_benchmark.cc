@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include <ATen/Context.h>
 #include <benchmark/benchmark.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
@@ -100,6 +101,10 @@ void Infer(benchmark::State& state, Variant variant) {
 
 const int kRegistered = [] {
   benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
+  // As the binaries (--cudnn_benchmark) and the Python peers: cuDNN times
+  // its convolution algorithms for each new shape and keeps the fastest.
+  at::globalContext().setBenchmarkCuDNN(true);
+  benchmark::AddCustomContext("cudnn_benchmark", "on");
   const bool cuda = torch::cuda::is_available() && CudaGraphsBuiltIn();
   benchmark::AddCustomContext("device", cuda ? "cpu and cuda" : "cpu");
   benchmark::AddCustomContext("device_name", DescribeRuntime(c10::Device(c10::kCPU)).value("device_name", "unknown"));

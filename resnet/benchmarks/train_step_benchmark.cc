@@ -7,6 +7,7 @@
 //   bazel run -c opt //resnet/benchmarks:train_step_benchmark -- --benchmark_filter=fp32/18/64
 #include <string>
 
+#include <ATen/Context.h>
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -55,6 +56,10 @@ void Context() {
   const c10::Device device = BenchmarkDevice();
   benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
   benchmark::AddCustomContext("device", device.str());
+  // As the binaries (--cudnn_benchmark) and the Python peers: cuDNN times
+  // its convolution algorithms for each new shape and keeps the fastest.
+  at::globalContext().setBenchmarkCuDNN(true);
+  benchmark::AddCustomContext("cudnn_benchmark", "on");
   benchmark::AddCustomContext("device_name", DescribeRuntime(device).value("device_name", "unknown"));
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
 }
