@@ -161,7 +161,8 @@ int Main(int argc, char** argv) {
       "data=%s: %d train / %d test images\n",
       runtime.value("device", "?"), runtime.value("device_name", "?"), PrecisionName(mixed_precision),
       runtime.value("threads", 0), runtime.value("cudnn_benchmark", false) ? "on" : "off",
-      runtime.value("tf32", false) ? "on" : "off", runtime.value("libtorch_version", "?"),
+      runtime.value("allow_tf32_cudnn", false) && runtime.value("allow_tf32_cublas", false) ? "on" : "off",
+      runtime.value("libtorch_version", "?"),
       runtime.value("git_revision", "?"), data_dir.empty() ? DatasetKindName(*kind) : data_dir, train_set.size(),
       test_set.size());
 
