@@ -145,6 +145,9 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Create(const RankEnv
       auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
       nccl_options->timeout = options.timeout;
       backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, env.rank, env.world_size, nccl_options);
+      // As init_process_group(device_id=...): the rank's device is known from
+      // the start, so barrier() and the communicators need not guess it.
+      backend->setBoundDeviceId(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(options.device_index)));
     }
 #endif
   } catch (const std::exception& error) {
@@ -165,6 +168,14 @@ ProcessGroup::ProcessGroup(RankEnv env, std::string backend_name, c10::intrusive
 ProcessGroup::~ProcessGroup() {
   stop_ = true;
   heartbeat_.join();
+  // As destroy_process_group(): NCCL's communicators are finalised before the
+  // backend goes, instead of aborted by its destructor with a warning.
+  if (backend_name_ == "nccl") {
+    try {
+      backend_->shutdown();
+    } catch (const std::exception&) {
+    }
+  }
 }
 
 void ProcessGroup::Heartbeat() {
