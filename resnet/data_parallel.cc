@@ -76,7 +76,7 @@ void DataParallel::ReduceGradients() {
       if (total.defined()) {
         total.add_(grad.to(devices_[0], /*non_blocking=*/true));
       } else {
-        total = grad.to(devices_[0]).clone();
+        total = grad.to(devices_[0], grad.scalar_type(), /*non_blocking=*/true, /*copy=*/true);  // one copy
       }
       grad = torch::Tensor();
     }

@@ -21,7 +21,9 @@
 #   DEADLINE_S=200 STAGES="roberta" tools/gpu_check.sh $OUT/gpu_check-2.log
 #
 # Libraries the host lacks (Abseil, GoogleTest, Benchmark, nlohmann-json) are
-# taken from .gpu_deps/ when present (tools/bundle_gpu_deps.sh makes it).
+# taken from .gpu_deps/ when present (tools/bundle_gpu_deps.sh makes it). It is
+# ignored by git, so the device tool's run must name it: carry [".gpu_deps"];
+# without it the configure fails at find_package(absl).
 # Exit status: the number of failed checks (0: all passed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
