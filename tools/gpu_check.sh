@@ -19,6 +19,8 @@
 # back (the build stays in build-gpu/ while the machine is warm):
 #   DEADLINE_S=540 STAGES="build gpu-tests infer resnet" tools/gpu_check.sh $OUT/gpu_check-1.log
 #   DEADLINE_S=200 STAGES="roberta" tools/gpu_check.sh $OUT/gpu_check-2.log
+# Beside each log come the records (gpu_check-1-results.jsonl: /usr/bin/python3
+# tools/report.py FILE --out DIR plots them) and each benchmark's JSON (for compare.py).
 #
 # Libraries the host lacks (Abseil, GoogleTest, Benchmark, nlohmann-json) are
 # taken from .gpu_deps/ when present (tools/bundle_gpu_deps.sh makes it). It is
@@ -28,6 +30,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LOG="$(realpath -m "${1:-gpu_check.log}")"
+# The binaries' records and the benchmarks' JSON go beside the log (LOG without
+# .log, then -results.jsonl or -<benchmark>.json), so that a device run that
+# writes its log under $OUT brings them back too, for tools/report.py and compare.py.
+OUT_PREFIX="${LOG%.log}"
+RESULTS="${OUT_PREFIX}-results.jsonl"
+: >"$RESULTS"
 BUILD="${BUILD_DIR:-build-gpu}"
 PYTHON="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda}"
@@ -112,7 +120,7 @@ if stage infer; then
       --synthetic_size=$SYNTHETIC_SIZE --depths=18 --modes=fp32 --epochs=1 --batch_size=512 --results= --models_dir="$B/models"
   fi
   check resnet_gpu_script-18 300 "$B/resnet/resnet_gpu_script" -m 0 -r 18 --device="$DEVICE" \
-    --model="$B/models/Resnet-18-1gpu.pth" --dataset=synthetic --results="$B/gpu_results.jsonl"
+    --model="$B/models/Resnet-18-1gpu.pth" --dataset=synthetic --results="$RESULTS"
   PEER_INFER=(--variants eager,torchscript-frozen,cuda-graph)
   [[ "$DEVICE" == cpu ]] && PEER_INFER=(--variants eager,torchscript-frozen)
   for p in fp32 fp16; do
@@ -123,19 +131,19 @@ if stage infer; then
   INFER_FILTER="cuda-.*/depth:18/batch:32"
   [[ "$DEVICE" == cpu ]] && INFER_FILTER="^eager/depth:18/batch:32"
   check resnet_infer_benchmark 300 "$B/resnet/benchmarks/resnet_infer_benchmark" --benchmark_filter="$INFER_FILTER" \
-    --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
+    --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" --benchmark_out="${OUT_PREFIX}-resnet_infer_benchmark.json"
 fi
 
 if stage resnet; then
   check resnet_single-fp16 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE \
-    --depths=18 --epochs=2 --batch_size=512 --results="$B/gpu_results.jsonl" --models_dir="$B/models"
+    --depths=18 --epochs=2 --batch_size=512 --results="$RESULTS" --models_dir="$B/models"
   check resnet_single-bf16-channels-last 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic \
     --synthetic_size=$SYNTHETIC_SIZE --depths=50 --modes=mixed --precision=bf16 --channels_last --epochs=2 --batch_size=512 \
-    --results="$B/gpu_results.jsonl" --models_dir=
+    --results="$RESULTS" --models_dir=
   # DDP at world size 1 (NCCL on a GPU) against resnet_single with the same
   # flags: the records' step_seconds give the reducer's overhead. resnet_dp on 1 GPU.
   MULTI_FLAGS=(--device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE --epochs=2 --batch_size=512
-               --augment=false --results="$B/gpu_results.jsonl" --models_dir="$B/models")
+               --augment=false --results="$RESULTS" --models_dir="$B/models")
   for mixed in 0 1; do
     modes=fp32; ((mixed)) && modes=mixed
     check resnet_single-overhead-base-$modes 300 "$B/resnet/resnet_single" --depths=18 --modes=$modes "${MULTI_FLAGS[@]}"
@@ -149,6 +157,7 @@ if stage resnet; then
       --steps $PEER_STEPS --device "$DEVICE"
   done
   check train_step_benchmark 300 "$B/resnet/benchmarks/train_step_benchmark" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
+    --benchmark_out="${OUT_PREFIX}-train_step_benchmark.json" \
     --benchmark_filter="depth:18/" --benchmark_format=console
 fi
 
@@ -168,12 +177,13 @@ if stage roberta; then
     mixed=(); [[ $p == fp16 ]] && mixed=(--mixed)
     check roberta_train-$TRAIN_MODEL-$p 400 "$B/roberta/roberta_train" --model_name $TRAIN_MODEL --batch-size $TRAIN_BATCH \
       --max_len 128 --pad_to_max_len --epochs 2 --max_steps $TRAIN_STEPS --synthetic_size $TRAIN_SIZE --device="$DEVICE" \
-      "${mixed[@]}" --results="$B/gpu_results.jsonl" --save_dir= --nolog_file --checkpoint=
+      "${mixed[@]}" --results="$RESULTS" --save_dir= --nolog_file --checkpoint=
     check peer-python-roberta-train-$p 300 "$PYTHON" tools/peer/roberta_train_step.py --model $TRAIN_MODEL \
       --batch $TRAIN_BATCH --seq 128 --precision $p --steps $PEER_TRAIN_STEPS --device "$DEVICE"
   done
   check roberta_forward_benchmark 300 "$B/roberta/benchmarks/roberta_forward_benchmark" \
-    --benchmark_filter="${DEVICE}-.*/model:$FORWARD_INDEX/batch:$FORWARD_BATCH" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}"
+    --benchmark_filter="${DEVICE}-.*/model:$FORWARD_INDEX/batch:$FORWARD_BATCH" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
+    --benchmark_out="${OUT_PREFIX}-roberta_forward_benchmark.json"
   check peer-python-roberta-forward 300 "$PYTHON" tools/peer/roberta_forward.py --model $FORWARD_MODEL \
     --batch $FORWARD_BATCH --seq 128 --device "$DEVICE" --variant $FORWARD_VARIANTS --iters $FORWARD_ITERS
 fi
