@@ -175,6 +175,7 @@ int Main(int argc, char** argv) {
     record["epochs"] = epochs;
     record["max_steps"] = absl::GetFlag(FLAGS_max_steps);
     record["channels_last"] = absl::GetFlag(FLAGS_channels_last);
+    record["augment"] = absl::GetFlag(FLAGS_augment);
     AddRunFields(totals, &record);
     record["test_accuracy"] = accuracy;
     record["model_path"] = saved;
