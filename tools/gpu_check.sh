@@ -21,6 +21,8 @@
 #   DEADLINE_S=200 STAGES="roberta" tools/gpu_check.sh $OUT/gpu_check-2.log
 # Beside each log come the records (gpu_check-1-results.jsonl: /usr/bin/python3
 # tools/report.py FILE --out DIR plots them) and each benchmark's JSON (for compare.py).
+# tools/gpu_check_summary.py LOG... sets each C++ figure beside the Python
+# peer's and the issues' GPU targets, in Markdown.
 #
 # Libraries the host lacks (Abseil, GoogleTest, Benchmark, nlohmann-json) are
 # taken from .gpu_deps/ when present (tools/bundle_gpu_deps.sh makes it). It is

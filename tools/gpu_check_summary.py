@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""What tools/gpu_check.sh brought back, as Markdown: each C++ measurement
+beside the Python peer's on the same machine, and the issues' GPU targets.
+
+  python3 tools/gpu_check_summary.py gpu_check-1.log gpu_check-2.log > summary.md
+
+For each LOG it reads the peers' JSON lines in the log, LOG-results.jsonl (the
+binaries' records) and LOG-<benchmark>.json (Google Benchmark), where present.
+Times are medians of a batch or step; "C++ speed-up" is Python's time over
+C++'s, so above 1 means C++ is faster. A row with one side missing shows "-".
+Exit status 2 when no log can be read.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+
+# The issues' GPU targets (DESIGN.md's H100 figures for Python PyTorch).
+ROBERTA_TRAIN_TARGETS = {"fp16": 1058.0, "fp32": 526.0}  # samples/s, xlm-roberta-base, batch 32, seq 128
+DDP_OVERHEAD_TARGET = 0.03  # resnet_ddp at world size 1 against resnet_single
+PYTHON_FROZEN_R18_MS = 0.66  # Python's frozen TorchScript, ResNet-18 batch 32, H100
+
+
+def read_json_lines(path):
+    """The JSON objects among a file's lines; other lines are skipped."""
+    objects = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    objects.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+    return objects
+
+
+def load(logs):
+    """(records, peer lines, benchmark runs) from the logs and the files beside them."""
+    records, peers, benchmarks = [], [], []
+    for log in logs:
+        peers += [o for o in read_json_lines(log) if "peer" in o or "impl" in o]
+        prefix = log[:-len(".log")] if log.endswith(".log") else log
+        if os.path.exists(prefix + "-results.jsonl"):
+            records += [r for r in read_json_lines(prefix + "-results.jsonl") if "binary" in r]
+        for path in sorted(glob.glob(glob.escape(prefix) + "-*.json")):
+            try:
+                with open(path) as f:
+                    benchmarks += json.load(f).get("benchmarks", [])
+            except (OSError, json.JSONDecodeError):
+                pass
+    return records, peers, benchmarks
+
+
+def median_ms(summary):
+    return 1e3 * summary["median"] if summary and "median" in summary else None
+
+
+def fmt(value, digits=2):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def ratio(python, cpp):
+    return f"{python / cpp:.2f}x" if python and cpp else "-"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def inference(records, peers):
+    """resnet_gpu_script's records against tools/peer/resnet_infer.py's lines."""
+    cpp = {(r["precision"], r["variant"]): r for r in records if r["binary"] == "resnet_gpu_script"}
+    names = {"torchscript-frozen": "torchscript"}
+    python = {(p["precision"], names.get(p["variant"], p["variant"])): p
+              for p in peers if p.get("peer") == "python" and "variant" in p and "work" not in p}
+    if not cpp and not python:
+        return []
+    keys = sorted(set(cpp) | set(python))
+    rows = []
+    for precision, variant in keys:
+        c = cpp.get((precision, variant))
+        p = python.get((precision, variant))
+        c_ms = median_ms(c["batch_seconds"]) if c else None
+        p_ms = p["median_ms"] if p else None
+        rows.append([precision, variant, fmt(c_ms, 3), fmt(p_ms, 3), ratio(p_ms, c_ms)])
+    device = next(iter(cpp.values()), next(iter(python.values()), {})).get("device", "?")
+    out = ["## ResNet-18 inference, batch 32 (median ms a batch, synced each batch)", "",
+           f"Device: {device}. C++: resnet_gpu_script; Python: tools/peer/resnet_infer.py.", ""]
+    out += table(["precision", "variant", "C++ ms", "Python ms", "C++ speed-up"], rows)
+    graph = cpp.get(("fp32", "cuda-graph"))
+    frozen = python.get(("fp32", "torchscript"))
+    if graph and frozen:
+        g, f = median_ms(graph["batch_seconds"]), frozen["median_ms"]
+        verdict = "met" if g < f else "not met"
+        out += ["", f"- Target (issue 4): C++ CUDA-graph replay, fp32, faster than Python's frozen TorchScript: "
+                    f"{g:.3f} ms against {f:.3f} ms, {verdict} (DESIGN.md's H100 figure for Python: "
+                    f"{PYTHON_FROZEN_R18_MS} ms)."]
+    script, frozen = cpp.get(("fp32", "torchscript")), python.get(("fp32", "torchscript"))
+    if script and frozen:
+        s, f = median_ms(script["batch_seconds"]), frozen["median_ms"]
+        out += [f"- Target (issue 4): C++ frozen TorchScript at least Python's: {s:.3f} ms against {f:.3f} ms, "
+                f"{'met' if s <= f else 'not met'}."]
+    return out + [""]
+
+
+def training(records, peers):
+    """resnet_single's steps against tools/peer/resnet_train_step.py's, and DDP/DP at one device."""
+    out = []
+    singles = [r for r in records if r["binary"] == "resnet_single"]
+    python = {(p["model"], p["precision"], p["batch"], bool(p.get("channels_last"))): p
+              for p in peers if p.get("peer", "").startswith("python-") and "batch" in p}
+    rows = []
+    for r in singles:
+        key = (r["model"], r["precision"], r["batch_size"], bool(r.get("channels_last")))
+        # The peer trains on tensors already on the device: set it beside the runs without augmentation.
+        p = python.get(key) if r.get("augment") is False else None
+        c_ms = median_ms(r.get("step_seconds"))
+        p_ms = p["median_ms"] if p else None
+        augment = {True: "yes", False: "no"}.get(r.get("augment"), "?")
+        rows.append([r["model"], r["precision"], r["batch_size"], "yes" if key[3] else "no", augment, fmt(c_ms, 1),
+                     fmt(p_ms, 1), ratio(p_ms, c_ms)])
+    if rows:
+        out += ["## ResNet training step (median ms a step)", "",
+                "C++: resnet_single, one row a run; Python: tools/peer/resnet_train_step.py, beside the runs "
+                "without augmentation.", ""]
+        out += table(["model", "precision", "batch", "channels_last", "augment", "C++ ms", "Python ms",
+                      "C++ speed-up"], rows)
+        out.append("")
+    rows = []
+    for i, r in enumerate(records):
+        if r["binary"] not in ("resnet_ddp", "resnet_dp"):
+            continue
+        # The resnet_single run gpu_check makes just before, with the same flags.
+        base = next((b for b in reversed(records[:i]) if b["binary"] == "resnet_single"
+                     and b["model"] == r["model"] and b["precision"] == r["precision"]
+                     and b["batch_size"] == r.get("global_batch_size", r["batch_size"])), None)
+        c_ms = median_ms(r.get("step_seconds"))
+        b_ms = median_ms(base.get("step_seconds")) if base else None
+        overhead = c_ms / b_ms - 1 if c_ms and b_ms else None
+        what = r["binary"] + (f" ({r.get('backend', '?')}, 1 process)" if r["binary"] == "resnet_ddp" else " (1 device)")
+        verdict = "-" if overhead is None else ("met" if overhead <= DDP_OVERHEAD_TARGET else "not met")
+        rows.append([what, r["precision"], fmt(c_ms, 1), fmt(b_ms, 1),
+                     "-" if overhead is None else f"{100 * overhead:+.1f} %", verdict])
+    if rows:
+        out += ["## One device: resnet_ddp and resnet_dp against resnet_single (median ms a step)", "",
+                f"Target (issue 3): resnet_ddp's overhead at most {100 * DDP_OVERHEAD_TARGET:.0f} %; "
+                "the verdict column applies it to resnet_dp too.", ""]
+        out += table(["binary", "precision", "ms", "resnet_single ms", "overhead", "target"], rows)
+        out.append("")
+    return out
+
+
+def roberta(records, peers, benchmarks):
+    """roberta_train against tools/peer/roberta_train_step.py; the forward benchmark against roberta_forward.py."""
+    out = []
+    python = {(p["model"], p["precision"], p["batch"]): p for p in peers if p.get("work") == "roberta_train_step"}
+    rows = []
+    for r in (r for r in records if r["binary"] == "roberta_train"):
+        batch = r.get("global_batch_size", r["batch_size"])
+        step = median_ms(r.get("step_seconds"))
+        cpp_rate = 1e3 * batch / step if step else None
+        p = python.get((r["model"], r["precision"], batch))
+        py_rate = p["samples_per_second"] if p else None
+        target = ROBERTA_TRAIN_TARGETS.get(r["precision"]) if r["model"] == "xlm-roberta-base" and batch == 32 else None
+        verdict = "-" if target is None or cpp_rate is None else ("met" if cpp_rate >= target else "not met")
+        rows.append([r["model"], r["precision"], batch, r.get("max_len", "?"), fmt(cpp_rate, 1), fmt(py_rate, 1),
+                     ratio(cpp_rate, py_rate), fmt(target, 0), verdict])
+    if rows:
+        out += ["## RoBERTa training (samples/s, median step)", "",
+                "C++: roberta_train; Python: tools/peer/roberta_train_step.py (transformers). Targets (issue 5): "
+                "xlm-roberta-base, batch 32, seq 128 on an H100.", ""]
+        out += table(["model", "precision", "batch", "seq", "C++", "Python", "C++ speed-up", "target", "verdict"], rows)
+        out.append("")
+    names = {"fp32": "eager"}
+    cpp = {}
+    for b in benchmarks:
+        name = b.get("name", "")
+        if "/model:" not in name or b.get("run_type", "iteration") != "iteration":
+            continue
+        device_variant, model, batch = name.split("/")[:3]
+        device, _, variant = device_variant.partition("-")
+        unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
+        cpp[(device, names.get(variant, variant), int(batch.split(":")[1]))] = b["real_time"] * unit
+    python = {}
+    for p in peers:
+        if p.get("impl") == "python-transformers" and "median_ms" in p:
+            python[(p["device"], p["variant"], p["batch"])] = p["median_ms"]
+    if cpp or python:
+        rows = [[d, v, b, fmt(cpp.get(k)), fmt(python.get(k)), ratio(python.get(k), cpp.get(k))]
+                for k in sorted(set(cpp) | set(python)) for d, v, b in [k]]
+        out += ["## RoBERTa encoder forward, seq 128 (ms a batch)", "",
+                "C++: roberta_forward_benchmark; Python: tools/peer/roberta_forward.py (transformers).", ""]
+        out += table(["device", "variant", "batch", "C++ ms", "Python ms", "C++ speed-up"], rows)
+        out.append("")
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("logs", nargs="+", help="gpu_check logs (the files beside each are read too)")
+    args = parser.parse_args()
+    missing = [log for log in args.logs if not os.path.isfile(log)]
+    if missing:
+        print(f"gpu_check_summary: no such log: {missing[0]}", file=sys.stderr)
+        return 2
+    records, peers, benchmarks = load(args.logs)
+    machines = sorted({f"{r.get('device_name', '?')}, LibTorch {r.get('libtorch_version', '?')}" for r in records})
+    lines = ["# gpu_check summary", "", f"From {', '.join(os.path.basename(l) for l in args.logs)}: "
+             f"{len(records)} records, {len(peers)} peer lines, {len(benchmarks)} benchmark runs."]
+    lines += [f"Machine: {m}." for m in machines] + [""]
+    lines += inference(records, peers) + training(records, peers) + roberta(records, peers, benchmarks)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Tests for tools/gpu_check_summary.py on a gpu_check log, records and
+benchmark JSON written here: the pairs it sets side by side, the ratios and
+verdicts against the issues' targets, and a missing log.
+
+  python3 tools/gpu_check_summary_test.py   # or: bazel test //tools:gpu_check_summary_test
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu_check_summary.py")
+
+
+def steps(median_seconds):
+    return {"count": 10, "median": median_seconds, "p10": median_seconds, "p90": median_seconds}
+
+
+def infer(variant, precision, median_seconds):
+    return {"binary": "resnet_gpu_script", "model": "resnet18", "variant": variant, "precision": precision,
+            "batch_seconds": steps(median_seconds), "device": "cuda:0", "device_name": "NVIDIA H100",
+            "libtorch_version": "2.11.0"}
+
+
+def train(binary, precision, median_seconds, **extra):
+    record = {"binary": binary, "model": "resnet18", "precision": precision, "batch_size": 512,
+              "step_seconds": steps(median_seconds), "channels_last": False, "augment": False,
+              "device": "cuda:0", "device_name": "NVIDIA H100", "libtorch_version": "2.11.0"}
+    record.update(extra)
+    return record
+
+
+class GpuCheckSummaryTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.log = os.path.join(self.dir.name, "gpu_check-1.log")
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def write(self, peers, records, benchmarks=None):
+        with open(self.log, "w") as f:
+            f.write("=== peer-python-infer-fp32: python3 tools/peer/resnet_infer.py\n{not json\n")
+            for p in peers:
+                f.write(json.dumps(p) + "\n")
+            f.write("--- PASS peer-python-infer-fp32 (12 s)\n")
+        with open(self.log[:-4] + "-results.jsonl", "w") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+        if benchmarks is not None:
+            with open(self.log[:-4] + "-roberta_forward_benchmark.json", "w") as f:
+                json.dump({"context": {}, "benchmarks": benchmarks}, f)
+
+    def summary(self):
+        done = subprocess.run([sys.executable, SCRIPT, self.log], capture_output=True, text=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return done.stdout
+
+    def row(self, text, *cells):
+        """The table row whose leading cells are `cells`, as a list of cells."""
+        for line in text.splitlines():
+            parts = [c.strip() for c in line.strip().strip("|").split("|")]
+            if parts[:len(cells)] == list(cells):
+                return parts
+        self.fail(f"no row starting {cells} in:\n{text}")
+
+    def test_cuda_graph_target_is_met_only_when_replay_beats_python_frozen_torchscript(self):
+        python = [{"peer": "python", "variant": "torchscript-frozen", "precision": "fp32", "median_ms": 0.66,
+                   "device": "cuda"},
+                  {"peer": "python", "variant": "eager", "precision": "fp32", "median_ms": 1.5, "device": "cuda"}]
+        self.write(python, [infer("cuda-graph", "fp32", 0.00050), infer("torchscript", "fp32", 0.00070),
+                            infer("eager", "fp32", 0.00150)])
+        text = self.summary()
+        self.assertEqual(self.row(text, "fp32", "torchscript")[2:], ["0.700", "0.660", "0.94x"])
+        self.assertEqual(self.row(text, "fp32", "eager")[2:], ["1.500", "1.500", "1.00x"])
+        self.assertIn("faster than Python's frozen TorchScript: 0.500 ms against 0.660 ms, met", text)
+        self.assertIn("at least Python's: 0.700 ms against 0.660 ms, not met", text)
+
+        self.write(python, [infer("cuda-graph", "fp32", 0.00080)])
+        self.assertIn("0.800 ms against 0.660 ms, not met", self.summary())
+
+    def test_one_device_overhead_is_measured_against_the_resnet_single_run_just_before(self):
+        records = [train("resnet_single", "fp32", 0.500),  # an earlier run, not the base
+                   train("resnet_single", "fp32", 0.100),
+                   train("resnet_ddp", "fp32", 0.102, backend="nccl", global_batch_size=512),
+                   train("resnet_dp", "fp32", 0.110),
+                   train("resnet_single", "fp16", 0.050),
+                   train("resnet_ddp", "fp16", 0.060, backend="nccl", global_batch_size=512)]
+        self.write([], records)
+        text = self.summary()
+        self.assertEqual(self.row(text, "resnet_ddp (nccl, 1 process)", "fp32")[2:],
+                         ["102.0", "100.0", "+2.0 %", "met"])
+        self.assertEqual(self.row(text, "resnet_dp (1 device)", "fp32")[2:], ["110.0", "100.0", "+10.0 %", "not met"])
+        self.assertEqual(self.row(text, "resnet_ddp (nccl, 1 process)", "fp16")[2:],
+                         ["60.0", "50.0", "+20.0 %", "not met"])
+
+    def test_training_steps_meet_the_python_peer_only_without_augmentation(self):
+        peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp16",
+                "channels_last": False, "median_ms": 80.0}
+        self.write([peer], [train("resnet_single", "fp16", 0.100, augment=True),
+                            train("resnet_single", "fp16", 0.064)])
+        text = self.summary()
+        self.assertEqual(self.row(text, "resnet18", "fp16", "512", "no", "yes")[5:], ["100.0", "-", "-"])
+        self.assertEqual(self.row(text, "resnet18", "fp16", "512", "no", "no")[5:], ["64.0", "80.0", "1.25x"])
+
+    def test_roberta_training_rate_against_the_peer_and_the_h100_targets(self):
+        records = [{"binary": "roberta_train", "model": "xlm-roberta-base", "precision": precision, "batch_size": 32,
+                    "global_batch_size": 32, "max_len": 128, "step_seconds": steps(seconds)}
+                   for precision, seconds in (("fp16", 0.020), ("fp32", 0.080))]
+        peers = [{"peer": "python", "work": "roberta_train_step", "model": "xlm-roberta-base", "batch": 32,
+                  "precision": "fp16", "samples_per_second": 1000.0}]
+        self.write(peers, records)
+        text = self.summary()
+        self.assertEqual(self.row(text, "xlm-roberta-base", "fp16")[4:], ["1600.0", "1000.0", "1.60x", "1058", "met"])
+        self.assertEqual(self.row(text, "xlm-roberta-base", "fp32")[4:], ["400.0", "-", "-", "526", "not met"])
+
+    def test_forward_benchmark_times_are_converted_to_ms_and_paired_by_variant(self):
+        benchmarks = [{"name": "cuda-fp32/model:1/batch:32/real_time", "run_type": "iteration",
+                       "real_time": 9000.0, "time_unit": "us"},
+                      {"name": "cuda-fp16/model:1/batch:32/real_time", "run_type": "iteration",
+                       "real_time": 4.0, "time_unit": "ms"},
+                      {"name": "cuda-fp16/model:1/batch:32/real_time_mean", "run_type": "aggregate",
+                       "real_time": 99.0, "time_unit": "ms"}]
+        peers = [{"impl": "python-transformers", "device": "cuda", "variant": "eager", "batch": 32, "median_ms": 10.0},
+                 {"impl": "python-transformers", "device": "cuda", "variant": "fp16", "batch": 32, "median_ms": 5.0}]
+        self.write(peers, [], benchmarks)
+        text = self.summary()
+        self.assertEqual(self.row(text, "cuda", "eager", "32")[3:], ["9.00", "10.00", "1.11x"])
+        self.assertEqual(self.row(text, "cuda", "fp16", "32")[3:], ["4.00", "5.00", "1.25x"])
+
+    def test_a_missing_log_is_one_line_and_exit_2(self):
+        done = subprocess.run([sys.executable, SCRIPT, os.path.join(self.dir.name, "absent.log")],
+                              capture_output=True, text=True)
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(done.stdout, "")
+        self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
+        self.assertIn("absent.log", done.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
