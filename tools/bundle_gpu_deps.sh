@@ -5,15 +5,38 @@
 # network.
 # tools/gpu_check.sh uses .gpu_deps/ when it exists. Run here, on Debian 12:
 #
-#   tools/bundle_gpu_deps.sh      # then carry .gpu_deps to the GPU host
+#   tools/bundle_gpu_deps.sh           # then carry .gpu_deps to the GPU host
+#   tools/bundle_gpu_deps.sh --check   # whether .gpu_deps holds all the build takes from it
+#                                      # (a bundle made before a package joined the list does not)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.gpu_deps
 PACKAGES=(libabsl-dev libabsl20220623 libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
           nlohmann-json3-dev libgloo-dev zlib1g-dev libsentencepiece-dev libsentencepiece0 dataset-fashion-mnist)
+LIB=usr/lib/x86_64-linux-gnu
+NEEDED=(usr/include/absl/base/config.h usr/include/gtest/gtest.h usr/include/gmock/gmock.h
+        usr/include/benchmark/benchmark.h usr/include/nlohmann/json.hpp usr/include/gloo/config.h
+        usr/include/sentencepiece_processor.h usr/include/zlib.h $LIB/libsentencepiece.so
+        $LIB/libsentencepiece_train.so $LIB/libz.so $LIB/cmake/absl $LIB/cmake/GTest $LIB/cmake/benchmark
+        usr/share/cmake/nlohmann_json usr/share/datasets/fashion-mnist)
+
+check_bundle() {
+  local missing=() f
+  for f in "${NEEDED[@]}"; do [[ -e "$OUT/$f" ]] || missing+=("$f"); done
+  if ((${#missing[@]})); then
+    echo "bundle_gpu_deps: $OUT lacks ${missing[*]} (run tools/bundle_gpu_deps.sh again)" >&2
+    return 1
+  fi
+  echo "bundle_gpu_deps: $OUT holds all ${#NEEDED[@]} things the CMake build takes from it"
+}
+if [[ "${1:-}" == --check ]]; then
+  check_bundle
+  exit
+fi
 rm -rf "$OUT" && mkdir -p "$OUT/debs"
 (cd "$OUT/debs" && apt-get download "${PACKAGES[@]}" >/dev/null)
 for deb in "$OUT"/debs/*.deb; do dpkg -x "$deb" "$OUT"; done
 rm -rf "$OUT/debs" "$OUT/usr/share/doc"
 grep -qx '/.gpu_deps/' .git/info/exclude 2>/dev/null || echo '/.gpu_deps/' >> .git/info/exclude
+check_bundle
 echo "bundle_gpu_deps: $(du -sh "$OUT" | cut -f1) in $OUT"

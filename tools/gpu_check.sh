@@ -85,6 +85,7 @@ log "torch: $("$PYTHON" -c 'import torch; print(torch.__version__, "cuda", torch
 PREFIX="$TORCH_PREFIX"
 EXTRA_INCLUDE=""
 if [[ -d .gpu_deps/usr ]]; then
+  check gpu-deps 30 bash tools/bundle_gpu_deps.sh --check
   PREFIX="$TORCH_PREFIX;$PWD/.gpu_deps/usr"
   EXTRA_INCLUDE="$PWD/.gpu_deps/usr/include"
   export LD_LIBRARY_PATH="$PWD/.gpu_deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
