@@ -168,13 +168,11 @@ ProcessGroup::ProcessGroup(RankEnv env, std::string backend_name, c10::intrusive
 ProcessGroup::~ProcessGroup() {
   stop_ = true;
   heartbeat_.join();
-  // As destroy_process_group(): NCCL's communicators are finalised before the
-  // backend goes, instead of aborted by its destructor with a warning.
-  if (backend_name_ == "nccl") {
-    try {
-      backend_->shutdown();
-    } catch (const std::exception&) {
-    }
+  // As destroy_process_group(): NCCL finalises its communicators here instead
+  // of aborting them in its destructor with a warning; Gloo has nothing to do.
+  try {
+    backend_->shutdown();
+  } catch (const std::exception&) {
   }
 }
 
