@@ -13,6 +13,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "common/amp.h"
+
 namespace dlspeed {
 namespace {
 
@@ -81,9 +83,7 @@ TEST_P(RobertaTrainerTest, LearnsATaskThatNeedsTheTokens) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Precisions, RobertaTrainerTest, ::testing::Values(Precision::kFp32, Precision::kBf16),
-                         [](const ::testing::TestParamInfo<Precision>& info) {
-                           return info.param == Precision::kFp32 ? std::string("Fp32") : std::string("Bf16");
-                         });
+                         [](const ::testing::TestParamInfo<Precision>& info) { return PrecisionName(info.param); });
 
 }  // namespace
 }  // namespace dlspeed

@@ -190,8 +190,10 @@ def roberta(records, peers, benchmarks):
         if p.get("impl") == "python-transformers" and "median_ms" in p:
             python[(p["device"], p["variant"], p["batch"])] = p["median_ms"]
     if cpp or python:
-        rows = [[d, v, b, fmt(cpp.get(k)), fmt(python.get(k)), ratio(python.get(k), cpp.get(k))]
-                for k in sorted(set(cpp) | set(python)) for d, v, b in [k]]
+        rows = []
+        for key in sorted(set(cpp) | set(python)):
+            c, p = cpp.get(key), python.get(key)
+            rows.append([*key, fmt(c), fmt(p), ratio(p, c)])
         out += ["## RoBERTa encoder forward, seq 128 (ms a batch)", "",
                 "C++: roberta_forward_benchmark; Python: tools/peer/roberta_forward.py (transformers).", ""]
         out += table(["device", "variant", "batch", "C++ ms", "Python ms", "C++ speed-up"], rows)
