@@ -37,6 +37,5 @@ rm -rf "$OUT" && mkdir -p "$OUT/debs"
 (cd "$OUT/debs" && apt-get download "${PACKAGES[@]}" >/dev/null)
 for deb in "$OUT"/debs/*.deb; do dpkg -x "$deb" "$OUT"; done
 rm -rf "$OUT/debs" "$OUT/usr/share/doc"
-grep -qx '/.gpu_deps/' .git/info/exclude 2>/dev/null || echo '/.gpu_deps/' >> .git/info/exclude
 check_bundle
 echo "bundle_gpu_deps: $(du -sh "$OUT" | cut -f1) in $OUT"

@@ -58,6 +58,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# pip install into the virtualenv $1, quietly. A pip configured with find-links
+# folders that do not exist (CI's is) warns once per package; those lines are
+# dropped so that a failure's own lines stay in sight.
+pip_install() {
+  local venv="$1"; shift
+  "$venv/bin/pip" install -q --no-cache-dir "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2)
+}
+
 PYTHON="${PYTHON:-python3}"
 if [[ ! -x "$VENV/bin/python" ]]; then
   echo "setup: creating $VENV"
@@ -67,7 +75,7 @@ want="${TORCH_SPEC#torch==}"
 have="$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)"
 if [[ "$have" != "$want" ]]; then
   echo "setup: installing $TORCH_SPEC into $VENV"
-  "$VENV/bin/pip" install -q --no-cache-dir "$TORCH_SPEC" numpy
+  pip_install "$VENV" "$TORCH_SPEC" numpy
 fi
 echo "setup: ok ($VENV: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'))"
 
@@ -82,7 +90,7 @@ if ((PEER)); then
 print(torch.__version__.split("+")[0], transformers.__version__)' 2>/dev/null || true)"
   if [[ "$have" != "$torch_version ${TRANSFORMERS_SPEC#transformers==}" ]]; then
     echo "setup: installing torch==$torch_version $TRANSFORMERS_SPEC safetensors into $PEER_VENV"
-    "$PEER_VENV/bin/pip" install -q --no-cache-dir "torch==$torch_version" "$TRANSFORMERS_SPEC" safetensors numpy
+    pip_install "$PEER_VENV" "torch==$torch_version" "$TRANSFORMERS_SPEC" safetensors numpy
   fi
   echo "setup: ok ($PEER_VENV: $("$PEER_VENV/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"
 fi
@@ -96,7 +104,7 @@ if ((FUZZ)); then
   fi
   if ! "$FUZZ_VENV/bin/python" -c 'import atheris' 2>/dev/null; then
     echo "setup: installing $ATHERIS_SPEC into $FUZZ_VENV"
-    "$FUZZ_VENV/bin/pip" install -q --no-cache-dir "$ATHERIS_SPEC"
+    pip_install "$FUZZ_VENV" "$ATHERIS_SPEC"
   fi
   echo "setup: ok (clang $(clang --version | sed -n '1s/.*version \([0-9.]*\).*/\1/p'), $FUZZ_VENV: atheris)"
 fi
@@ -113,7 +121,7 @@ print("torch==" + torch.__version__.split("+")[0], "torchvision==" + torchvision
       "transformers==" + transformers.__version__)' 2>/dev/null || true)"
   if [[ "$have" != "${GPU_HOST_SPECS[*]:0:3}" ]]; then
     echo "setup: installing ${GPU_HOST_SPECS[*]} into $GPU_HOST_VENV (a CUDA build: several GB)"
-    "$GPU_HOST_VENV/bin/pip" install -q --no-cache-dir "${GPU_HOST_SPECS[@]}"
+    pip_install "$GPU_HOST_VENV" "${GPU_HOST_SPECS[@]}"
   fi
   echo "setup: ok ($GPU_HOST_VENV: $("$GPU_HOST_VENV/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>/dev/null))"
 fi
