@@ -13,11 +13,12 @@ the peer runs with nothing but torch installed.
 import argparse
 import json
 import statistics
-import time
 
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from train_step_timing import time_train_steps
 
 
 class Block(nn.Module):
@@ -100,32 +101,10 @@ def main():
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
     images = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     labels = torch.randint(10, (args.batch,), device=device)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = F.cross_entropy(model(images), labels)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for _ in range(args.warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
+    times = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,
+                             args.precision, device, args.warmup, args.steps)
     times.sort()
     median = statistics.median(times)
     print(json.dumps({

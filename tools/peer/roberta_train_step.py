@@ -14,12 +14,12 @@ import json
 import os
 import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roberta_forward import NAMED_CONFIGS, build_model, make_batch  # noqa: E402
+from train_step_timing import time_train_steps  # noqa: E402
 
 
 def main():
@@ -50,33 +50,14 @@ def main():
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
-    scaler = torch.amp.GradScaler("cuda", enabled=args.precision == "fp16")
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
     generator = torch.Generator().manual_seed(0)
     batches = []
     for _ in range(4):
         ids, mask = make_batch(args.batch, args.seq, vocab, random_lengths=False, generator=generator)
         labels = torch.randint(0, 4, (args.batch,), generator=generator)
         batches.append((ids.to(args.device), mask.to(args.device), labels.to(args.device)))
-
-    def step(ids, mask, labels):
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(args.device, dtype=dtype, enabled=dtype is not None):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    for i in range(args.warmup):
-        step(*batches[i % len(batches)])
-    sync()
-    times = []
-    for i in range(args.steps):
-        start = time.perf_counter()
-        step(*batches[i % len(batches)])
-        sync()
-        times.append(time.perf_counter() - start)
+    times = time_train_steps(lambda ids, mask, labels: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
+                             batches, optimizer, args.precision, args.device, args.warmup, args.steps)
     median = statistics.median(times)
     print(json.dumps({"peer": "python", "work": "roberta_train_step", "model": args.model, "batch": args.batch,
                       "seq": args.seq, "precision": args.precision, "optimizer": args.optimizer,
