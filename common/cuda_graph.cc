@@ -43,7 +43,17 @@ absl::StatusOr<std::unique_ptr<CudaGraphRunner>> CudaGraphRunner::Capture(const 
       for (int i = 0; i < warmup; ++i) forward(impl->input);
       side.synchronize();
       impl->graph.capture_begin();
-      impl->output = forward(impl->input);
+      try {
+        impl->output = forward(impl->input);
+      } catch (...) {
+        // End the capture on this stream whatever happened, so that neither
+        // the pooled stream nor the caching allocator is left capturing.
+        try {
+          impl->graph.capture_end();
+        } catch (...) {
+        }
+        throw;
+      }
       impl->graph.capture_end();
     }
     side.synchronize();
@@ -55,6 +65,12 @@ absl::StatusOr<std::unique_ptr<CudaGraphRunner>> CudaGraphRunner::Capture(const 
 }
 
 at::Tensor CudaGraphRunner::Run(const at::Tensor& input) {
+  // copy_ would broadcast a smaller batch or convert another dtype silently.
+  TORCH_CHECK(input.sizes() == impl_->input.sizes() && input.scalar_type() == impl_->input.scalar_type() &&
+                  input.device() == impl_->input.device(),
+              "CudaGraphRunner::Run: the input must match the captured one: ", impl_->input.sizes(), " ",
+              impl_->input.scalar_type(), " on ", impl_->input.device(), ", not ", input.sizes(), " ",
+              input.scalar_type(), " on ", input.device());
   impl_->input.copy_(input, /*non_blocking=*/true);
   impl_->graph.replay();
   return impl_->output;

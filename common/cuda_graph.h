@@ -37,7 +37,10 @@ class CudaGraphRunner {
   ~CudaGraphRunner();
 
   // Copies `input` into the static input and replays the graph. The result is
-  // the graph's static output: read or copy it before the next Run.
+  // the graph's static output: read or copy it before the next Run. `input`
+  // must have the example's sizes, dtype and device (else c10::Error). A graph
+  // captured under InferenceMode must also be run under it (its static input
+  // is an inference tensor).
   at::Tensor Run(const at::Tensor& input);
 
  private:

@@ -1,7 +1,11 @@
 // CudaGraphRunner: without a GPU (or in a build without CUDA) capture is
 // refused with a status; on a GPU, replays of new inputs equal eager calls of
-// the same module and write into one static output.
+// the same module and write into one static output, an input unlike the
+// example is refused, and a failed capture leaves the next one working.
 #include "common/cuda_graph.h"
+
+#include <stdexcept>
+#include <string>
 
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
@@ -43,6 +47,12 @@ TEST(CudaGraphTest, RefusesACpuInput) {
             CudaGraphsBuiltIn() ? absl::StatusCode::kInvalidArgument : absl::StatusCode::kUnimplemented)
       << graph.status();
   EXPECT_EQ(calls, 0);  // refused before running anything
+}
+
+TEST(CudaGraphTest, BuiltInWhereLibTorchSeesAGpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU here";
+  // Else a GPU build that lost the CUDA headers would skip every replay test.
+  EXPECT_TRUE(CudaGraphsBuiltIn()) << "LibTorch sees a GPU but this build has no CUDA graphs (CUDA headers missing?)";
 }
 
 // On a GPU, in the parameter's dtype: the small net and its eager forward.
@@ -93,6 +103,36 @@ TEST_P(CudaGraphReplayTest, CapturedInputIsACopyOfTheExample) {
   ASSERT_TRUE(graph.ok()) << graph.status();
   example.zero_();  // the caller may reuse its tensor after capture
   ExpectEager((*graph)->Run(kept), kept);
+}
+
+TEST_P(CudaGraphReplayTest, RunRefusesAnInputUnlikeTheExample) {
+  absl::StatusOr<std::unique_ptr<CudaGraphRunner>> graph =
+      CudaGraphRunner::Capture([&](const at::Tensor& x) { return Eager(x); }, Images(8));
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  EXPECT_THROW((*graph)->Run(Images(4)), c10::Error);  // copy_ would broadcast it
+  const torch::Dtype other = GetParam() == torch::kFloat ? torch::kHalf : torch::kFloat;
+  EXPECT_THROW((*graph)->Run(Images(8).to(other)), c10::Error);
+  EXPECT_THROW((*graph)->Run(Images(8).cpu()), c10::Error);
+}
+
+TEST_P(CudaGraphReplayTest, AFailedCaptureLeavesTheNextOneWorking) {
+  int calls = 0;
+  absl::StatusOr<std::unique_ptr<CudaGraphRunner>> failed = CudaGraphRunner::Capture(
+      [&](const at::Tensor& x) {
+        at::Tensor out = Eager(x);
+        if (++calls > 1) throw std::runtime_error("planted failure");  // during the capture, not the warm-up
+        return out;
+      },
+      Images(8), /*warmup=*/1);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("planted failure"), std::string::npos) << failed.status();
+  EXPECT_EQ(calls, 2);
+  // Neither the stream pool nor the caching allocator is left capturing.
+  absl::StatusOr<std::unique_ptr<CudaGraphRunner>> graph =
+      CudaGraphRunner::Capture([&](const at::Tensor& x) { return Eager(x); }, Images(8));
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  const at::Tensor x = Images(8);
+  ExpectEager((*graph)->Run(x), x);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaGraphReplayTest, ::testing::Values(torch::kFloat, torch::kHalf),
