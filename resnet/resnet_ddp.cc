@@ -72,6 +72,8 @@ ABSL_FLAG(int32_t, workers, 2, "background threads preparing batches, per proces
 ABSL_FLAG(double, lr, 0.1, "SGD learning rate (the study: 0.1, momentum 0.9, weight decay 5e-4)");
 ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and augmentation");
 ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
+ABSL_FLAG(bool, sync_each_step, false,
+          "synchronise the device around every step: exact per-step times (step_seconds) on a GPU, a little slower");
 ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
 ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file rank 0 appends its record to (empty: none)");
 ABSL_FLAG(std::string, models_dir, "models", "where rank 0 saves the model (empty: not saved)");
@@ -225,6 +227,7 @@ int Worker(const Args& args, const RankEnv& env) {
   options.sgd.lr = absl::GetFlag(FLAGS_lr);
   options.channels_last = absl::GetFlag(FLAGS_channels_last);
   options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
+  options.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
   options.device = device;
   std::unique_ptr<GradientReducer> reducer;
   options.after_backward = [&reducer] { reducer->FinishBackward(); };
@@ -349,7 +352,9 @@ int Worker(const Args& args, const RankEnv& env) {
                          {"steps", reducer_stats.steps},
                          {"allreduces_per_step", reducer_stats.allreduces / steps},
                          {"bytes_per_step", reducer_stats.bytes / steps},
-                         {"wait_seconds_per_step", reducer_stats.wait_seconds / steps}};
+                         {"wait_seconds_per_step", reducer_stats.wait_seconds / steps},
+                         // NCCL's wait blocks the CUDA stream, not the host (gradient_reducer.h).
+                         {"wait_is_host_only", backend_name == "nccl"}};
     record["dataset"] = DatasetKindName(*kind);
     record["train_samples"] = train_set.size();
     record["test_samples"] = test_set.size();

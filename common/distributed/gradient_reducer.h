@@ -50,7 +50,9 @@ struct ReducerStats {
   int64_t allreduces = 0;
   double bytes = 0;
   // Time FinishBackward spent waiting for allreduces: communication that was
-  // not hidden behind backward.
+  // not hidden behind backward. Host time: with NCCL, Work::wait only makes
+  // the current CUDA stream wait, so there this is near zero and the unhidden
+  // communication shows in the (synchronised) step times instead.
   double wait_seconds = 0;
 };
 
