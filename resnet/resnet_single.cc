@@ -55,6 +55,8 @@ ABSL_FLAG(int32_t, workers, 2, "background threads preparing batches");
 ABSL_FLAG(double, lr, 0.1, "SGD learning rate (the study: 0.1, momentum 0.9, weight decay 5e-4)");
 ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and augmentation");
 ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
+ABSL_FLAG(bool, sync_each_step, false,
+          "synchronise the device around every step: exact per-step times (step_seconds) on a GPU, a little slower");
 ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
 ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file to append records to (empty: none)");
 ABSL_FLAG(std::string, models_dir, "models", "where trained models are saved (empty: not saved)");
@@ -185,6 +187,7 @@ int Main(int argc, char** argv) {
       options.sgd.lr = absl::GetFlag(FLAGS_lr);
       options.channels_last = absl::GetFlag(FLAGS_channels_last);
       options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
+      options.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
       options.device = *device;
       ResNetTrainer trainer(*MakeResNet(depth, train_set.num_classes), options);
       BatchLoader loader(train_set, loader_options);

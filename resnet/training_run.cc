@@ -12,6 +12,7 @@ namespace dlspeed {
 
 RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSettings& settings) {
   RunTotals totals;
+  totals.sync_each_step = trainer.options().sync_each_step;
   std::vector<double> later_steps;
   int64_t later_samples = 0;
   double later_seconds = 0;
@@ -39,6 +40,7 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
       later_seconds += stats.seconds;
       later_samples += stats.samples * settings.world_size;
       later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
+      totals.measured_skipped_steps += stats.skipped_steps;
     }
     if (settings.verbose) {
       std::cout << absl::StrFormat("  epoch %d/%d: %.2f s, %d steps, loss %.4f, train accuracy %.1f %%, %.0f img/s\n",
@@ -64,10 +66,12 @@ void AddRunFields(const RunTotals& totals, nlohmann::json* record) {
   (*record)["avg_epoch_seconds"] = totals.average_epoch_seconds;
   (*record)["total_seconds"] = totals.total_seconds;
   (*record)["step_seconds"] = ToJson(totals.step_seconds);
+  (*record)["sync_each_step"] = totals.sync_each_step;
   (*record)["throughput"] = totals.throughput;
   (*record)["throughput_unit"] = "images/s";
   (*record)["final_train_loss"] = totals.final_train_loss;
   (*record)["skipped_steps"] = totals.skipped_steps;
+  (*record)["measured_skipped_steps"] = totals.measured_skipped_steps;
 }
 
 }  // namespace dlspeed

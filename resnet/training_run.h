@@ -46,13 +46,16 @@ struct RunTotals {
   Summary step_seconds;              // steps of the later epochs
   double final_train_loss = 0;
   int64_t skipped_steps = 0;
+  int64_t measured_skipped_steps = 0;  // of those, in the later epochs (step_seconds' steps)
+  bool sync_each_step = false;       // whether step_seconds are device-synchronised (TrainOptions)
 };
 
 // Trains settings.epochs epochs and prints, when verbose, the study's lines.
 RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSettings& settings);
 
 // Adds epoch_seconds, avg_epoch_seconds, total_seconds, step_seconds,
-// throughput(_unit), final_train_loss and skipped_steps to `record`.
+// sync_each_step, throughput(_unit), final_train_loss, skipped_steps and
+// measured_skipped_steps to `record`.
 void AddRunFields(const RunTotals& totals, nlohmann::json* record);
 
 }  // namespace dlspeed

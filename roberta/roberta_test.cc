@@ -55,6 +55,24 @@ TEST(RobertaTest, LogitsMatchTransformersWithPadding) {
   EXPECT_LT((first - want_first).abs().max().item<double>(), 1e-4);
 }
 
+// A batch without padding may be given no mask (the trainers do, so that
+// attention can use its mask-free kernels): the logits are those of an
+// all-ones mask.
+TEST(RobertaTest, NoMaskEqualsAnAllOnesMask) {
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  RobertaClassifier model = loaded->model;
+  model->eval();
+  const torch::Tensor ids = ToTensor(Expected()["input_ids"], torch::kLong);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor with_mask = model->forward(ids, torch::ones_like(ids));
+  EXPECT_LT((model->forward(ids) - with_mask).abs().max().item<double>(), 1e-5);
+  // Padding positions do change the logits once they are attended to.
+  const torch::Tensor mask = ToTensor(Expected()["attention_mask"], torch::kLong);
+  ASSERT_FALSE(mask.all().item<bool>());
+  EXPECT_GT((model->forward(ids, mask) - with_mask).abs().max().item<double>(), 1e-4);
+}
+
 // One SGD step as transformers takes it (eval mode, mean cross-entropy, lr 0.1,
 // no momentum): same loss, same gradient norms per parameter, same logits after.
 TEST(RobertaTest, GradientsAndOneStepMatchTransformers) {

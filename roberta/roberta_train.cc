@@ -67,9 +67,13 @@ ABSL_FLAG(std::string, train_data, "", "training data: the study's <prefix> (<pr
 ABSL_FLAG(std::string, dev_data, "", "dev data, in the same forms as --train_data");
 ABSL_FLAG(std::string, tokenizer, "", "SentencePiece model for .tsv data (e.g. a checkpoint's sentencepiece.bpe.model)");
 ABSL_FLAG(int64_t, synthetic_size, 2048, "synthetic training sequences (dev: a quarter)");
+ABSL_FLAG(int64_t, synthetic_min_len, 0,
+          "shortest synthetic sequence (0: max_len/2); --synthetic_min_len=<max_len> makes every one full length");
 ABSL_FLAG(std::string, device, "auto", "auto (one GPU per process if there are GPUs, else the CPU), cuda or cpu");
 ABSL_FLAG(std::string, backend, "auto", "c10d backend: auto (nccl on GPUs, gloo on the CPU), nccl or gloo");
 ABSL_FLAG(double, timeout_s, 300, "seconds allowed for the rendezvous and for each collective");
+ABSL_FLAG(bool, sync_each_step, false,
+          "synchronise the device around every step: exact per-step times (step_seconds) on a GPU, a little slower");
 ABSL_FLAG(int32_t, threads, 0, "CPU intra-op threads per process (0: default)");
 ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and synthetic data");
 ABSL_FLAG(std::string, log, "", "the study's per-epoch log (default: perf-<model>.log; empty with --nolog_file)");
@@ -145,6 +149,11 @@ int Train(const RankEnv& env, bool distributed) {
   if (batch_size < 1 || epochs < 1 || max_len < 3 || absl::GetFlag(FLAGS_num_labels) < 1) {
     ExitWithUsageError("--batch_size, --epochs and --num_labels must be at least 1, --max_len at least 3");
   }
+  const int64_t synthetic_min_len = absl::GetFlag(FLAGS_synthetic_min_len);
+  if (synthetic_min_len != 0 && (synthetic_min_len < 2 || synthetic_min_len > max_len)) {
+    ExitWithUsageError(absl::StrCat("--synthetic_min_len must be 0 or between 2 and --max_len (", max_len, "), not ",
+                                    synthetic_min_len));
+  }
 
   // The model: a named config (random weights) or a checkpoint folder.
   const std::string model_name = absl::GetFlag(FLAGS_model_name);
@@ -179,10 +188,12 @@ int Train(const RankEnv& env, bool distributed) {
   std::string data_origin;
   if (absl::GetFlag(FLAGS_train_data).empty()) {
     const int64_t size = absl::GetFlag(FLAGS_synthetic_size);
-    train = SyntheticText(size, max_len / 2, max_len, config.vocab_size, config.num_labels, absl::GetFlag(FLAGS_seed));
-    dev = SyntheticText(std::max<int64_t>(1, size / 4), max_len / 2, max_len, config.vocab_size, config.num_labels,
+    const int64_t min_len = synthetic_min_len > 0 ? synthetic_min_len : max_len / 2;
+    train = SyntheticText(size, min_len, max_len, config.vocab_size, config.num_labels, absl::GetFlag(FLAGS_seed));
+    dev = SyntheticText(std::max<int64_t>(1, size / 4), min_len, max_len, config.vocab_size, config.num_labels,
                         absl::GetFlag(FLAGS_seed) + 1);
-    data_origin = absl::StrCat("synthetic ids (no --train_data): ", train.size(), " train / ", dev.size(), " dev");
+    data_origin = absl::StrCat("synthetic ids (no --train_data): ", train.size(), " train / ", dev.size(),
+                               " dev, ", min_len, " to ", max_len, " tokens");
   } else {
     absl::StatusOr<TextDataset> loaded = LoadText(absl::GetFlag(FLAGS_train_data), tokenizer, max_len);
     if (!loaded.ok()) return ReportError(loaded.status().message());
@@ -248,6 +259,7 @@ int Train(const RankEnv& env, bool distributed) {
   options.total_steps = adamw ? epochs * steps_per_epoch : 0;
   options.warmup_steps = static_cast<int64_t>(absl::GetFlag(FLAGS_warmup_ratio) * static_cast<double>(options.total_steps));
   options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
+  options.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
   options.device = device;
   std::unique_ptr<GradientReducer> reducer;
   if (group) options.after_backward = [&reducer] { reducer->FinishBackward(); };
@@ -271,7 +283,7 @@ int Train(const RankEnv& env, bool distributed) {
 
   std::vector<double> epoch_seconds, dev_accuracies, later_steps;
   double best = -1, later_seconds = 0, last_loss = 0;
-  int64_t later_samples = 0, skipped = 0;
+  int64_t later_samples = 0, skipped = 0, measured_skipped = 0;
   std::string saved;
   try {
     if (group) {
@@ -329,6 +341,7 @@ int Train(const RankEnv& env, bool distributed) {
         later_seconds += stats.seconds;
         later_samples += stats.samples * env.world_size;
         later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
+        measured_skipped += stats.skipped_steps;
       }
       if (!lead) continue;
       const double accuracy = dev.size() > 0 ? trainer.Evaluate(dev, 2 * batch_size, max_len) : 0.0;
@@ -389,10 +402,12 @@ int Train(const RankEnv& env, bool distributed) {
     record["epoch_seconds"] = epoch_seconds;
     record["avg_epoch_seconds"] = average;
     record["step_seconds"] = ToJson(Summarize(later_steps));
+    record["sync_each_step"] = options.sync_each_step;
     record["throughput"] = later_seconds > 0 ? later_samples / later_seconds : 0;
     record["throughput_unit"] = "samples/s";
     record["final_train_loss"] = last_loss;
     record["skipped_steps"] = skipped;
+    record["measured_skipped_steps"] = measured_skipped;
     record["dev_accuracy"] = dev_accuracies;
     record["best_dev_accuracy"] = best;
     record["model_path"] = saved;

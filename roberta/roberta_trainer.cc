@@ -91,7 +91,7 @@ EpochStats RobertaTrainer::TrainEpoch(TextBatcher& batcher, int64_t epoch, const
   int64_t steps = batcher.batches_per_epoch();
   if (options_.max_steps_per_epoch > 0 && options_.max_steps_per_epoch < steps) steps = options_.max_steps_per_epoch;
   const bool cuda = options_.device.is_cuda();
-  EpochRecorder recorder(epoch, options_.device, /*sync_each_step=*/false);
+  EpochRecorder recorder(epoch, options_.device, options_.sync_each_step);
   const int64_t skipped_before = skipped_steps_;
   for (int64_t step = 0; step < steps; ++step) {
     std::optional<TextBatch> batch = batcher.Next();
@@ -99,7 +99,8 @@ EpochStats RobertaTrainer::TrainEpoch(TextBatcher& batcher, int64_t epoch, const
     if (step < first_step) continue;
     recorder.StartStep();
     const torch::Tensor ids = batch->input_ids.to(options_.device, /*non_blocking=*/cuda);
-    const torch::Tensor mask = batch->attention_mask.to(options_.device, /*non_blocking=*/cuda);
+    const torch::Tensor mask = batch->padded ? batch->attention_mask.to(options_.device, /*non_blocking=*/cuda)
+                                             : torch::Tensor();
     const torch::Tensor labels = batch->labels.to(options_.device, /*non_blocking=*/cuda);
     torch::Tensor correct;
     const torch::Tensor loss = Step(ids, mask, labels, &correct);
@@ -124,8 +125,8 @@ double RobertaTrainer::Evaluate(const TextDataset& data, int64_t batch_size, int
     AutocastScope autocast(options_.device, options_.precision);
     torch::Tensor correct_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(options_.device));
     while (std::optional<TextBatch> batch = batcher.Next()) {
-      const torch::Tensor logits =
-          model_->forward(batch->input_ids.to(options_.device), batch->attention_mask.to(options_.device));
+      const torch::Tensor mask = batch->padded ? batch->attention_mask.to(options_.device) : torch::Tensor();
+      const torch::Tensor logits = model_->forward(batch->input_ids.to(options_.device), mask);
       correct_sum += logits.argmax(1).eq(batch->labels.to(options_.device)).sum();
     }
     correct = correct_sum.item<int64_t>();

@@ -45,6 +45,7 @@ struct RobertaTrainOptions {
   int64_t warmup_steps = 0;    // AdamW's schedule; 0 with total_steps 0: constant lr
   int64_t total_steps = 0;
   int64_t max_steps_per_epoch = 0;  // 0: whole epochs
+  bool sync_each_step = false;      // exact per-step times (see TrainOptions::sync_each_step)
   c10::Device device = c10::Device(c10::kCPU);
   // Runs after each backward, before unscaling and the step (DDP's reducer).
   std::function<void()> after_backward;

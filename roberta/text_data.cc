@@ -423,6 +423,7 @@ TextBatch TextBatcher::Build(int64_t index) const {
     std::copy_n(tokens_.begin() + offsets_[sample], kept, row);
     if (length > kept) row[kept - 1] = kTextEosId;  // truncated: </s> stays last
     std::fill_n(mask + r * width, kept, int64_t{1});
+    batch.padded = batch.padded || kept < width;
     labels[r] = labels_[sample];
   }
   return batch;

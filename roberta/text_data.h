@@ -131,6 +131,12 @@ struct TextBatch {
   at::Tensor attention_mask;  // int64 [B,S], 1 for real tokens, 0 for padding
   at::Tensor labels;          // int64 [B]
   int64_t index;              // position of the batch within its epoch
+  // Whether any row is shorter than the batch: without padding the model may
+  // be given no mask, which lets scaled_dot_product_attention use its
+  // mask-free (flash) kernels, as transformers does for such batches.
+  bool padded = false;
+  // attention_mask when padded, else an undefined tensor (no mask).
+  at::Tensor MaskIfPadded() const { return padded ? attention_mask : at::Tensor(); }
 };
 
 // InvalidArgument if TextBatcher would reject `options` or `data`:

@@ -264,8 +264,12 @@ TEST(TextBatcherTest, PadsToLongestAndMasksPadding) {
   EXPECT_EQ(Row(first.attention_mask, 1), (std::vector<int64_t>{1, 1, 0, 0, 0, 0}));
   EXPECT_EQ(Row(first.attention_mask, 2), (std::vector<int64_t>{1, 1, 1, 1, 1, 1}));
   EXPECT_EQ(ToVector(first.labels), (std::vector<int64_t>{1, 0, 2}));
+  EXPECT_TRUE(first.padded);
+  EXPECT_TRUE(first.MaskIfPadded().equal(first.attention_mask));
   // The last, partial batch is padded to its own longest sequence.
   const TextBatch& last = batches[1];
+  EXPECT_FALSE(last.padded);  // one full row: the model may take no mask
+  EXPECT_FALSE(last.MaskIfPadded().defined());
   EXPECT_EQ(last.index, 1);
   EXPECT_EQ(last.input_ids.sizes(), (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(Row(last.input_ids, 0), (std::vector<int64_t>{0, 17, 2}));
@@ -306,11 +310,13 @@ TEST(TextBatcherTest, TruncationKeepsEos) {
   EXPECT_EQ(Row(b.input_ids, 2), (std::vector<int64_t>{0, 2, 1, 1}));
   EXPECT_EQ(Row(b.attention_mask, 0), (std::vector<int64_t>{1, 1, 1, 1}));
   EXPECT_EQ(Row(b.attention_mask, 2), (std::vector<int64_t>{1, 1, 0, 0}));
+  EXPECT_TRUE(b.padded);
   // max_len 2 keeps only the framing.
   options.max_len = 2;
   TextBatcher tiny(data, options);
   std::vector<TextBatch> tiny_batches = Epoch(tiny, 0);
   EXPECT_EQ(Row(tiny_batches[0].input_ids, 0), (std::vector<int64_t>{0, 2}));
+  EXPECT_FALSE(tiny_batches[0].padded);  // every row truncated to the same width
 }
 
 TEST(TextBatcherTest, PadToMaxLenShapes) {

@@ -19,7 +19,7 @@ std::string TempDir() { return ScratchDir("dp"); }
 TEST(ResNetDpTest, TrainsOnReplicasPrintsRecordsAndSaves) {
   const std::string dir = TempDir();
   CommandResult run = RunCommand("resnet/resnet_dp 18 2 1 --batch_size=32 --epochs=2 --max_steps=2 --train_limit=256 "
-                                 "--test_limit=40 --workers=1 --results=" + dir + "/r.jsonl --models_dir=" + dir);
+                                 "--test_limit=40 --workers=1 --sync_each_step --results=" + dir + "/r.jsonl --models_dir=" + dir);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   for (const char* line : {"no GPU here: the 2 replicas run on the CPU", "Mixed precision,18\n", "Average time: ",
                            "Total time: ", "Accuracy of the network on the 40 test images: ", "(16 per replica)"}) {
@@ -34,6 +34,8 @@ TEST(ResNetDpTest, TrainsOnReplicasPrintsRecordsAndSaves) {
   EXPECT_EQ(record["precision"], "bf16");
   EXPECT_EQ(record["batch_size"], 32);
   EXPECT_EQ(record["epoch_seconds"].size(), 2u);
+  EXPECT_EQ(record["sync_each_step"], true);
+  EXPECT_EQ(record["measured_skipped_steps"], 0);  // bf16: no GradScaler
   auto model = ReadTorchSaveStateDict(dir + "/Resnet-18-mixed-2gpus-dp.pth");
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ(model->size(), 122u);  // ResNet-18's parameters and buffers

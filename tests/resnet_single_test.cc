@@ -48,6 +48,8 @@ TEST(ResNetSingleTest, TrainsPrintsRecordsAndSaves) {
     EXPECT_EQ(r["epoch_seconds"].size(), 2u);
     EXPECT_GT(r["throughput"].get<double>(), 0);
     EXPECT_EQ(r["step_seconds"]["count"], 3);  // the second epoch's steps
+    EXPECT_EQ(r["sync_each_step"], false);      // the default: host-side step times
+    EXPECT_EQ(r["measured_skipped_steps"], 0);
     EXPECT_GE(r["test_accuracy"].get<double>(), 0.0);
     EXPECT_LE(r["test_accuracy"].get<double>(), 1.0);
     EXPECT_TRUE(r.contains("libtorch_version"));

@@ -52,7 +52,7 @@ TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
   CommandResult train = RunCommand(
       std::string("roberta/roberta_train --model_name ") + kFixture + " --nproc 2 --batch-size 4 --max_len 16 " +
       "--epochs 2 --optimizer adamw --lr 1e-3 --train_data " + dir + "/train --dev_data " + dir + "/dev --log " + dir +
-      "/perf.log --results " + dir + "/train.jsonl --save_dir " + dir + "/best");
+      "/perf.log --results " + dir + "/train.jsonl --save_dir " + dir + "/best --sync_each_step");
   ASSERT_EQ(train.exit_code, 0) << train.output;
   EXPECT_NE(train.output.find("2 process(es) (roberta_train)"), std::string::npos) << train.output;
   EXPECT_NE(train.output.find("backend=gloo"), std::string::npos) << train.output;
@@ -65,6 +65,8 @@ TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
   EXPECT_EQ(records[0]["global_batch_size"], 8);
   EXPECT_EQ(records[0]["dev_accuracy"].size(), 2u);
   EXPECT_EQ(records[0]["throughput_unit"], "samples/s");
+  EXPECT_EQ(records[0]["sync_each_step"], true);
+  EXPECT_EQ(records[0]["measured_skipped_steps"], 0);  // no GradScaler without fp16
   absl::StatusOr<LoadedRoberta> saved = LoadRobertaFolder(dir + "/best");
   ASSERT_TRUE(saved.ok()) << saved.status();
   EXPECT_EQ(saved->model->config().num_labels, 4);
@@ -143,6 +145,7 @@ TEST(RobertaE2eTest, BadInputIsOneLine) {
       {train + "--model_name " + kFixture + " --train_data " + dir + "/broken", 1, "broken_ids.txt"},
       {train + "--model_name " + kFixture + " --train_data " + dir + "/missing", 1, "missing_ids.txt"},
       {train + "--nproc 0", 2, "--nproc"},
+      {train + "--max_len 64 --synthetic_min_len 65", 2, "--synthetic_min_len"},
       {"roberta/roberta_infer --results= --log= --model_path " + dir, 1, "config.json"},
   };
   for (const Case& c : cases) {

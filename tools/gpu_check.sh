@@ -138,15 +138,17 @@ if stage infer; then
 fi
 
 if stage resnet; then
+  # The peers synchronise the GPU around each step: so do the C++ runs set
+  # beside them (--sync_each_step), so that step times compare like for like.
   check resnet_single-fp16 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE \
-    --depths=18 --epochs=2 --batch_size=512 --results="$RESULTS" --models_dir="$B/models"
+    --depths=18 --epochs=2 --batch_size=512 --sync_each_step --results="$RESULTS" --models_dir="$B/models"
   check resnet_single-bf16-channels-last 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic \
     --synthetic_size=$SYNTHETIC_SIZE --depths=50 --modes=mixed --precision=bf16 --channels_last --epochs=2 --batch_size=512 \
-    --results="$RESULTS" --models_dir=
+    --sync_each_step --results="$RESULTS" --models_dir=
   # DDP at world size 1 (NCCL on a GPU) against resnet_single with the same
   # flags: the records' step_seconds give the reducer's overhead. resnet_dp on 1 GPU.
   MULTI_FLAGS=(--device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE --epochs=2 --batch_size=512
-               --augment=false --results="$RESULTS" --models_dir="$B/models")
+               --augment=false --sync_each_step --results="$RESULTS" --models_dir="$B/models")
   for mixed in 0 1; do
     modes=fp32; ((mixed)) && modes=mixed
     check resnet_single-overhead-base-$modes 300 "$B/resnet/resnet_single" --depths=18 --modes=$modes "${MULTI_FLAGS[@]}"
@@ -167,8 +169,9 @@ fi
 if stage roberta; then
   # XLM-R base fine-tuning at batch 32, seq 128, and the same steps in Python
   # transformers on the same GPU (DESIGN.md's H100 figures: 526 samples/s
-  # fp32, 1058 fp16 AMP). A CPU dry run takes roberta-small at batch 4 and
-  # few steps, and the forward at batch 1.
+  # fp32, 1058 fp16 AMP): full-length sequences without padding on both sides,
+  # steps synchronised on both. A CPU dry run takes roberta-small at batch 4
+  # and few steps, and the forward at batch 1.
   TRAIN_MODEL=xlm-roberta-base TRAIN_BATCH=32 TRAIN_SIZE=4096 TRAIN_STEPS=40 PEER_TRAIN_STEPS=20
   FORWARD_MODEL=roberta-base FORWARD_BATCH=32 FORWARD_INDEX=1 FORWARD_VARIANTS=eager,torchscript,fp16 FORWARD_ITERS=20
   if [[ "$DEVICE" == cpu ]]; then
@@ -179,8 +182,8 @@ if stage roberta; then
     [[ "$DEVICE" == cpu && $p == fp16 ]] && continue
     mixed=(); [[ $p == fp16 ]] && mixed=(--mixed)
     check roberta_train-$TRAIN_MODEL-$p 400 "$B/roberta/roberta_train" --model_name $TRAIN_MODEL --batch-size $TRAIN_BATCH \
-      --max_len 128 --pad_to_max_len --epochs 2 --max_steps $TRAIN_STEPS --synthetic_size $TRAIN_SIZE --device="$DEVICE" \
-      "${mixed[@]}" --results="$RESULTS" --save_dir= --nolog_file --checkpoint=
+      --max_len 128 --pad_to_max_len --synthetic_min_len 128 --epochs 2 --max_steps $TRAIN_STEPS --synthetic_size $TRAIN_SIZE \
+      --device="$DEVICE" --sync_each_step "${mixed[@]}" --results="$RESULTS" --save_dir= --nolog_file --checkpoint=
     check peer-python-roberta-train-$p 300 "$PYTHON" tools/peer/roberta_train_step.py --model $TRAIN_MODEL \
       --batch $TRAIN_BATCH --seq 128 --precision $p --steps $PEER_TRAIN_STEPS --device "$DEVICE"
   done

@@ -8,6 +8,10 @@ For each LOG it reads the peers' JSON lines in the log, LOG-results.jsonl (the
 binaries' records) and LOG-<benchmark>.json (Google Benchmark), where present.
 Times are medians of a batch or step; "C++ speed-up" is Python's time over
 C++'s, so above 1 means C++ is faster. A row with one side missing shows "-".
+The peers synchronise the GPU around every step, so a C++ training run on a
+GPU compares like for like only with --sync_each_step; without it the caveats
+column says so. A run whose timed steps include steps the fp16 GradScaler
+skipped (no optimizer work) gets the verdict "invalid".
 Exit status 2 when no log can be read.
 """
 import argparse
@@ -63,6 +67,24 @@ def fmt(value, digits=2):
 
 def ratio(python, cpp):
     return f"{python / cpp:.2f}x" if python and cpp else "-"
+
+
+def caveats(record=None, peer=None):
+    """What makes a C++ training record and its peer's line less than like for like."""
+    notes = []
+    if record and str(record.get("device", "")).startswith("cuda") and not record.get("sync_each_step"):
+        notes.append("C++ steps not synced")
+    for who, item, key in (("C++", record, "measured_skipped_steps"), ("Python", peer, "skipped_steps")):
+        if item and item.get(key):
+            notes.append(f"{who} skipped {item[key]} steps")
+    return notes
+
+
+def judge(met, notes):
+    """A target's verdict: skipped steps make the timed steps not training steps."""
+    if any("skipped" in n for n in notes):
+        return "invalid"
+    return "met" if met else "not met"
 
 
 def table(header, rows):
@@ -122,13 +144,13 @@ def training(records, peers):
         p_ms = p["median_ms"] if p else None
         augment = {True: "yes", False: "no"}.get(r.get("augment"), "?")
         rows.append([r["model"], r["precision"], r["batch_size"], "yes" if key[3] else "no", augment, fmt(c_ms, 1),
-                     fmt(p_ms, 1), ratio(p_ms, c_ms)])
+                     fmt(p_ms, 1), ratio(p_ms, c_ms), "; ".join(caveats(r, p)) or "-"])
     if rows:
         out += ["## ResNet training step (median ms a step)", "",
                 "C++: resnet_single, one row a run; Python: tools/peer/resnet_train_step.py, beside the runs "
                 "without augmentation.", ""]
         out += table(["model", "precision", "batch", "channels_last", "augment", "C++ ms", "Python ms",
-                      "C++ speed-up"], rows)
+                      "C++ speed-up", "caveats"], rows)
         out.append("")
     rows = []
     for i, r in enumerate(records):
@@ -142,14 +164,15 @@ def training(records, peers):
         b_ms = median_ms(base.get("step_seconds")) if base else None
         overhead = c_ms / b_ms - 1 if c_ms and b_ms else None
         what = r["binary"] + (f" ({r.get('backend', '?')}, 1 process)" if r["binary"] == "resnet_ddp" else " (1 device)")
-        verdict = "-" if overhead is None else ("met" if overhead <= DDP_OVERHEAD_TARGET else "not met")
+        notes = caveats(r) + [n + " (resnet_single)" for n in caveats(base)]
+        verdict = "-" if overhead is None else judge(overhead <= DDP_OVERHEAD_TARGET, notes)
         rows.append([what, r["precision"], fmt(c_ms, 1), fmt(b_ms, 1),
-                     "-" if overhead is None else f"{100 * overhead:+.1f} %", verdict])
+                     "-" if overhead is None else f"{100 * overhead:+.1f} %", verdict, "; ".join(notes) or "-"])
     if rows:
         out += ["## One device: resnet_ddp and resnet_dp against resnet_single (median ms a step)", "",
                 f"Target (issue 3): resnet_ddp's overhead at most {100 * DDP_OVERHEAD_TARGET:.0f} %; "
                 "the verdict column applies it to resnet_dp too.", ""]
-        out += table(["binary", "precision", "ms", "resnet_single ms", "overhead", "target"], rows)
+        out += table(["binary", "precision", "ms", "resnet_single ms", "overhead", "target", "caveats"], rows)
         out.append("")
     return out
 
@@ -166,14 +189,16 @@ def roberta(records, peers, benchmarks):
         p = python.get((r["model"], r["precision"], batch))
         py_rate = p["samples_per_second"] if p else None
         target = ROBERTA_TRAIN_TARGETS.get(r["precision"]) if r["model"] == "xlm-roberta-base" and batch == 32 else None
-        verdict = "-" if target is None or cpp_rate is None else ("met" if cpp_rate >= target else "not met")
+        notes = caveats(r, p)
+        verdict = "-" if target is None or cpp_rate is None else judge(cpp_rate >= target, notes)
         rows.append([r["model"], r["precision"], batch, r.get("max_len", "?"), fmt(cpp_rate, 1), fmt(py_rate, 1),
-                     ratio(cpp_rate, py_rate), fmt(target, 0), verdict])
+                     ratio(cpp_rate, py_rate), fmt(target, 0), verdict, "; ".join(notes) or "-"])
     if rows:
         out += ["## RoBERTa training (samples/s, median step)", "",
                 "C++: roberta_train; Python: tools/peer/roberta_train_step.py (transformers). Targets (issue 5): "
                 "xlm-roberta-base, batch 32, seq 128 on an H100.", ""]
-        out += table(["model", "precision", "batch", "seq", "C++", "Python", "C++ speed-up", "target", "verdict"], rows)
+        out += table(["model", "precision", "batch", "seq", "C++", "Python", "C++ speed-up", "target", "verdict",
+                      "caveats"], rows)
         out.append("")
     names = {"fp32": "eager"}
     cpp = {}

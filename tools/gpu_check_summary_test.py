@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tests for tools/gpu_check_summary.py on a gpu_check log, records and
 benchmark JSON written here: the pairs it sets side by side, the ratios and
-verdicts against the issues' targets, and a missing log.
+verdicts against the issues' targets, the caveats (unsynced steps, skipped
+fp16 steps), and a missing log.
 
   python3 tools/gpu_check_summary_test.py   # or: bazel test //tools:gpu_check_summary_test
 """
@@ -28,7 +29,8 @@ def infer(variant, precision, median_seconds):
 def train(binary, precision, median_seconds, **extra):
     record = {"binary": binary, "model": "resnet18", "precision": precision, "batch_size": 512,
               "step_seconds": steps(median_seconds), "channels_last": False, "augment": False,
-              "device": "cuda:0", "device_name": "NVIDIA H100", "libtorch_version": "2.11.0"}
+              "device": "cuda:0", "device_name": "NVIDIA H100", "libtorch_version": "2.11.0",
+              "sync_each_step": True, "measured_skipped_steps": 0}
     record.update(extra)
     return record
 
@@ -92,10 +94,24 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write([], records)
         text = self.summary()
         self.assertEqual(self.row(text, "resnet_ddp (nccl, 1 process)", "fp32")[2:],
-                         ["102.0", "100.0", "+2.0 %", "met"])
-        self.assertEqual(self.row(text, "resnet_dp (1 device)", "fp32")[2:], ["110.0", "100.0", "+10.0 %", "not met"])
+                         ["102.0", "100.0", "+2.0 %", "met", "-"])
+        self.assertEqual(self.row(text, "resnet_dp (1 device)", "fp32")[2:],
+                         ["110.0", "100.0", "+10.0 %", "not met", "-"])
         self.assertEqual(self.row(text, "resnet_ddp (nccl, 1 process)", "fp16")[2:],
-                         ["60.0", "50.0", "+20.0 %", "not met"])
+                         ["60.0", "50.0", "+20.0 %", "not met", "-"])
+
+    def test_unsynced_steps_are_a_caveat_and_skipped_steps_make_a_verdict_invalid(self):
+        records = [train("resnet_single", "fp32", 0.100, sync_each_step=False),
+                   train("resnet_ddp", "fp32", 0.101, backend="nccl", global_batch_size=512),
+                   train("resnet_single", "fp16", 0.050),
+                   train("resnet_ddp", "fp16", 0.050, backend="nccl", global_batch_size=512,
+                         measured_skipped_steps=3)]
+        self.write([], records)
+        text = self.summary()
+        self.assertEqual(self.row(text, "resnet_ddp (nccl, 1 process)", "fp32")[5:],
+                         ["met", "C++ steps not synced (resnet_single)"])
+        self.assertEqual(self.row(text, "resnet_ddp (nccl, 1 process)", "fp16")[5:],
+                         ["invalid", "C++ skipped 3 steps"])
 
     def test_training_steps_meet_the_python_peer_only_without_augmentation(self):
         peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp16",
@@ -103,19 +119,26 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write([peer], [train("resnet_single", "fp16", 0.100, augment=True),
                             train("resnet_single", "fp16", 0.064)])
         text = self.summary()
-        self.assertEqual(self.row(text, "resnet18", "fp16", "512", "no", "yes")[5:], ["100.0", "-", "-"])
-        self.assertEqual(self.row(text, "resnet18", "fp16", "512", "no", "no")[5:], ["64.0", "80.0", "1.25x"])
+        self.assertEqual(self.row(text, "resnet18", "fp16", "512", "no", "yes")[5:], ["100.0", "-", "-", "-"])
+        self.assertEqual(self.row(text, "resnet18", "fp16", "512", "no", "no")[5:], ["64.0", "80.0", "1.25x", "-"])
 
     def test_roberta_training_rate_against_the_peer_and_the_h100_targets(self):
         records = [{"binary": "roberta_train", "model": "xlm-roberta-base", "precision": precision, "batch_size": 32,
-                    "global_batch_size": 32, "max_len": 128, "step_seconds": steps(seconds)}
+                    "global_batch_size": 32, "max_len": 128, "step_seconds": steps(seconds), "device": "cuda:0",
+                    "sync_each_step": True, "measured_skipped_steps": 0}
                    for precision, seconds in (("fp16", 0.020), ("fp32", 0.080))]
         peers = [{"peer": "python", "work": "roberta_train_step", "model": "xlm-roberta-base", "batch": 32,
-                  "precision": "fp16", "samples_per_second": 1000.0}]
+                  "precision": "fp16", "samples_per_second": 1000.0, "skipped_steps": 0}]
         self.write(peers, records)
         text = self.summary()
-        self.assertEqual(self.row(text, "xlm-roberta-base", "fp16")[4:], ["1600.0", "1000.0", "1.60x", "1058", "met"])
-        self.assertEqual(self.row(text, "xlm-roberta-base", "fp32")[4:], ["400.0", "-", "-", "526", "not met"])
+        self.assertEqual(self.row(text, "xlm-roberta-base", "fp16")[4:],
+                         ["1600.0", "1000.0", "1.60x", "1058", "met", "-"])
+        self.assertEqual(self.row(text, "xlm-roberta-base", "fp32")[4:], ["400.0", "-", "-", "526", "not met", "-"])
+
+        peers[0]["skipped_steps"] = 2  # the peer's timed steps were partly skipped: no verdict from them
+        self.write(peers, records)
+        self.assertEqual(self.row(self.summary(), "xlm-roberta-base", "fp16")[8:],
+                         ["invalid", "Python skipped 2 steps"])
 
     def test_forward_benchmark_times_are_converted_to_ms_and_paired_by_variant(self):
         benchmarks = [{"name": "cuda-fp32/model:1/batch:32/real_time", "run_type": "iteration",

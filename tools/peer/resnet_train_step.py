@@ -103,7 +103,7 @@ def main():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     images = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     labels = torch.randint(10, (args.batch,), device=device)
-    times = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,
+    times, skipped = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,
                              args.precision, device, args.warmup, args.steps)
     times.sort()
     median = statistics.median(times)
@@ -111,7 +111,7 @@ def main():
         "peer": "python-eager", "model": f"resnet{args.depth}", "model_source": source,
         "batch": args.batch, "precision": args.precision, "channels_last": args.channels_last,
         "device": str(device), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-        "steps": args.steps, "median_ms": median * 1e3,
+        "steps": args.steps, "skipped_steps": skipped, "median_ms": median * 1e3,
         "p10_ms": times[int(0.1 * (len(times) - 1))] * 1e3, "p90_ms": times[int(0.9 * (len(times) - 1))] * 1e3,
         "images_per_second": args.batch / median,
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -56,13 +56,13 @@ def main():
         ids, mask = make_batch(args.batch, args.seq, vocab, random_lengths=False, generator=generator)
         labels = torch.randint(0, 4, (args.batch,), generator=generator)
         batches.append((ids.to(args.device), mask.to(args.device), labels.to(args.device)))
-    times = time_train_steps(lambda ids, mask, labels: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
+    times, skipped = time_train_steps(lambda ids, mask, labels: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
                              batches, optimizer, args.precision, args.device, args.warmup, args.steps)
     median = statistics.median(times)
     print(json.dumps({"peer": "python", "work": "roberta_train_step", "model": args.model, "batch": args.batch,
                       "seq": args.seq, "precision": args.precision, "optimizer": args.optimizer,
                       "device": args.device, "device_name": torch.cuda.get_device_name() if cuda else "cpu",
-                      "median_step_ms": median * 1e3, "samples_per_second": args.batch / median,
+                      "steps": args.steps, "skipped_steps": skipped, "median_step_ms": median * 1e3, "samples_per_second": args.batch / median,
                       "torch_version": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
 
 

@@ -7,8 +7,10 @@ import torch
 
 
 def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, steps):
-    """Seconds of each of `steps` timed steps, after `warmup` untimed ones.
-    Step i minimises loss_fn(*batches[i % len(batches)])."""
+    """(seconds of each of `steps` timed steps after `warmup` untimed ones, how
+    many of the timed steps the GradScaler skipped). Step i minimises
+    loss_fn(*batches[i % len(batches)]). A skipped step (inf/NaN gradients in
+    fp16) does no optimizer work, so its time is not a training step's."""
     device = torch.device(device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
@@ -26,8 +28,14 @@ def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, ste
     for i in range(warmup):
         step(i)
     seconds = []
+    skipped = 0
+    scale = scaler.get_scale()
     for i in range(steps):
         start = time.perf_counter()
         step(i)
         seconds.append(time.perf_counter() - start)
-    return seconds
+        # The scale drops only on a skipped step; reading it syncs, so it is read off the clock.
+        new_scale = scaler.get_scale()
+        skipped += new_scale < scale
+        scale = new_scale
+    return seconds, skipped
