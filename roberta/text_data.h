@@ -135,8 +135,6 @@ struct TextBatch {
   // be given no mask, which lets scaled_dot_product_attention use its
   // mask-free (flash) kernels, as transformers does for such batches.
   bool padded = false;
-  // attention_mask when padded, else an undefined tensor (no mask).
-  at::Tensor MaskIfPadded() const { return padded ? attention_mask : at::Tensor(); }
 };
 
 // InvalidArgument if TextBatcher would reject `options` or `data`:
