@@ -31,7 +31,9 @@ def cpp_round(binary, depth, batch, min_time):
     out = subprocess.run([binary, f"--benchmark_filter={pattern}", f"--benchmark_min_time={min_time}",
                           "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
     report = json.loads(out)
-    return {run["name"].split("/")[0]: run["real_time"] for run in report["benchmarks"]}, report["context"]
+    # The median batch, as the Python peer reports (real_time is the mean; older binaries lack the counter).
+    return ({run["name"].split("/")[0]: run.get("median_ms", run["real_time"]) for run in report["benchmarks"]},
+            report["context"])
 
 
 def python_round(depth, batch, iters):

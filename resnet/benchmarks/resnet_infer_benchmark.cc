@@ -1,7 +1,7 @@
 // Google Benchmark of ResNet inference: depth x batch (1, 32, 256) x variant
 // (on the CPU eager, torchscript-frozen, int8, int8-torchscript; on a GPU,
 // when there is one, cuda-eager and cuda-graph replay), items per second as a
-// rate.
+// rate and the median batch (counter median_ms) beside the mean time.
 // tools/peer/resnet_infer.py runs the same variants in Python PyTorch.
 //
 //   bazel run //resnet/benchmarks:resnet_infer_benchmark -- --benchmark_filter=int8/depth:50/batch:32
@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <ATen/Context.h>
 #include <benchmark/benchmark.h>
@@ -94,11 +95,17 @@ void Infer(benchmark::State& state, Variant variant) {
   for (int i = 0; i < 3; ++i) run();  // warm-up (TorchScript's profiling runs)
   const c10::Device device = images.device();
   SynchronizeDevice(device);
+  std::vector<double> seconds;
   for (auto _ : state) {
+    Stopwatch one;
     benchmark::DoNotOptimize(run());
     if (cuda) SynchronizeDevice(device);
+    seconds.push_back(one.Seconds());
   }
   state.SetItemsProcessed(state.iterations() * batch);
+  // Google Benchmark's time is the mean; the Python peer reports the median
+  // batch, which a few slow batches on a shared machine move less.
+  state.counters["median_ms"] = 1e3 * Summarize(seconds).median;
 }
 
 const int kRegistered = [] {
