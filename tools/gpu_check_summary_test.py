@@ -140,11 +140,11 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.assertEqual(self.row(self.summary(), "xlm-roberta-base", "fp16")[8:],
                          ["invalid", "Python skipped 2 steps"])
 
-    def test_forward_benchmark_times_are_converted_to_ms_and_paired_by_variant(self):
+    def test_forward_benchmark_medians_or_means_in_ms_are_paired_by_variant(self):
         benchmarks = [{"name": "cuda-fp32/model:1/batch:32/real_time", "run_type": "iteration",
                        "real_time": 9000.0, "time_unit": "us"},
                       {"name": "cuda-fp16/model:1/batch:32/real_time", "run_type": "iteration",
-                       "real_time": 4.0, "time_unit": "ms"},
+                       "real_time": 4.5, "time_unit": "ms", "median_ms": 4.0},
                       {"name": "cuda-fp16/model:1/batch:32/real_time_mean", "run_type": "aggregate",
                        "real_time": 99.0, "time_unit": "ms"}]
         peers = [{"impl": "python-transformers", "device": "cuda", "variant": "eager", "batch": 32, "median_ms": 10.0},
