@@ -30,6 +30,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/host_malloc.h"
 
 namespace dlspeed {
 namespace {
@@ -165,6 +166,7 @@ nlohmann::json DescribeRuntime(const c10::Device& device) {
   runtime["cudnn_benchmark"] = context.benchmarkCuDNN();
   runtime["allow_tf32_cudnn"] = context.allowTF32CuDNN();
   runtime["allow_tf32_cublas"] = context.allowTF32CuBLAS();
+  runtime["host_malloc"] = HostMallocPolicy();
   runtime["hostname"] = Hostname();
   runtime["git_revision"] = GitRevision();
   runtime["timestamp"] = UtcTimestamp();
