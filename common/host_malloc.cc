@@ -15,7 +15,7 @@ const char* ApplyPolicy() {
 #if defined(__GLIBC__)
   const char* choice = std::getenv("DLSPEED_MALLOC");
   if (choice != nullptr && std::strcmp(choice, "default") == 0) return "glibc-default";
-  // Both succeed or glibc keeps its defaults; report what actually holds.
+  // mallopt returns 1 on success; unless both settings took, say "glibc-default".
   const bool no_mmap = mallopt(M_MMAP_MAX, 0) == 1;
   const bool no_trim = mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;  // ~2 GB
   return no_mmap && no_trim ? "heap-cached" : "glibc-default";

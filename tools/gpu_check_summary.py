@@ -69,20 +69,23 @@ def ratio(python, cpp):
     return f"{python / cpp:.2f}x" if python and cpp else "-"
 
 
+def timed_skips(record=None, peer=None):
+    """(side, count) for each side whose timed steps include steps the fp16 GradScaler skipped."""
+    sides = (("C++", record, "measured_skipped_steps"), ("Python", peer, "skipped_steps"))
+    return [(who, item[key]) for who, item, key in sides if item and item.get(key)]
+
+
 def caveats(record=None, peer=None):
     """What makes a C++ training record and its peer's line less than like for like."""
     notes = []
     if record and str(record.get("device", "")).startswith("cuda") and not record.get("sync_each_step"):
         notes.append("C++ steps not synced")
-    for who, item, key in (("C++", record, "measured_skipped_steps"), ("Python", peer, "skipped_steps")):
-        if item and item.get(key):
-            notes.append(f"{who} skipped {item[key]} steps")
-    return notes
+    return notes + [f"{who} skipped {count} steps" for who, count in timed_skips(record, peer)]
 
 
-def judge(met, notes):
+def judge(met, skipped):
     """A target's verdict: skipped steps make the timed steps not training steps."""
-    if any("skipped" in n for n in notes):
+    if skipped:
         return "invalid"
     return "met" if met else "not met"
 
@@ -165,7 +168,8 @@ def training(records, peers):
         overhead = c_ms / b_ms - 1 if c_ms and b_ms else None
         what = r["binary"] + (f" ({r.get('backend', '?')}, 1 process)" if r["binary"] == "resnet_ddp" else " (1 device)")
         notes = caveats(r) + [n + " (resnet_single)" for n in caveats(base)]
-        verdict = "-" if overhead is None else judge(overhead <= DDP_OVERHEAD_TARGET, notes)
+        skipped = timed_skips(r) + timed_skips(base)
+        verdict = "-" if overhead is None else judge(overhead <= DDP_OVERHEAD_TARGET, skipped)
         rows.append([what, r["precision"], fmt(c_ms, 1), fmt(b_ms, 1),
                      "-" if overhead is None else f"{100 * overhead:+.1f} %", verdict, "; ".join(notes) or "-"])
     if rows:
@@ -190,7 +194,7 @@ def roberta(records, peers, benchmarks):
         py_rate = p["samples_per_second"] if p else None
         target = ROBERTA_TRAIN_TARGETS.get(r["precision"]) if r["model"] == "xlm-roberta-base" and batch == 32 else None
         notes = caveats(r, p)
-        verdict = "-" if target is None or cpp_rate is None else judge(cpp_rate >= target, notes)
+        verdict = "-" if target is None or cpp_rate is None else judge(cpp_rate >= target, timed_skips(r, p))
         rows.append([r["model"], r["precision"], batch, r.get("max_len", "?"), fmt(cpp_rate, 1), fmt(py_rate, 1),
                      ratio(cpp_rate, py_rate), fmt(target, 0), verdict, "; ".join(notes) or "-"])
     if rows:
