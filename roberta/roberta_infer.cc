@@ -153,7 +153,7 @@ int Main(int argc, char** argv) {
     const torch::Tensor ids = batch.input_ids.to(*device);
     // The eager model takes no mask for a batch without padding (its fastest
     // attention kernels); the TorchScript signature always takes one.
-    if (!scripted) return model->forward(ids, batch.padded ? batch.attention_mask.to(*device) : torch::Tensor());
+    if (!scripted) return model->forward(ids, ModelMask(batch, *device));
     return scripted->forward({ids, batch.attention_mask.to(*device)}).toTensor();
   };
   batcher.StartEpoch(0);

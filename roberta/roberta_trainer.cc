@@ -99,8 +99,7 @@ EpochStats RobertaTrainer::TrainEpoch(TextBatcher& batcher, int64_t epoch, const
     if (step < first_step) continue;
     recorder.StartStep();
     const torch::Tensor ids = batch->input_ids.to(options_.device, /*non_blocking=*/cuda);
-    const torch::Tensor mask = batch->padded ? batch->attention_mask.to(options_.device, /*non_blocking=*/cuda)
-                                             : torch::Tensor();
+    const torch::Tensor mask = ModelMask(*batch, options_.device, /*non_blocking=*/cuda);
     const torch::Tensor labels = batch->labels.to(options_.device, /*non_blocking=*/cuda);
     torch::Tensor correct;
     const torch::Tensor loss = Step(ids, mask, labels, &correct);
@@ -125,8 +124,8 @@ double RobertaTrainer::Evaluate(const TextDataset& data, int64_t batch_size, int
     AutocastScope autocast(options_.device, options_.precision);
     torch::Tensor correct_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(options_.device));
     while (std::optional<TextBatch> batch = batcher.Next()) {
-      const torch::Tensor mask = batch->padded ? batch->attention_mask.to(options_.device) : torch::Tensor();
-      const torch::Tensor logits = model_->forward(batch->input_ids.to(options_.device), mask);
+      const torch::Tensor logits =
+          model_->forward(batch->input_ids.to(options_.device), ModelMask(*batch, options_.device));
       correct_sum += logits.argmax(1).eq(batch->labels.to(options_.device)).sum();
     }
     correct = correct_sum.item<int64_t>();

@@ -395,6 +395,10 @@ std::optional<TextBatch> TextBatcher::Next() {
   return Build(next_++);
 }
 
+at::Tensor ModelMask(const TextBatch& batch, const c10::Device& device, bool non_blocking) {
+  return batch.padded ? batch.attention_mask.to(device, non_blocking) : at::Tensor();
+}
+
 TextBatch TextBatcher::Build(int64_t index) const {
   const int64_t begin = index * options_.batch_size;
   const int64_t end = std::min(begin + options_.batch_size, static_cast<int64_t>(order_.size()));

@@ -15,7 +15,7 @@
 //   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
 //     batcher.StartEpoch(epoch);
 //     while (std::optional<dlspeed::TextBatch> batch = batcher.Next()) {
-//       Step(batch->input_ids.to(device), batch->attention_mask.to(device), batch->labels.to(device));
+//       Step(batch->input_ids.to(device), ModelMask(*batch, device), batch->labels.to(device));
 //     }
 //   }
 //
@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -136,6 +137,10 @@ struct TextBatch {
   // mask-free (flash) kernels, as transformers does for such batches.
   bool padded = false;
 };
+
+// The attention mask to give the model, on `device`: `batch.attention_mask`
+// when the batch is padded, else an undefined tensor (no mask).
+at::Tensor ModelMask(const TextBatch& batch, const c10::Device& device, bool non_blocking = false);
 
 // InvalidArgument if TextBatcher would reject `options` or `data`:
 // batch_size < 1, max_len < 2, pad_id < 0, rank outside [0, world_size),

@@ -265,9 +265,11 @@ TEST(TextBatcherTest, PadsToLongestAndMasksPadding) {
   EXPECT_EQ(Row(first.attention_mask, 2), (std::vector<int64_t>{1, 1, 1, 1, 1, 1}));
   EXPECT_EQ(ToVector(first.labels), (std::vector<int64_t>{1, 0, 2}));
   EXPECT_TRUE(first.padded);
+  EXPECT_TRUE(ModelMask(first, at::kCPU).equal(first.attention_mask));
   // The last, partial batch is padded to its own longest sequence.
   const TextBatch& last = batches[1];
-  EXPECT_FALSE(last.padded);  // one full row: the model may take no mask
+  EXPECT_FALSE(last.padded);  // one full row: the model takes no mask
+  EXPECT_FALSE(ModelMask(last, at::kCPU).defined());
   EXPECT_EQ(last.index, 1);
   EXPECT_EQ(last.input_ids.sizes(), (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(Row(last.input_ids, 0), (std::vector<int64_t>{0, 17, 2}));
