@@ -84,8 +84,14 @@ void GradScaler::Unscale(const std::vector<at::Tensor>& params) {
   TORCH_CHECK(stage_ != Stage::kUnscaled,
               "GradScaler: Unscale() has already been called since the last Update()");
   TORCH_CHECK(stage_ != Stage::kStepped, "GradScaler: Unscale() called after Step()");
+  CheckGradients(params, /*unscale=*/true);
+  stage_ = Stage::kUnscaled;
+}
+
+void GradScaler::CheckGradients(const std::vector<at::Tensor>& params, bool unscale) {
   c10::NoGradGuard no_grad;
-  const at::Tensor inv_scale = scale_.to(at::kDouble).reciprocal().to(at::kFloat);
+  const at::Tensor inv_scale =
+      unscale ? scale_.to(at::kDouble).reciprocal().to(at::kFloat) : at::ones({}, scale_.options());
 
   // Gradients grouped by device, then dtype, in first-seen order.
   std::vector<std::pair<c10::Device, std::vector<std::pair<at::ScalarType, std::vector<at::Tensor>>>>>
@@ -115,7 +121,6 @@ void GradScaler::Unscale(const std::vector<at::Tensor>& params) {
     }
     found_inf_.push_back(found_inf);
   }
-  stage_ = Stage::kUnscaled;
 }
 
 bool GradScaler::Step(const std::function<void()>& optimizer_step) {
@@ -130,7 +135,10 @@ bool GradScaler::Step(const std::function<void()>& optimizer_step) {
   double found = 0;
   for (const at::Tensor& found_inf : found_inf_) found += found_inf.item<double>();
   stage_ = Stage::kStepped;
-  if (found != 0) return false;
+  if (found != 0) {
+    ++skipped_;
+    return false;
+  }
   optimizer_step();
   return true;
 }
@@ -141,6 +149,34 @@ bool GradScaler::Step(const std::vector<at::Tensor>& params,
   return Step(optimizer_step);
 }
 
+void GradScaler::FusedStep(
+    const std::vector<at::Tensor>& params,
+    const std::function<void(const at::Tensor& grad_scale, const at::Tensor& found_inf)>& fused_step) {
+  if (!options_.enabled) {
+    fused_step(at::Tensor(), at::Tensor());
+    return;
+  }
+  TORCH_CHECK(scale_.defined(), "GradScaler: FusedStep() called before Scale()");
+  TORCH_CHECK(stage_ != Stage::kStepped, "GradScaler: FusedStep() has already been called since the last Update()");
+  const bool unscaled = stage_ == Stage::kUnscaled;
+  if (!unscaled) CheckGradients(params, /*unscale=*/false);
+  TORCH_CHECK(!found_inf_.empty(), "GradScaler: no inf checks were recorded (no parameter has a gradient)");
+  TORCH_CHECK(found_inf_.size() == 1, "GradScaler: FusedStep() needs every gradient on one device");
+  fused_step(unscaled ? at::Tensor() : scale_.to(found_inf_[0].device(), /*non_blocking=*/true), found_inf_[0]);
+  fused_step_taken_ = true;
+  stage_ = Stage::kStepped;
+}
+
+int64_t GradScaler::TakeSkippedSteps() {
+  int64_t skipped = skipped_;
+  skipped_ = 0;
+  if (fused_skipped_.defined()) {
+    skipped += static_cast<int64_t>(fused_skipped_.item<double>());
+    fused_skipped_.zero_();
+  }
+  return skipped;
+}
+
 void GradScaler::Update() {
   if (!options_.enabled) return;
   TORCH_CHECK(scale_.defined(), "GradScaler: Update() called before Scale()");
@@ -148,6 +184,12 @@ void GradScaler::Update() {
   at::Tensor found_inf = found_inf_[0].to(scale_.device(), /*non_blocking=*/true);
   for (size_t i = 1; i < found_inf_.size(); ++i) {
     found_inf = found_inf + found_inf_[i].to(scale_.device(), /*non_blocking=*/true);
+  }
+  if (fused_step_taken_) {
+    // The kernel skipped the step on the device; count it there too.
+    if (!fused_skipped_.defined()) fused_skipped_ = at::zeros({}, scale_.options());
+    fused_skipped_.add_(found_inf.gt(0));
+    fused_step_taken_ = false;
   }
   at::_amp_update_scale_(scale_, growth_tracker_, found_inf, options_.growth_factor,
                          options_.backoff_factor, options_.growth_interval);

@@ -14,6 +14,11 @@
 //   torch::nn::utils::clip_grad_norm_(params, 1.0);
 //   scaler.Step([&] { optimizer.step(); });  // skipped on inf/NaN gradients
 //   scaler.Update();
+// With a fused optimizer (common/optim), which unscales and skips inside its
+// kernel, the step needs no host sync:
+//   scaler.FusedStep(params, [&](const at::Tensor& grad_scale, const at::Tensor& found_inf) {
+//     sgd.Step(grad_scale, found_inf);
+//   });
 #ifndef DLSPEED_COMMON_AMP_H_
 #define DLSPEED_COMMON_AMP_H_
 
@@ -89,9 +94,22 @@ class GradScaler {
   bool Step(const std::function<void()>& optimizer_step);
   // Unscale(params) if not yet done this iteration, then Step(optimizer_step).
   bool Step(const std::vector<at::Tensor>& params, const std::function<void()>& optimizer_step);
+  // For an optimizer whose kernel divides by `grad_scale` and skips when
+  // `found_inf` is 1 (PyTorch's fused kernels, as GradScaler.step hands them
+  // to fused=True optimizers): checks the gradients of `params` for inf/NaN
+  // (without dividing; skipped if Unscale ran, and then grad_scale is
+  // undefined) and calls `fused_step` with both tensors, on the gradients'
+  // device. Nothing waits for the device; SkippedSteps() counts the skips.
+  void FusedStep(const std::vector<at::Tensor>& params,
+                 const std::function<void(const at::Tensor& grad_scale, const at::Tensor& found_inf)>& fused_step);
   // Backs the scale off after an inf/NaN, or grows it after growth_interval
   // clean iterations; starts the next iteration.
   void Update();
+
+  // Steps skipped for inf/NaN gradients since the last call (by Step or
+  // FusedStep), then starts counting afresh. Waits for the device when fused
+  // steps were taken.
+  int64_t TakeSkippedSteps();
 
   // The current scale (1.0 when disabled).
   double scale() const;
@@ -106,12 +124,19 @@ class GradScaler {
  private:
   enum class Stage { kReady, kUnscaled, kStepped };
 
+  // The inf checks of this iteration's gradients, one per device: dividing
+  // them by the scale (Unscale) or by 1 (FusedStep's check alone).
+  void CheckGradients(const std::vector<at::Tensor>& params, bool unscale);
+
   GradScalerOptions options_;
   int64_t init_growth_tracker_ = 0;
   at::Tensor scale_;           // float32 scalar, created by the first Scale()
   at::Tensor growth_tracker_;  // int32 scalar on the same device
   std::vector<at::Tensor> found_inf_;  // one per gradient device, this iteration
   Stage stage_ = Stage::kReady;
+  bool fused_step_taken_ = false;  // this iteration's step ran in a fused kernel
+  int64_t skipped_ = 0;            // skipped steps decided on the host (Step)
+  at::Tensor fused_skipped_;       // and in fused kernels (float, on the scale's device)
 };
 
 }  // namespace dlspeed

@@ -7,6 +7,8 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include "common/optim/sgd.h"
+
 namespace dlspeed {
 namespace {
 
@@ -117,6 +119,60 @@ TEST(AmpTest, OnAGpuFp16AutocastAndTheScalerWork) {
   EXPECT_FALSE(stepped);
   scaler.Update();
   EXPECT_DOUBLE_EQ(scaler.scale(), 1024.0);
+}
+
+// FusedStep hands the scale and the inf flag to a fused optimizer, which
+// divides and skips inside its kernel: on the CPU and, when there is one, on a GPU.
+TEST(AmpTest, FusedStepUnscalesInTheKernelAndSkipsOnInf) {
+  std::vector<torch::Device> devices = {torch::kCPU};
+  if (torch::cuda::is_available()) devices.push_back(torch::kCUDA);
+  for (const torch::Device& device : devices) {
+    SCOPED_TRACE(device.str());
+    const auto options = torch::TensorOptions().device(device);
+    GradScaler scaler({/*init_scale=*/1024.0, 2.0, 0.5, /*growth_interval=*/2000});
+    torch::Tensor w = torch::zeros({3}, options.requires_grad(true));
+    Sgd sgd({w}, {/*lr=*/0.5, /*momentum=*/0.0, /*weight_decay=*/0.0, OptimizerKernels::kFused});
+    auto fused_step = [&](const torch::Tensor& grad_scale, const torch::Tensor& found_inf) {
+      sgd.Step(grad_scale, found_inf);
+    };
+
+    scaler.Scale((w * torch::ones({3}, options)).sum()).backward();  // gradients of 1024
+    scaler.FusedStep({w}, fused_step);
+    scaler.Update();
+    EXPECT_TRUE(torch::allclose(w.cpu(), torch::full({3}, -0.5f)));
+    EXPECT_TRUE(torch::equal(w.grad().cpu(), torch::ones({3})));  // the kernel unscaled them
+    EXPECT_EQ(scaler.TakeSkippedSteps(), 0);
+
+    sgd.ZeroGrad();
+    scaler.Scale((w * torch::ones({3}, options)).sum()).backward();
+    w.mutable_grad()[1] = std::numeric_limits<float>::infinity();
+    scaler.FusedStep({w}, fused_step);
+    scaler.Update();
+    EXPECT_TRUE(torch::allclose(w.cpu(), torch::full({3}, -0.5f)));  // skipped
+    EXPECT_DOUBLE_EQ(scaler.scale(), 512.0);
+    EXPECT_EQ(scaler.TakeSkippedSteps(), 1);
+    EXPECT_EQ(scaler.TakeSkippedSteps(), 0);
+
+    // Unscaled first (e.g. to clip): the kernel must not divide again.
+    sgd.ZeroGrad();
+    scaler.Scale((w * torch::ones({3}, options)).sum()).backward();
+    scaler.Unscale({w});
+    scaler.FusedStep({w}, fused_step);
+    EXPECT_THROW(scaler.FusedStep({w}, fused_step), c10::Error);  // twice in one iteration
+    scaler.Update();
+    EXPECT_TRUE(torch::allclose(w.cpu(), torch::full({3}, -1.0f)));
+  }
+}
+
+TEST(AmpTest, StepCountsItsSkipsToo) {
+  GradScaler scaler({/*init_scale=*/8.0, 2.0, 0.5, /*growth_interval=*/2000});
+  Model model;
+  model.Backward(scaler, torch::ones({3}));
+  model.w.mutable_grad()[0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(scaler.Step({model.w}, [] {}));
+  scaler.Update();
+  EXPECT_EQ(scaler.TakeSkippedSteps(), 1);
+  EXPECT_EQ(scaler.TakeSkippedSteps(), 0);
 }
 
 TEST(AmpTest, FindsInfAmongGradientsOfSeveralDtypes) {

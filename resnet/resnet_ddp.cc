@@ -41,6 +41,7 @@
 #include "common/distributed/process_group.h"
 #include "common/distributed/rank_env.h"
 #include "common/distributed/sync_batchnorm.h"
+#include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
 #include "common/stop_signal.h"
 #include "resnet/resnet.h"
@@ -72,6 +73,9 @@ ABSL_FLAG(int32_t, workers, 2, "background threads preparing batches, per proces
 ABSL_FLAG(double, lr, 0.1, "SGD learning rate (the study: 0.1, momentum 0.9, weight decay 5e-4)");
 ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and augmentation");
 ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
+ABSL_FLAG(std::string, optimizer_kernels, "fused",
+          "the optimizer's ATen kernels: fused (one pass per parameter; fp16 steps unscale and skip in the kernel, "
+          "without a host sync) or foreach (multi-tensor kernels, as Python's default)");
 ABSL_FLAG(bool, sync_each_step, false,
           "synchronise the device around every step: exact per-step times (step_seconds) on a GPU, a little slower");
 ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
@@ -162,6 +166,9 @@ int Worker(const Args& args, const RankEnv& env) {
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
   if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
   if (!(absl::GetFlag(FLAGS_lr) > 0)) ExitWithUsageError("--lr must be positive");
+  const absl::StatusOr<OptimizerKernels> optimizer_kernels =
+      ParseOptimizerKernels("optimizer_kernels", absl::GetFlag(FLAGS_optimizer_kernels));
+  if (!optimizer_kernels.ok()) ExitWithUsageError(optimizer_kernels.status().message());
   if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
   if (absl::GetFlag(FLAGS_timeout_s) <= 0) ExitWithUsageError("--timeout_s must be positive");
   if (absl::GetFlag(FLAGS_bucket_cap_mb) <= 0) ExitWithUsageError("--bucket_cap_mb must be positive");
@@ -228,6 +235,7 @@ int Worker(const Args& args, const RankEnv& env) {
   options.channels_last = absl::GetFlag(FLAGS_channels_last);
   options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
   options.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
+  options.sgd.kernels = *optimizer_kernels;
   options.device = device;
   std::unique_ptr<GradientReducer> reducer;
   options.after_backward = [&reducer] { reducer->FinishBackward(); };

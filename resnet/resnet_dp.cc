@@ -19,6 +19,7 @@
 #include "common/data/dataset.h"
 #include "common/data/loader.h"
 #include "common/device.h"
+#include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
 #include "resnet/data_parallel.h"
 #include "resnet/resnet.h"
@@ -44,6 +45,9 @@ ABSL_FLAG(int32_t, threads, 0, "CPU intra-op threads (0: LibTorch's default)");
 ABSL_FLAG(int32_t, workers, 2, "background threads preparing batches");
 ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and augmentation");
 ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
+ABSL_FLAG(std::string, optimizer_kernels, "fused",
+          "the optimizer's ATen kernels: fused (one pass per parameter; fp16 steps unscale and skip in the kernel, "
+          "without a host sync) or foreach (multi-tensor kernels, as Python's default)");
 ABSL_FLAG(bool, sync_each_step, false,
           "synchronise the device around every step: exact per-step times (step_seconds) on a GPU, a little slower");
 ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
@@ -73,6 +77,9 @@ int Main(int argc, char** argv) {
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
   if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
   if (!(absl::GetFlag(FLAGS_lr) > 0)) ExitWithUsageError("--lr must be positive");
+  const absl::StatusOr<OptimizerKernels> optimizer_kernels =
+      ParseOptimizerKernels("optimizer_kernels", absl::GetFlag(FLAGS_optimizer_kernels));
+  if (!optimizer_kernels.ok()) ExitWithUsageError(optimizer_kernels.status().message());
   if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
   absl::StatusOr<DatasetKind> kind = ParseDatasetKind(absl::GetFlag(FLAGS_dataset));
   if (!kind.ok()) ExitWithUsageError(kind.status().message());
@@ -138,6 +145,7 @@ int Main(int argc, char** argv) {
   options.channels_last = absl::GetFlag(FLAGS_channels_last);
   options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
   options.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
+  options.sgd.kernels = *optimizer_kernels;
   options.device = devices[0];
   std::unique_ptr<DataParallel> parallel;
   options.forward = [&parallel](const torch::Tensor& images) { return parallel->Forward(images); };

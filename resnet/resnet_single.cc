@@ -26,6 +26,7 @@
 #include "common/data/dataset.h"
 #include "common/data/loader.h"
 #include "common/device.h"
+#include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
 #include "common/stop_signal.h"
 #include "common/timing.h"
@@ -55,6 +56,9 @@ ABSL_FLAG(int32_t, workers, 2, "background threads preparing batches");
 ABSL_FLAG(double, lr, 0.1, "SGD learning rate (the study: 0.1, momentum 0.9, weight decay 5e-4)");
 ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and augmentation");
 ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
+ABSL_FLAG(std::string, optimizer_kernels, "fused",
+          "the optimizer's ATen kernels: fused (one pass per parameter; fp16 steps unscale and skip in the kernel, "
+          "without a host sync) or foreach (multi-tensor kernels, as Python's default)");
 ABSL_FLAG(bool, sync_each_step, false,
           "synchronise the device around every step: exact per-step times (step_seconds) on a GPU, a little slower");
 ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
@@ -127,6 +131,9 @@ int Main(int argc, char** argv) {
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
   if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
   if (!(absl::GetFlag(FLAGS_lr) > 0)) ExitWithUsageError("--lr must be positive");
+  const absl::StatusOr<OptimizerKernels> optimizer_kernels =
+      ParseOptimizerKernels("optimizer_kernels", absl::GetFlag(FLAGS_optimizer_kernels));
+  if (!optimizer_kernels.ok()) ExitWithUsageError(optimizer_kernels.status().message());
   if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
   absl::StatusOr<c10::Device> device = ResolveDevice(absl::GetFlag(FLAGS_device));
   if (!device.ok()) return ReportError(device.status().message());
@@ -188,6 +195,7 @@ int Main(int argc, char** argv) {
       options.channels_last = absl::GetFlag(FLAGS_channels_last);
       options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
       options.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
+      options.sgd.kernels = *optimizer_kernels;
       options.device = *device;
       ResNetTrainer trainer(*MakeResNet(depth, train_set.num_classes), options);
       BatchLoader loader(train_set, loader_options);

@@ -43,7 +43,13 @@ torch::Tensor ResNetTrainer::Step(const torch::Tensor& images, const torch::Tens
   if (options_.precision == Precision::kFp16) {
     scaler_.Scale(loss).backward();
     if (options_.after_backward) options_.after_backward();
-    if (!scaler_.Step(params_, [this] { optimizer_.Step(); })) ++skipped_steps_;
+    if (optimizer_.fused()) {
+      scaler_.FusedStep(params_, [this](const torch::Tensor& grad_scale, const torch::Tensor& found_inf) {
+        optimizer_.Step(grad_scale, found_inf);
+      });
+    } else {
+      scaler_.Step(params_, [this] { optimizer_.Step(); });
+    }
     scaler_.Update();
   } else {
     loss.backward();
@@ -78,6 +84,7 @@ EpochStats ResNetTrainer::TrainEpoch(BatchLoader& loader, int64_t epoch, const S
     recorder.EndStep(loss, correct, labels.size(0));
     if (on_step) on_step(step + 1, steps);
   }
+  skipped_steps_ += scaler_.TakeSkippedSteps();
   return recorder.Finish(skipped_steps_ - skipped_before);
 }
 

@@ -72,13 +72,13 @@ class ResNetTrainer {
   ResNet model() const { return model_; }
   const TrainOptions& options() const { return options_; }
   GradScaler& scaler() { return scaler_; }
-  ForeachSgd& optimizer() { return optimizer_; }
+  Sgd& optimizer() { return optimizer_; }
 
  private:
   ResNet model_;
   TrainOptions options_;
   std::vector<torch::Tensor> params_;
-  ForeachSgd optimizer_;
+  Sgd optimizer_;
   GradScaler scaler_;
   int64_t skipped_steps_ = 0;
 };

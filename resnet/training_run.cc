@@ -13,6 +13,7 @@ namespace dlspeed {
 RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSettings& settings) {
   RunTotals totals;
   totals.sync_each_step = trainer.options().sync_each_step;
+  totals.optimizer_kernels = trainer.options().sgd.kernels;
   std::vector<double> later_steps;
   int64_t later_samples = 0;
   double later_seconds = 0;
@@ -67,6 +68,7 @@ void AddRunFields(const RunTotals& totals, nlohmann::json* record) {
   (*record)["total_seconds"] = totals.total_seconds;
   (*record)["step_seconds"] = ToJson(totals.step_seconds);
   (*record)["sync_each_step"] = totals.sync_each_step;
+  (*record)["optimizer_kernels"] = OptimizerKernelsName(totals.optimizer_kernels);
   (*record)["throughput"] = totals.throughput;
   (*record)["throughput_unit"] = "images/s";
   (*record)["final_train_loss"] = totals.final_train_loss;

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/data/loader.h"
+#include "common/optim/optimizer_kernels.h"
 #include "common/timing.h"
 #include "resnet/train.h"
 
@@ -48,13 +49,14 @@ struct RunTotals {
   int64_t skipped_steps = 0;
   int64_t measured_skipped_steps = 0;  // of those, in the later epochs (step_seconds' steps)
   bool sync_each_step = false;       // whether step_seconds are device-synchronised (TrainOptions)
+  OptimizerKernels optimizer_kernels = OptimizerKernels::kFused;  // the SGD's kernels (TrainOptions::sgd)
 };
 
 // Trains settings.epochs epochs and prints, when verbose, the study's lines.
 RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSettings& settings);
 
 // Adds epoch_seconds, avg_epoch_seconds, total_seconds, step_seconds,
-// sync_each_step, throughput(_unit), final_train_loss, skipped_steps and
+// sync_each_step, optimizer_kernels, throughput(_unit), final_train_loss, skipped_steps and
 // measured_skipped_steps to `record`.
 void AddRunFields(const RunTotals& totals, nlohmann::json* record);
 

@@ -38,6 +38,7 @@
 #include "common/distributed/launcher.h"
 #include "common/distributed/process_group.h"
 #include "common/distributed/rank_env.h"
+#include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
 #include "common/stop_signal.h"
 #include "roberta/roberta.h"
@@ -72,6 +73,9 @@ ABSL_FLAG(int64_t, synthetic_min_len, 0,
 ABSL_FLAG(std::string, device, "auto", "auto (one GPU per process if there are GPUs, else the CPU), cuda or cpu");
 ABSL_FLAG(std::string, backend, "auto", "c10d backend: auto (nccl on GPUs, gloo on the CPU), nccl or gloo");
 ABSL_FLAG(double, timeout_s, 300, "seconds allowed for the rendezvous and for each collective");
+ABSL_FLAG(std::string, optimizer_kernels, "fused",
+          "the optimizer's ATen kernels: fused (one pass per parameter; fp16 steps unscale and skip in the kernel, "
+          "without a host sync) or foreach (multi-tensor kernels, as Python's default)");
 ABSL_FLAG(bool, sync_each_step, false,
           "synchronise the device around every step: exact per-step times (step_seconds) on a GPU, a little slower");
 ABSL_FLAG(int32_t, threads, 0, "CPU intra-op threads per process (0: default)");
@@ -143,6 +147,9 @@ int Train(const RankEnv& env, bool distributed) {
   const Precision precision = mixed ? *mixed_precision : Precision::kFp32;
   absl::StatusOr<RobertaOptimizer> optimizer = ParseRobertaOptimizer(absl::GetFlag(FLAGS_optimizer));
   if (!optimizer.ok()) ExitWithUsageError(optimizer.status().message());
+  const absl::StatusOr<OptimizerKernels> optimizer_kernels =
+      ParseOptimizerKernels("optimizer_kernels", absl::GetFlag(FLAGS_optimizer_kernels));
+  if (!optimizer_kernels.ok()) ExitWithUsageError(optimizer_kernels.status().message());
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
   const int64_t max_len = absl::GetFlag(FLAGS_max_len);
   const int64_t epochs = absl::GetFlag(FLAGS_epochs);
@@ -260,6 +267,7 @@ int Train(const RankEnv& env, bool distributed) {
   options.warmup_steps = static_cast<int64_t>(absl::GetFlag(FLAGS_warmup_ratio) * static_cast<double>(options.total_steps));
   options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
   options.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
+  options.optimizer_kernels = *optimizer_kernels;
   options.device = device;
   std::unique_ptr<GradientReducer> reducer;
   if (group) options.after_backward = [&reducer] { reducer->FinishBackward(); };
@@ -393,6 +401,7 @@ int Train(const RankEnv& env, bool distributed) {
     record["max_len"] = max_len;
     record["pad_to_max_len"] = batch_options.pad_to_max_len;
     record["optimizer"] = absl::GetFlag(FLAGS_optimizer);
+    record["optimizer_kernels"] = OptimizerKernelsName(options.optimizer_kernels);
     record["lr"] = options.lr;
     record["epochs"] = epochs;
     record["max_steps"] = absl::GetFlag(FLAGS_max_steps);

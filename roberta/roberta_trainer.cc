@@ -36,12 +36,14 @@ RobertaTrainer::RobertaTrainer(RobertaClassifier model, RobertaTrainOptions opti
   model_->train();
   params_ = model_->parameters();
   if (options_.optimizer == RobertaOptimizer::kSgd) {
-    sgd_ = std::make_unique<ForeachSgd>(params_, SgdOptions{options_.lr, options_.momentum, options_.weight_decay});
+    sgd_ = std::make_unique<Sgd>(
+        params_, SgdOptions{options_.lr, options_.momentum, options_.weight_decay, options_.optimizer_kernels});
   } else {
     AdamWOptions adamw;
     adamw.lr = options_.lr;
     adamw.weight_decay = options_.weight_decay;
-    adamw_ = std::make_unique<ForeachAdamW>(params_, adamw);
+    adamw.kernels = options_.optimizer_kernels;
+    adamw_ = std::make_unique<AdamW>(params_, adamw);
   }
 }
 
@@ -62,22 +64,27 @@ torch::Tensor RobertaTrainer::Step(const torch::Tensor& input_ids, const torch::
     logits = model_->forward(input_ids, attention_mask);
     loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), labels);
   }
-  auto step = [this] {
+  // grad_scale and found_inf: the GradScaler's, for fused kernels (undefined otherwise).
+  auto step = [this](const torch::Tensor& grad_scale, const torch::Tensor& found_inf) {
     if (adamw_) {
-      adamw_->Step();
+      adamw_->Step(grad_scale, found_inf);
     } else {
-      sgd_->Step();
+      sgd_->Step(grad_scale, found_inf);
     }
   };
   if (options_.precision == Precision::kFp16) {
     scaler_.Scale(loss).backward();
     if (options_.after_backward) options_.after_backward();
-    if (!scaler_.Step(params_, step)) ++skipped_steps_;
+    if (options_.optimizer_kernels == OptimizerKernels::kFused) {
+      scaler_.FusedStep(params_, step);
+    } else {
+      scaler_.Step(params_, [&] { step({}, {}); });
+    }
     scaler_.Update();
   } else {
     loss.backward();
     if (options_.after_backward) options_.after_backward();
-    step();
+    step({}, {});
   }
   ++steps_taken_;
   if (correct != nullptr) *correct = logits.detach().argmax(1).eq(labels).sum();
@@ -106,6 +113,7 @@ EpochStats RobertaTrainer::TrainEpoch(TextBatcher& batcher, int64_t epoch, const
     recorder.EndStep(loss, correct, labels.size(0));
     if (on_step) on_step(step + 1, steps);
   }
+  skipped_steps_ += scaler_.TakeSkippedSteps();
   return recorder.Finish(skipped_steps_ - skipped_before);
 }
 
@@ -145,14 +153,17 @@ absl::Status RobertaTrainer::SaveCheckpoint(const std::string& path, int64_t epo
     if (sgd_ && sgd_->momentum_buffers()[i].defined()) {
       entries.emplace_back(absl::StrCat("sgd.momentum.", i), sgd_->momentum_buffers()[i]);
     }
-    if (adamw_ && adamw_->state(i).exp_avg.defined()) {
-      const ForeachAdamW::ParamState state = adamw_->state(i);
-      entries.emplace_back(absl::StrCat("adamw.exp_avg.", i), state.exp_avg);
-      entries.emplace_back(absl::StrCat("adamw.exp_avg_sq.", i), state.exp_avg_sq);
-      entries.emplace_back(absl::StrCat("adamw.step.", i), torch::tensor(state.step, torch::kLong));
+    if (adamw_) {
+      const AdamW::ParamState state = adamw_->state(i);  // reads a fused step count off the device
+      if (state.exp_avg.defined()) {
+        entries.emplace_back(absl::StrCat("adamw.exp_avg.", i), state.exp_avg);
+        entries.emplace_back(absl::StrCat("adamw.exp_avg_sq.", i), state.exp_avg_sq);
+        entries.emplace_back(absl::StrCat("adamw.step.", i), torch::tensor(state.step, torch::kLong));
+      }
     }
   }
   for (const auto& [key, value] : scaler_.State()) entries.emplace_back("scaler." + key, torch::tensor(value, torch::kDouble));
+  skipped_steps_ += scaler_.TakeSkippedSteps();
   entries.emplace_back("progress", torch::tensor({epoch, steps_done, steps_taken_, skipped_steps_}, torch::kLong));
   // Dropout draws from the default generator of the model's device.
   entries.emplace_back("rng", at::globalContext().defaultGenerator(options_.device).get_state());

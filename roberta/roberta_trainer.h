@@ -41,6 +41,7 @@ struct RobertaTrainOptions {
   RobertaOptimizer optimizer = RobertaOptimizer::kSgd;
   double lr = 0.1;             // the study's SGD lr (AdamW: typically 2e-5)
   double momentum = 0.9;       // SGD
+  OptimizerKernels optimizer_kernels = OptimizerKernels::kFused;  // fused or foreach (common/optim)
   double weight_decay = 0.0;   // SGD: 0 as the study; AdamW: 0.01 is usual
   int64_t warmup_steps = 0;    // AdamW's schedule; 0 with total_steps 0: constant lr
   int64_t total_steps = 0;
@@ -86,8 +87,8 @@ class RobertaTrainer {
   RobertaClassifier model_;
   RobertaTrainOptions options_;
   std::vector<torch::Tensor> params_;
-  std::unique_ptr<ForeachSgd> sgd_;
-  std::unique_ptr<ForeachAdamW> adamw_;
+  std::unique_ptr<Sgd> sgd_;
+  std::unique_ptr<AdamW> adamw_;
   GradScaler scaler_;
   int64_t steps_taken_ = 0;
   int64_t skipped_steps_ = 0;

@@ -49,6 +49,7 @@ TEST(ResNetSingleTest, TrainsPrintsRecordsAndSaves) {
     EXPECT_GT(r["throughput"].get<double>(), 0);
     EXPECT_EQ(r["step_seconds"]["count"], 3);  // the second epoch's steps
     EXPECT_EQ(r["sync_each_step"], false);      // the default: host-side step times
+    EXPECT_EQ(r["optimizer_kernels"], "fused");
     EXPECT_EQ(r["measured_skipped_steps"], 0);
     EXPECT_GE(r["test_accuracy"].get<double>(), 0.0);
     EXPECT_LE(r["test_accuracy"].get<double>(), 1.0);
@@ -74,7 +75,7 @@ TEST(ResNetSingleTest, UnknownDepthIsAUsageError) {
 
 TEST(ResNetSingleTest, UnknownFlagAndBadValuesAreUsageErrors) {
   for (const std::string args : {"--no_such_flag=1", "--epochs=many", "--precision=fp8", "--modes=fast",
-                                 "--dataset=imagenet", "stray"}) {
+                                 "--dataset=imagenet", "--optimizer_kernels=apex", "stray"}) {
     CommandResult run = RunBinary(args + " --results= --models_dir=");
     EXPECT_EQ(run.exit_code, 2) << args << ": " << run.output;
     EXPECT_EQ(CountLines(run.output), 1) << args << ": " << run.output;

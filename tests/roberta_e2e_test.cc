@@ -66,6 +66,7 @@ TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
   EXPECT_EQ(records[0]["dev_accuracy"].size(), 2u);
   EXPECT_EQ(records[0]["throughput_unit"], "samples/s");
   EXPECT_EQ(records[0]["sync_each_step"], true);
+  EXPECT_EQ(records[0]["optimizer_kernels"], "fused");
   EXPECT_EQ(records[0]["measured_skipped_steps"], 0);  // no GradScaler without fp16
   absl::StatusOr<LoadedRoberta> saved = LoadRobertaFolder(dir + "/best");
   ASSERT_TRUE(saved.ok()) << saved.status();
@@ -141,6 +142,7 @@ TEST(RobertaE2eTest, BadInputIsOneLine) {
   const Case cases[] = {
       {train + "--model_name bert-base", 1, "unknown model 'bert-base'"},
       {train + "--optimizer lamb", 2, "unknown optimizer 'lamb'"},
+      {train + "--optimizer_kernels apex", 2, "unknown optimizer kernels 'apex'"},
       {train + "--model_name " + kFixture + " --train_data " + dir + "/big", 1, "token id 499"},
       {train + "--model_name " + kFixture + " --train_data " + dir + "/broken", 1, "broken_ids.txt"},
       {train + "--model_name " + kFixture + " --train_data " + dir + "/missing", 1, "missing_ids.txt"},

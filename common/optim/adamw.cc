@@ -6,23 +6,35 @@
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
 namespace dlspeed {
 
-ForeachAdamW::ForeachAdamW(std::vector<torch::Tensor> params, AdamWOptions options)
+AdamW::AdamW(std::vector<torch::Tensor> params, AdamWOptions options)
     : params_(std::move(params)),
       exp_avg_(params_.size()),
       exp_avg_sq_(params_.size()),
       steps_(params_.size(), 0),
+      step_tensors_(params_.size()),
       options_(options) {}
 
-void ForeachAdamW::ZeroGrad() {
+void AdamW::ZeroGrad() {
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
 }
 
-void ForeachAdamW::Step() {
+void AdamW::Step(const torch::Tensor& grad_scale, const torch::Tensor& found_inf) {
   torch::NoGradGuard no_grad;
+  if (fused()) {
+    StepFused(grad_scale, found_inf);
+    return;
+  }
+  TORCH_CHECK(!grad_scale.defined() && !found_inf.defined(),
+              "AdamW: grad_scale and found_inf need the fused kernels (--optimizer_kernels=fused)");
+  StepForeach();
+}
+
+void AdamW::StepForeach() {
   // Parameters are grouped by step count, so that each group shares its bias
   // corrections (usually one group: every parameter has a gradient each step).
   std::map<int64_t, std::vector<size_t>> by_step;
@@ -56,10 +68,58 @@ void ForeachAdamW::Step() {
   }
 }
 
-void ForeachAdamW::set_state(size_t i, ParamState state) {
+void AdamW::StepFused(const torch::Tensor& grad_scale, const torch::Tensor& found_inf) {
+  std::vector<torch::Tensor> params;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].grad().defined()) continue;
+    TORCH_CHECK(params_[i].is_non_overlapping_and_dense(), "AdamW: the fused kernels need dense parameters (parameter ",
+                i, " is not; use --optimizer_kernels=foreach)");
+    params.push_back(params_[i]);
+    index.push_back(i);
+  }
+  const AdamWOptions& o = options_;
+  for (const std::vector<size_t>& group : optim_internal::GroupByDeviceAndDtype(params)) {
+    std::vector<torch::Tensor> group_params, grads, exp_avg, exp_avg_sq, steps;
+    for (size_t k : group) {
+      const torch::Tensor& param = params[k];
+      const size_t i = index[k];
+      auto state = [&](torch::Tensor& tensor) -> torch::Tensor& {
+        tensor = tensor.defined() ? optim_internal::LaidOutLike(param, tensor)
+                                  : at::zeros_like(param, at::MemoryFormat::Preserve);
+        return tensor;
+      };
+      if (!step_tensors_[i].defined()) {
+        step_tensors_[i] = at::full({}, static_cast<double>(steps_[i]), param.options().dtype(at::kFloat));
+      }
+      group_params.push_back(param);
+      grads.push_back(optim_internal::LaidOutLike(param, param.grad()));
+      exp_avg.push_back(state(exp_avg_[i]));
+      exp_avg_sq.push_back(state(exp_avg_sq_[i]));
+      steps.push_back(step_tensors_[i]);
+    }
+    const c10::Device device = group_params.front().device();
+    const std::optional<at::Tensor> inf = optim_internal::OnDevice(found_inf, device);
+    // As Python's fused AdamW: the kernel reads the incremented step for its
+    // bias corrections; a skipped step takes the increment back.
+    at::_foreach_add_(steps, 1);
+    at::_fused_adamw_(group_params, grads, exp_avg, exp_avg_sq, /*max_exp_avg_sqs=*/{}, steps, o.lr, o.beta1, o.beta2,
+                      o.weight_decay, o.eps, /*amsgrad=*/false, /*maximize=*/false,
+                      optim_internal::OnDevice(grad_scale, device), inf);
+    if (inf.has_value()) at::_foreach_sub_(steps, std::vector<at::Tensor>(steps.size(), *inf));
+  }
+}
+
+AdamW::ParamState AdamW::state(size_t i) const {
+  const int64_t step = step_tensors_[i].defined() ? static_cast<int64_t>(step_tensors_[i].item<double>()) : steps_[i];
+  return {exp_avg_[i], exp_avg_sq_[i], step};
+}
+
+void AdamW::set_state(size_t i, ParamState state) {
   exp_avg_.at(i) = std::move(state.exp_avg);
   exp_avg_sq_.at(i) = std::move(state.exp_avg_sq);
   steps_.at(i) = state.step;
+  step_tensors_.at(i) = torch::Tensor();  // rebuilt from steps_ by the next fused step
 }
 
 double LinearWarmupDecay(int64_t step, int64_t warmup, int64_t total) {

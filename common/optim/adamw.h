@@ -1,9 +1,10 @@
 // AdamW (torch.optim.AdamW's update: decoupled weight decay, bias-corrected
-// moments) on ATen's multi-tensor _foreach_ kernels, and the linear warmup and
+// moments) on ATen's fused kernel (_fused_adamw_: one pass per parameter, as
+// Python's fused=True) or its multi-tensor _foreach_ kernels, and the linear warmup and
 // decay schedule that fine-tuning uses (transformers'
 // get_linear_schedule_with_warmup).
 //
-//   dlspeed::ForeachAdamW adamw(model->parameters(), {/*lr=*/2e-5});
+//   dlspeed::AdamW adamw(model->parameters(), {/*lr=*/2e-5});
 //   for (int64_t step = 0; step < total; ++step) {
 //     adamw.set_lr(2e-5 * dlspeed::LinearWarmupDecay(step, warmup, total));
 //     adamw.ZeroGrad();
@@ -18,6 +19,8 @@
 
 #include <torch/types.h>
 
+#include "common/optim/optimizer_kernels.h"
+
 namespace dlspeed {
 
 struct AdamWOptions {
@@ -26,17 +29,21 @@ struct AdamWOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 1e-2;
+  OptimizerKernels kernels = OptimizerKernels::kFused;
 };
 
-class ForeachAdamW {
+class AdamW {
  public:
-  ForeachAdamW(std::vector<torch::Tensor> params, AdamWOptions options);
+  AdamW(std::vector<torch::Tensor> params, AdamWOptions options);
 
   // Sets every gradient to none (undefined).
   void ZeroGrad();
   // One update of the parameters that have gradients (others are skipped and
-  // keep their own step count, as in PyTorch).
-  void Step();
+  // keep their own step count, as in PyTorch). Fused kernels only:
+  // `grad_scale` divides the gradients first and a `found_inf` of 1 skips the
+  // update and leaves the step counts (GradScaler::FusedStep passes them).
+  void Step(const torch::Tensor& grad_scale = {}, const torch::Tensor& found_inf = {});
+  bool fused() const { return options_.kernels == OptimizerKernels::kFused; }
 
   const AdamWOptions& options() const { return options_; }
   void set_lr(double lr) { options_.lr = lr; }
@@ -47,14 +54,18 @@ class ForeachAdamW {
     torch::Tensor exp_avg, exp_avg_sq;
     int64_t step = 0;
   };
-  ParamState state(size_t i) const { return {exp_avg_[i], exp_avg_sq_[i], steps_[i]}; }
+  ParamState state(size_t i) const;
   void set_state(size_t i, ParamState state);
   size_t size() const { return params_.size(); }
 
  private:
+  void StepForeach();
+  void StepFused(const torch::Tensor& grad_scale, const torch::Tensor& found_inf);
+
   std::vector<torch::Tensor> params_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
-  std::vector<int64_t> steps_;
+  std::vector<int64_t> steps_;              // foreach: counted on the host
+  std::vector<torch::Tensor> step_tensors_;  // fused: float scalars on the parameter's device
   AdamWOptions options_;
 };
 

@@ -1,0 +1,54 @@
+#include "common/optim/optimizer_kernels.h"
+
+#include <utility>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace dlspeed {
+
+absl::StatusOr<OptimizerKernels> ParseOptimizerKernels(absl::string_view flag, absl::string_view text) {
+  if (text == "fused") return OptimizerKernels::kFused;
+  if (text == "foreach") return OptimizerKernels::kForeach;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, ": unknown optimizer kernels '", text, "' (choose fused or foreach)"));
+}
+
+std::string OptimizerKernelsName(OptimizerKernels kernels) {
+  return kernels == OptimizerKernels::kFused ? "fused" : "foreach";
+}
+
+namespace optim_internal {
+
+at::Tensor LaidOutLike(const at::Tensor& param, const at::Tensor& tensor) {
+  if (tensor.strides() == param.strides() && tensor.sizes() == param.sizes() &&
+      tensor.scalar_type() == param.scalar_type() && tensor.is_non_overlapping_and_dense()) {
+    return tensor;
+  }
+  return at::empty_like(param, at::MemoryFormat::Preserve).copy_(tensor);
+}
+
+std::vector<std::vector<size_t>> GroupByDeviceAndDtype(const std::vector<at::Tensor>& tensors) {
+  std::vector<std::pair<std::pair<c10::Device, at::ScalarType>, std::vector<size_t>>> groups;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const std::pair<c10::Device, at::ScalarType> key{tensors[i].device(), tensors[i].scalar_type()};
+    auto group = groups.begin();
+    while (group != groups.end() && group->first != key) ++group;
+    if (group == groups.end()) group = groups.insert(groups.end(), {key, {}});
+    group->second.push_back(i);
+  }
+  std::vector<std::vector<size_t>> indices;
+  for (auto& group : groups) indices.push_back(std::move(group.second));
+  return indices;
+}
+
+std::optional<at::Tensor> OnDevice(const at::Tensor& tensor, const c10::Device& device) {
+  if (!tensor.defined()) return std::nullopt;
+  if (tensor.device() == device) return tensor;
+  return tensor.to(device, /*non_blocking=*/true);
+}
+
+}  // namespace optim_internal
+}  // namespace dlspeed
