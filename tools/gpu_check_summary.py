@@ -80,6 +80,9 @@ def caveats(record=None, peer=None):
     notes = []
     if record and str(record.get("device", "")).startswith("cuda") and not record.get("sync_each_step"):
         notes.append("C++ steps not synced")
+    kernels, theirs = (record or {}).get("optimizer_kernels"), (peer or {}).get("implementation")
+    if kernels and theirs and kernels not in theirs:
+        notes.append(f"C++ {kernels} optimizer, Python {theirs}")
     return notes + [f"{who} skipped {count} steps" for who, count in timed_skips(record, peer)]
 
 

@@ -2,7 +2,7 @@
 """Tests for tools/gpu_check_summary.py on a gpu_check log, records and
 benchmark JSON written here: the pairs it sets side by side, the ratios and
 verdicts against the issues' targets, the caveats (unsynced steps, skipped
-fp16 steps), and a missing log.
+fp16 steps, unlike optimizer implementations), and a missing log.
 
   python3 tools/gpu_check_summary_test.py   # or: bazel test //tools:gpu_check_summary_test
 """
@@ -139,6 +139,16 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write(peers, records)
         self.assertEqual(self.row(self.summary(), "xlm-roberta-base", "fp16")[8:],
                          ["invalid", "Python skipped 2 steps"])
+
+    def test_unlike_optimizer_implementations_are_a_caveat(self):
+        peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp16",
+                "channels_last": False, "median_ms": 80.0, "implementation": "default (foreach)"}
+        self.write([peer], [train("resnet_single", "fp16", 0.064, optimizer_kernels="fused")])
+        self.assertEqual(self.row(self.summary(), "resnet18", "fp16", "512", "no", "no")[8:],
+                         ["C++ fused optimizer, Python default (foreach)"])
+        peer["implementation"] = "fused"
+        self.write([peer], [train("resnet_single", "fp16", 0.064, optimizer_kernels="fused")])
+        self.assertEqual(self.row(self.summary(), "resnet18", "fp16", "512", "no", "no")[8:], ["-"])
 
     def test_forward_benchmark_medians_or_means_in_ms_are_paired_by_variant(self):
         benchmarks = [{"name": "cuda-fp32/model:1/batch:32/real_time", "run_type": "iteration",

@@ -7,6 +7,11 @@ both see the same machine load, and prints a Markdown table with the ratio.
   bazel build //resnet/benchmarks:train_step_benchmark
   .venv/bin/python tools/train_step_report.py --depth 18 --batch 64 --rounds 5
   .venv/bin/python tools/train_step_report.py --depth 18 --batch 32 --rounds 1 --results results.jsonl
+  .venv/bin/python tools/train_step_report.py --optimizer_kernels foreach --python_implementation fused
+
+C++ runs its SGD on fused kernels unless --optimizer_kernels foreach; Python
+runs torch.optim.SGD's default (foreach on a GPU, a loop over parameters on the
+CPU) unless --python_implementation says foreach or fused.
 
 With --results FILE it also appends one cpp_vs_python record (tools/records.py)
 with both medians and their ratio to FILE, for tools/report.py.
@@ -26,15 +31,17 @@ import records
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def cpp_round(binary, precision, depth, batch, min_time):
-    name = f"{precision}/depth:{depth}/batch:{batch}/channels_last:0/real_time"
+def cpp_round(binary, precision, depth, batch, min_time, kernels):
+    fused = 1 if kernels == "fused" else 0
+    name = f"{precision}/depth:{depth}/batch:{batch}/channels_last:0/fused:{fused}/real_time"
     out = subprocess.run([binary, f"--benchmark_filter=^{name}$", f"--benchmark_min_time={min_time}",
                           "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
     if not out.strip():  # Google Benchmark prints nothing to stdout when the filter matches no benchmark
         listed = subprocess.run([binary, "--benchmark_list_tests"], capture_output=True, text=True).stdout.split()
-        shapes = sorted({"/".join(n.split("/")[1:3]) for n in listed if n.startswith(precision + "/")})
+        shapes = sorted({"/".join(n.split("/")[1:3]) for n in listed
+                         if n.startswith(precision + "/") and f"/fused:{fused}/" in n})
         sys.exit(f"train_step_report: {binary} has no benchmark {name}; --depth/--batch pairs it has for "
-                 f"{precision}: {', '.join(shapes) or 'none'}")
+                 f"{precision} on {kernels} kernels: {', '.join(shapes) or 'none'}")
     report = json.loads(out)
     runs = report["benchmarks"]
     if not runs:
@@ -42,10 +49,11 @@ def cpp_round(binary, precision, depth, batch, min_time):
     return runs[0]["real_time"], report["context"]  # ms per step
 
 
-def python_round(precision, depth, batch, steps):
+def python_round(precision, depth, batch, steps, implementation):
     out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "peer", "resnet_train_step.py"),
                           "--depth", str(depth), "--batch", str(batch), "--steps", str(steps),
-                          "--precision", precision], check=True, capture_output=True, text=True).stdout
+                          "--precision", precision, "--implementation", implementation],
+                         check=True, capture_output=True, text=True).stdout
     result = json.loads(out)
     return result["median_ms"], result
 
@@ -59,6 +67,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20, help="Python steps per round")
     parser.add_argument("--min_time", type=float, default=2.0, help="C++ seconds per round")
+    parser.add_argument("--optimizer_kernels", default="fused", choices=["fused", "foreach"],
+                        help="the C++ SGD's kernels")
+    parser.add_argument("--python_implementation", default="default", choices=["default", "foreach", "fused"],
+                        help="torch.optim.SGD's implementation in the peer")
     parser.add_argument("--results", metavar="FILE", help="also append a cpp_vs_python record to this JSON Lines file")
     args = parser.parse_args()
     if not os.path.exists(args.binary):
@@ -68,9 +80,10 @@ def main():
 
     cpp, py = [], []
     for r in range(args.rounds):
-        ms, context = cpp_round(args.binary, args.precision, args.depth, args.batch, args.min_time)
+        ms, context = cpp_round(args.binary, args.precision, args.depth, args.batch, args.min_time,
+                                args.optimizer_kernels)
         cpp.append(ms)
-        ms, peer = python_round(args.precision, args.depth, args.batch, args.steps)
+        ms, peer = python_round(args.precision, args.depth, args.batch, args.steps, args.python_implementation)
         py.append(ms)
         print(f"round {r + 1}/{args.rounds}: C++ {cpp[-1]:.1f} ms, Python {py[-1]:.1f} ms", file=sys.stderr)
     c, p = statistics.median(cpp), statistics.median(py)
@@ -80,8 +93,8 @@ def main():
           f"{peer['threads']} threads, median of {args.rounds} alternating rounds\n")
     print("| implementation | ms per step (median) | rounds (ms) | images/s |")
     print("| --- | --- | --- | --- |")
-    print(f"| C++ (resnet_single's loop) | {c:.1f} | {', '.join(f'{x:.1f}' for x in cpp)} | {args.batch / c * 1e3:.0f} |")
-    print(f"| Python eager ({peer['model_source']}) | {p:.1f} | {', '.join(f'{x:.1f}' for x in py)} | "
+    print(f"| C++ (resnet_single's loop, {args.optimizer_kernels} SGD) | {c:.1f} | {', '.join(f'{x:.1f}' for x in cpp)} | {args.batch / c * 1e3:.0f} |")
+    print(f"| Python eager ({peer['model_source']}, {peer['implementation']} SGD) | {p:.1f} | {', '.join(f'{x:.1f}' for x in py)} | "
           f"{args.batch / p * 1e3:.0f} |")
     print(f"\nC++ speed relative to Python: {p / c:.2f}x")
     if args.results:
@@ -93,6 +106,7 @@ def main():
             python_torch_version=peer["torch_version"], device=context["device"],
             device_name=context.get("device_name"), model=f"resnet{args.depth}", per="step",
             python_threads=peer["threads"], python_model_source=peer["model_source"],
+            cpp_optimizer_kernels=args.optimizer_kernels, python_implementation=peer["implementation"],
             cpp_round_seconds=[x / 1e3 for x in cpp], python_round_seconds=[x / 1e3 for x in py])],
             "train_step_report")
 

@@ -1,6 +1,6 @@
 // Google Benchmark of one ResNet training step of resnet_single's loop
-// (ResNetTrainer::Step: forward, cross-entropy, backward, foreach SGD) on a
-// fixed synthetic batch already on the device. tools/peer/resnet_train_step.py
+// (ResNetTrainer::Step: forward, cross-entropy, backward, SGD on fused or
+// foreach kernels) on a fixed synthetic batch already on the device. tools/peer/resnet_train_step.py
 // times the same step in Python PyTorch; tools/train_step_report.py runs both
 // and prints the ratio.
 //
@@ -14,6 +14,7 @@
 
 #include "common/amp.h"
 #include "common/device.h"
+#include "common/optim/optimizer_kernels.h"
 #include "common/timing.h"
 #include "resnet/resnet.h"
 #include "resnet/train.h"
@@ -26,17 +27,20 @@ c10::Device BenchmarkDevice() {
   return device;
 }
 
-// Arguments: depth, batch size, channels_last (0/1).
+// Arguments: depth, batch size, channels_last (0/1), fused optimizer kernels
+// (1) or foreach ones (0).
 void TrainStep(benchmark::State& state, Precision precision) {
   const int depth = static_cast<int>(state.range(0));
   const int64_t batch = state.range(1);
   const bool channels_last = state.range(2) != 0;
+  const bool fused = state.range(3) != 0;
   const c10::Device device = BenchmarkDevice();
   torch::manual_seed(0);
   TrainOptions options;
   options.precision = precision;
   options.device = device;
   options.channels_last = channels_last;
+  options.sgd.kernels = fused ? OptimizerKernels::kFused : OptimizerKernels::kForeach;
   ResNetTrainer trainer(*MakeResNet(depth), options);
   const auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   torch::Tensor images = torch::randn({batch, 3, 32, 32}, torch::TensorOptions().device(device)).contiguous(format);
@@ -67,19 +71,22 @@ void Context() {
 const int kRegistered = [] {
   Context();
   auto apply = [](benchmark::internal::Benchmark* b) {
-    b->ArgNames({"depth", "batch", "channels_last"})->Unit(benchmark::kMillisecond)->UseRealTime();
-    b->Args({18, 8, 0});  // small steps: per-operator overhead shows
-    for (int depth : {18, 34, 50}) b->Args({depth, 64, 0});
-    b->Args({18, 512, 0});
+    b->ArgNames({"depth", "batch", "channels_last", "fused"})->Unit(benchmark::kMillisecond)->UseRealTime();
+    b->Args({18, 8, 0, 1});  // small steps: per-operator overhead shows
+    for (int depth : {18, 34, 50}) b->Args({depth, 64, 0, 1});
+    b->Args({18, 512, 0, 1});
+    // What the fused optimizer saves: the same steps on foreach kernels.
+    for (int depth : {18, 50}) b->Args({depth, 64, 0, 0});
+    b->Args({18, 512, 0, 0});
   };
   apply(benchmark::RegisterBenchmark("fp32", TrainStep, Precision::kFp32));
   apply(benchmark::RegisterBenchmark("bf16", TrainStep, Precision::kBf16));
   if (BenchmarkDevice().is_cuda()) {
     apply(benchmark::RegisterBenchmark("fp16", TrainStep, Precision::kFp16));
     benchmark::RegisterBenchmark("bf16_channels_last", TrainStep, Precision::kBf16)
-        ->ArgNames({"depth", "batch", "channels_last"})
-        ->Args({18, 512, 1})
-        ->Args({50, 512, 1})
+        ->ArgNames({"depth", "batch", "channels_last", "fused"})
+        ->Args({18, 512, 1, 1})
+        ->Args({50, 512, 1, 1})
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }

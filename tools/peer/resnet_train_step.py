@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Python PyTorch peer of //resnet/benchmarks:train_step_benchmark: times one
 ResNet training step (forward, cross-entropy, backward, SGD lr 0.1 momentum 0.9
-weight decay 5e-4 with PyTorch's default foreach implementation, grads set to
-None) in eager mode on a fixed random batch, and prints one JSON object.
+weight decay 5e-4, grads set to None; --implementation picks torch.optim.SGD's
+implementation: its default, which is foreach on a GPU and a loop over the
+parameters on the CPU, or foreach, or fused) in eager mode on a fixed random batch, and prints one JSON object.
 
 The model is torchvision's resnetNN(num_classes=10) when torchvision imports,
 otherwise an equivalent written here (same layers and parameter count), so
@@ -90,6 +91,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--channels_last", action="store_true")
+    parser.add_argument("--implementation", default="default", choices=["default", "foreach", "fused"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
@@ -100,7 +102,11 @@ def main():
     model = model.to(device)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    implementation = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[args.implementation]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, **implementation)
+    # What "default" resolves to (torch.optim's rule: foreach when every tensor is on a GPU).
+    implementation_name = args.implementation if args.implementation != "default" else (
+        "default (foreach)" if device.type == "cuda" else "default (loop)")
     images = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     labels = torch.randint(10, (args.batch,), device=device)
     times, skipped = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,
@@ -111,7 +117,7 @@ def main():
         "peer": "python-eager", "model": f"resnet{args.depth}", "model_source": source,
         "batch": args.batch, "precision": args.precision, "channels_last": args.channels_last,
         "device": str(device), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-        "steps": args.steps, "skipped_steps": skipped, "median_ms": median * 1e3,
+        "implementation": implementation_name, "steps": args.steps, "skipped_steps": skipped, "median_ms": median * 1e3,
         "p10_ms": times[int(0.1 * (len(times) - 1))] * 1e3, "p90_ms": times[int(0.9 * (len(times) - 1))] * 1e3,
         "images_per_second": args.batch / median,
         "parameters": sum(p.numel() for p in model.parameters()),
