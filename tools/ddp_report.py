@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """DDP report: (a) the overhead of resnet_ddp with one process over
-resnet_single, (b) resnet_ddp with 2 CPU processes on Gloo with and without
+resnet_single, beside PyTorch's own (its DDP at world size 1 over its plain
+step, tools/peer/resnet_train_step.py), (b) resnet_ddp with 2 CPU processes on Gloo with and without
 overlapping the gradient all-reduce with backward, at 25 MiB buckets and at one
 bucket, and (c) resnet_ddp against Python PyTorch DDP
 (tools/peer/resnet_ddp_step.py). All variants run in alternating rounds so that
@@ -99,15 +100,25 @@ def main():
             "--batch", str(args.batch), "--world", "2", "--bucket_cap_mb", "25",
             "--steps", str(args.steps), "--warmup", str(args.steps)]
 
+    # PyTorch's own one-process overhead, measured the same way: its DDP at
+    # world size 1 against its plain training step.
+    peer_single = [args.python, os.path.join(ROOT, "tools", "peer", "resnet_train_step.py"), "--depth", d,
+                   "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.steps)]
+    peer_ddp1 = [args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--depth", d,
+                 "--batch", str(args.batch), "--world", "1", "--steps", str(args.steps), "--warmup", str(args.steps)]
+
     load = os.getloadavg()[0]  # other work on the machine skews every figure below
     records = {name: [] for name in variants}
     python = []
+    python_single, python_ddp1 = [], []
     with tempfile.TemporaryDirectory() as tmp:
         results = os.path.join(tmp, "results.jsonl")
         for r in range(args.rounds):
             for name, cmd in variants.items():
                 records[name].append(run_binary(cmd, results))
             python.append(json.loads(run(peer).strip().splitlines()[-1]))
+            python_single.append(json.loads(run(peer_single).strip().splitlines()[-1])["median_ms"] / 1e3)
+            python_ddp1.append(json.loads(run(peer_ddp1).strip().splitlines()[-1])["median_step_seconds"])
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
 
     def rounds(name):
@@ -133,7 +144,14 @@ def main():
         "",
     ]
     overhead = (step["ddp1"] / step["single"] - 1) * 100
-    lines += [f"Overhead: {overhead:+.1f} % (target: at most 3 %: {'met' if overhead <= 3 else 'NOT met'}).", ""]
+    py_single, py_ddp1 = statistics.median(python_single), statistics.median(python_ddp1)
+    py_overhead = (py_ddp1 / py_single - 1) * 100
+    lines[-1:-1] = [
+        f"| Python step (resnet_train_step.py) | {ms(py_single)} | {', '.join(ms(x) for x in python_single)} |",
+        f"| Python DDP, 1 process (resnet_ddp_step.py --world 1) | {ms(py_ddp1)} | "
+        f"{', '.join(ms(x) for x in python_ddp1)} |"]
+    lines += [f"Overhead: {overhead:+.1f} % (target: at most 3 %: {'met' if overhead <= 3 else 'NOT met'}); "
+              f"PyTorch's DDP here: {py_overhead:+.1f} %.", ""]
 
     lines += ["## (b) 2 processes on the CPU with Gloo", "",
               "| overlap | bucket_cap_mb | buckets | MB per step | ms per step (median) | exposed wait ms/step "
