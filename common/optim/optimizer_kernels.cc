@@ -22,8 +22,23 @@ std::string OptimizerKernelsName(OptimizerKernels kernels) {
 
 namespace optim_internal {
 
+namespace {
+
+// Whether `a` and `b` lay their elements out alike: equal strides wherever a
+// dimension has more than one element (a size-1 dimension's stride is never
+// used, and autograd's gradients may differ from the parameter there).
+bool SameLayout(const at::Tensor& a, const at::Tensor& b) {
+  if (a.sizes() != b.sizes()) return false;
+  for (int64_t d = 0; d < a.dim(); ++d) {
+    if (a.size(d) != 1 && a.stride(d) != b.stride(d)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 at::Tensor LaidOutLike(const at::Tensor& param, const at::Tensor& tensor) {
-  if (tensor.strides() == param.strides() && tensor.sizes() == param.sizes() &&
+  if (SameLayout(param, tensor) && tensor.device() == param.device() &&
       tensor.scalar_type() == param.scalar_type() && tensor.is_non_overlapping_and_dense()) {
     return tensor;
   }

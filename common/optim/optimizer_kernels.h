@@ -27,9 +27,10 @@ std::string OptimizerKernelsName(OptimizerKernels kernels);
 
 namespace optim_internal {
 
-// `tensor` (a gradient or optimizer state) laid out exactly as `param`, which
-// fused kernels need: they walk all three as flat memory. Returns `tensor`
-// itself when its strides already match, else a copy with param's layout.
+// `tensor` (a gradient or optimizer state) laid out as `param`, on its device
+// and in its dtype, which fused kernels need: they walk all three as flat
+// memory. Returns `tensor` itself when it already is (strides of size-1
+// dimensions may differ), else a copy with param's layout.
 at::Tensor LaidOutLike(const at::Tensor& param, const at::Tensor& tensor);
 
 // Indices of `tensors` grouped by (device, dtype), in first-seen order: each

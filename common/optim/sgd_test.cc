@@ -130,6 +130,24 @@ TEST(FusedSgdTest, UnscalesAndSkipsInsideTheKernel) {
   }
 }
 
+// A 1x1 convolution's channels_last weight and its contiguous gradient
+// differ only in the strides of size-1 dimensions, which the kernel never
+// uses: the gradient is updated in place (unscaled), not copied.
+TEST(FusedSgdTest, StridesOfSize1DimensionsDoNotForceACopy) {
+  torch::Tensor w = torch::empty_strided({4, 3, 1, 1}, {3, 1, 3, 3});  // channels_last strides
+  w.copy_(torch::randn({4, 3, 1, 1}));
+  w.requires_grad_(true);
+  const torch::Tensor before = w.detach().clone();
+  const torch::Tensor grad = torch::full({4, 3, 1, 1}, 8.0f);
+  ASSERT_NE(grad.strides(), w.strides());
+  w.mutable_grad() = grad;
+  Sgd sgd({w}, {/*lr=*/0.5, /*momentum=*/0.9, /*weight_decay=*/0.0, OptimizerKernels::kFused});
+  sgd.Step(torch::full({}, 8.0f), torch::zeros({}));
+  EXPECT_TRUE(w.grad().is_same(grad));
+  EXPECT_TRUE(torch::equal(grad, torch::ones({4, 3, 1, 1})));  // unscaled where it lies
+  EXPECT_TRUE(torch::allclose(w, before - 0.5));
+}
+
 TEST(FusedSgdTest, ForeachRefusesTheScalersInputs) {
   torch::Tensor p = torch::ones({2}, torch::requires_grad());
   p.mutable_grad() = torch::ones({2});
