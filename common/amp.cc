@@ -162,8 +162,11 @@ void GradScaler::FusedStep(
   if (!unscaled) CheckGradients(params, /*unscale=*/false);
   TORCH_CHECK(!found_inf_.empty(), "GradScaler: no inf checks were recorded (no parameter has a gradient)");
   TORCH_CHECK(found_inf_.size() == 1, "GradScaler: FusedStep() needs every gradient on one device");
-  fused_step(unscaled ? at::Tensor() : scale_.to(found_inf_[0].device(), /*non_blocking=*/true), found_inf_[0]);
-  fused_step_taken_ = true;
+  const at::Tensor& found_inf = found_inf_[0];  // 0 or 1: one device
+  fused_step(unscaled ? at::Tensor() : scale_.to(found_inf.device(), /*non_blocking=*/true), found_inf);
+  // The kernel decided on the device whether to skip; count it there too.
+  if (!fused_skipped_.defined()) fused_skipped_ = at::zeros({}, found_inf.options());
+  fused_skipped_.add_(found_inf);
   stage_ = Stage::kStepped;
 }
 
@@ -184,12 +187,6 @@ void GradScaler::Update() {
   at::Tensor found_inf = found_inf_[0].to(scale_.device(), /*non_blocking=*/true);
   for (size_t i = 1; i < found_inf_.size(); ++i) {
     found_inf = found_inf + found_inf_[i].to(scale_.device(), /*non_blocking=*/true);
-  }
-  if (fused_step_taken_) {
-    // The kernel skipped the step on the device; count it there too.
-    if (!fused_skipped_.defined()) fused_skipped_ = at::zeros({}, scale_.options());
-    fused_skipped_.add_(found_inf.gt(0));
-    fused_step_taken_ = false;
   }
   at::_amp_update_scale_(scale_, growth_tracker_, found_inf, options_.growth_factor,
                          options_.backoff_factor, options_.growth_interval);

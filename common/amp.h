@@ -99,7 +99,7 @@ class GradScaler {
   // to fused=True optimizers): checks the gradients of `params` for inf/NaN
   // (without dividing; skipped if Unscale ran, and then grad_scale is
   // undefined) and calls `fused_step` with both tensors, on the gradients'
-  // device. Nothing waits for the device; SkippedSteps() counts the skips.
+  // device. Nothing waits for the device; TakeSkippedSteps() counts the skips.
   void FusedStep(const std::vector<at::Tensor>& params,
                  const std::function<void(const at::Tensor& grad_scale, const at::Tensor& found_inf)>& fused_step);
   // Backs the scale off after an inf/NaN, or grows it after growth_interval
@@ -134,9 +134,8 @@ class GradScaler {
   at::Tensor growth_tracker_;  // int32 scalar on the same device
   std::vector<at::Tensor> found_inf_;  // one per gradient device, this iteration
   Stage stage_ = Stage::kReady;
-  bool fused_step_taken_ = false;  // this iteration's step ran in a fused kernel
-  int64_t skipped_ = 0;            // skipped steps decided on the host (Step)
-  at::Tensor fused_skipped_;       // and in fused kernels (float, on the scale's device)
+  int64_t skipped_ = 0;       // skipped steps decided on the host (Step)
+  at::Tensor fused_skipped_;  // and in fused kernels (float, on the gradients' device)
 };
 
 }  // namespace dlspeed

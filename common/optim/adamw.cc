@@ -69,41 +69,26 @@ void AdamW::StepForeach() {
 }
 
 void AdamW::StepFused(const torch::Tensor& grad_scale, const torch::Tensor& found_inf) {
-  std::vector<torch::Tensor> params;
-  std::vector<size_t> index;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    if (!params_[i].grad().defined()) continue;
-    TORCH_CHECK(params_[i].is_non_overlapping_and_dense(), "AdamW: the fused kernels need dense parameters (parameter ",
-                i, " is not; use --optimizer_kernels=foreach)");
-    params.push_back(params_[i]);
-    index.push_back(i);
-  }
   const AdamWOptions& o = options_;
-  for (const std::vector<size_t>& group : optim_internal::GroupByDeviceAndDtype(params)) {
-    std::vector<torch::Tensor> group_params, grads, exp_avg, exp_avg_sq, steps;
-    for (size_t k : group) {
-      const torch::Tensor& param = params[k];
-      const size_t i = index[k];
-      auto state = [&](torch::Tensor& tensor) -> torch::Tensor& {
-        tensor = tensor.defined() ? optim_internal::LaidOutLike(param, tensor)
-                                  : at::zeros_like(param, at::MemoryFormat::Preserve);
-        return tensor;
-      };
+  for (const std::vector<size_t>& group : optim_internal::FusedGroups(params_, "AdamW")) {
+    std::vector<torch::Tensor> params, grads, exp_avg, exp_avg_sq, steps;
+    for (size_t i : group) {
+      const torch::Tensor& param = params_[i];
       if (!step_tensors_[i].defined()) {
         step_tensors_[i] = at::full({}, static_cast<double>(steps_[i]), param.options().dtype(at::kFloat));
       }
-      group_params.push_back(param);
+      params.push_back(param);
       grads.push_back(optim_internal::LaidOutLike(param, param.grad()));
-      exp_avg.push_back(state(exp_avg_[i]));
-      exp_avg_sq.push_back(state(exp_avg_sq_[i]));
+      exp_avg.push_back(optim_internal::StateLike(param, exp_avg_[i]));
+      exp_avg_sq.push_back(optim_internal::StateLike(param, exp_avg_sq_[i]));
       steps.push_back(step_tensors_[i]);
     }
-    const c10::Device device = group_params.front().device();
+    const c10::Device device = params.front().device();
     const std::optional<at::Tensor> inf = optim_internal::OnDevice(found_inf, device);
     // As Python's fused AdamW: the kernel reads the incremented step for its
     // bias corrections; a skipped step takes the increment back.
     at::_foreach_add_(steps, 1);
-    at::_fused_adamw_(group_params, grads, exp_avg, exp_avg_sq, /*max_exp_avg_sqs=*/{}, steps, o.lr, o.beta1, o.beta2,
+    at::_fused_adamw_(params, grads, exp_avg, exp_avg_sq, /*max_exp_avg_sqs=*/{}, steps, o.lr, o.beta1, o.beta2,
                       o.weight_decay, o.eps, /*amsgrad=*/false, /*maximize=*/false,
                       optim_internal::OnDevice(grad_scale, device), inf);
     if (inf.has_value()) at::_foreach_sub_(steps, std::vector<at::Tensor>(steps.size(), *inf));

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -45,10 +46,19 @@ at::Tensor LaidOutLike(const at::Tensor& param, const at::Tensor& tensor) {
   return at::empty_like(param, at::MemoryFormat::Preserve).copy_(tensor);
 }
 
-std::vector<std::vector<size_t>> GroupByDeviceAndDtype(const std::vector<at::Tensor>& tensors) {
+at::Tensor& StateLike(const at::Tensor& param, at::Tensor& state) {
+  state = state.defined() ? LaidOutLike(param, state) : at::zeros_like(param, at::MemoryFormat::Preserve);
+  return state;
+}
+
+std::vector<std::vector<size_t>> FusedGroups(const std::vector<at::Tensor>& params, const char* optimizer) {
   std::vector<std::pair<std::pair<c10::Device, at::ScalarType>, std::vector<size_t>>> groups;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const std::pair<c10::Device, at::ScalarType> key{tensors[i].device(), tensors[i].scalar_type()};
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!params[i].grad().defined()) continue;
+    TORCH_CHECK(params[i].is_non_overlapping_and_dense(), optimizer,
+                ": the fused kernels need dense parameters (parameter ", i,
+                " is not; use --optimizer_kernels=foreach)");
+    const std::pair<c10::Device, at::ScalarType> key{params[i].device(), params[i].scalar_type()};
     auto group = groups.begin();
     while (group != groups.end() && group->first != key) ++group;
     if (group == groups.end()) group = groups.insert(groups.end(), {key, {}});

@@ -33,9 +33,14 @@ namespace optim_internal {
 // dimensions may differ), else a copy with param's layout.
 at::Tensor LaidOutLike(const at::Tensor& param, const at::Tensor& tensor);
 
-// Indices of `tensors` grouped by (device, dtype), in first-seen order: each
-// fused kernel call takes tensors of one device and dtype.
-std::vector<std::vector<size_t>> GroupByDeviceAndDtype(const std::vector<at::Tensor>& tensors);
+// Optimizer state for a fused kernel: `state` laid out like `param`
+// (LaidOutLike), or zeros like it when undefined. Stored back into `state`.
+at::Tensor& StateLike(const at::Tensor& param, at::Tensor& state);
+
+// The indices of `params` that have a gradient, grouped by (device, dtype) in
+// first-seen order: each fused kernel call takes tensors of one device and
+// dtype. A parameter that is not dense is an error naming `optimizer`.
+std::vector<std::vector<size_t>> FusedGroups(const std::vector<at::Tensor>& params, const char* optimizer);
 
 // The GradScaler's scale or inf flag on `device`, as a fused kernel's optional
 // argument: nullopt when undefined (kernels read any tensor they are given).

@@ -58,33 +58,20 @@ void Sgd::StepForeach() {
 }
 
 void Sgd::StepFused(const torch::Tensor& grad_scale, const torch::Tensor& found_inf) {
-  std::vector<torch::Tensor> params;
-  std::vector<size_t> index;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    if (!params_[i].grad().defined()) continue;
-    TORCH_CHECK(params_[i].is_non_overlapping_and_dense(), "Sgd: the fused kernels need dense parameters (parameter ",
-                i, " is not; use --optimizer_kernels=foreach)");
-    params.push_back(params_[i]);
-    index.push_back(i);
-  }
   const bool momentum = options_.momentum != 0;
-  for (const std::vector<size_t>& group : optim_internal::GroupByDeviceAndDtype(params)) {
-    std::vector<torch::Tensor> group_params, grads, buffers;
-    for (size_t k : group) {
-      const torch::Tensor& param = params[k];
-      group_params.push_back(param);
+  for (const std::vector<size_t>& group : optim_internal::FusedGroups(params_, "Sgd")) {
+    std::vector<torch::Tensor> params, grads, buffers;
+    for (size_t i : group) {
+      const torch::Tensor& param = params_[i];
+      params.push_back(param);
       grads.push_back(optim_internal::LaidOutLike(param, param.grad()));
-      if (!momentum) continue;
       // A zero buffer makes the first step's momentum the gradient itself
       // (0.9 * 0 + g), as PyTorch's first step sets it, and stays right when
       // the GradScaler skips that first step inside the kernel.
-      torch::Tensor& buffer = buffers_[index[k]];
-      buffer = buffer.defined() ? optim_internal::LaidOutLike(param, buffer)
-                                : at::zeros_like(param, at::MemoryFormat::Preserve);
-      buffers.push_back(buffer);
+      if (momentum) buffers.push_back(optim_internal::StateLike(param, buffers_[i]));
     }
-    const c10::Device device = group_params.front().device();
-    at::_fused_sgd_(group_params, grads, buffers, options_.weight_decay, options_.momentum, options_.lr,
+    const c10::Device device = params.front().device();
+    at::_fused_sgd_(params, grads, buffers, options_.weight_decay, options_.momentum, options_.lr,
                     /*dampening=*/0.0, /*nesterov=*/false, /*maximize=*/false, /*is_first_step=*/false,
                     optim_internal::OnDevice(grad_scale, device), optim_internal::OnDevice(found_inf, device));
   }
