@@ -19,7 +19,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from train_step_timing import time_train_steps
+from train_step_timing import IMPLEMENTATIONS, optimizer_implementation, time_train_steps
 
 
 class Block(nn.Module):
@@ -91,7 +91,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--channels_last", action="store_true")
-    parser.add_argument("--implementation", default="default", choices=["default", "foreach", "fused"])
+    parser.add_argument("--implementation", default="default", choices=IMPLEMENTATIONS)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
@@ -102,11 +102,8 @@ def main():
     model = model.to(device)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    implementation = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[args.implementation]
+    implementation, implementation_name = optimizer_implementation(args.implementation, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, **implementation)
-    # What "default" resolves to (torch.optim's rule: foreach when every tensor is on a GPU).
-    implementation_name = args.implementation if args.implementation != "default" else (
-        "default (foreach)" if device.type == "cuda" else "default (loop)")
     images = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     labels = torch.randint(10, (args.batch,), device=device)
     times, skipped = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,

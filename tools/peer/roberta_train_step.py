@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roberta_forward import NAMED_CONFIGS, build_model, make_batch  # noqa: E402
-from train_step_timing import time_train_steps  # noqa: E402
+from train_step_timing import IMPLEMENTATIONS, optimizer_implementation, time_train_steps  # noqa: E402
 
 
 def main():
@@ -29,7 +29,7 @@ def main():
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
-    parser.add_argument("--implementation", default="default", choices=["default", "foreach", "fused"],
+    parser.add_argument("--implementation", default="default", choices=IMPLEMENTATIONS,
                         help="torch.optim's implementation (default: foreach on a GPU, a loop on the CPU)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--warmup", type=int, default=3, help="steps before timing")
@@ -48,7 +48,7 @@ def main():
 
     model = build_model(args.model, seed=0).to(args.device).train()
     vocab = NAMED_CONFIGS[args.model][1]
-    implementation = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[args.implementation]
+    implementation, implementation_name = optimizer_implementation(args.implementation, args.device)
     if args.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, **implementation)
     else:
@@ -64,7 +64,7 @@ def main():
     median = statistics.median(times)
     print(json.dumps({"peer": "python", "work": "roberta_train_step", "model": args.model, "batch": args.batch,
                       "seq": args.seq, "precision": args.precision, "optimizer": args.optimizer,
-                      "implementation": args.implementation,
+                      "implementation": implementation_name,
                       "device": args.device, "device_name": torch.cuda.get_device_name() if cuda else "cpu",
                       "steps": args.steps, "skipped_steps": skipped, "median_step_ms": median * 1e3, "samples_per_second": args.batch / median,
                       "torch_version": torch.__version__, "threads": torch.get_num_threads()}), flush=True)

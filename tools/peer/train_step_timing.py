@@ -1,6 +1,7 @@
 """What the Python training peers share: timing optimizer steps the way the
 C++ trainers take them (grads set to None, autocast for fp16/bf16, a
-GradScaler for fp16 only), each step ended by a device sync."""
+GradScaler for fp16 only), each step ended by a device sync; and the choice
+of torch.optim implementation (--implementation)."""
 import time
 
 import torch
@@ -39,3 +40,16 @@ def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, ste
         skipped += new_scale < scale
         scale = new_scale
     return seconds, skipped
+
+
+IMPLEMENTATIONS = ["default", "foreach", "fused"]
+
+
+def optimizer_implementation(name, device):
+    """torch.optim keyword arguments for --implementation NAME, and the label the
+    peers print: "default" resolves as torch.optim does (foreach when every
+    tensor is on a GPU, else a loop over the parameters)."""
+    kwargs = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[name]
+    if name != "default":
+        return kwargs, name
+    return kwargs, "default (foreach)" if torch.device(device).type == "cuda" else "default (loop)"
