@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/testing/scratch_dir.h"
+
 namespace dlspeed {
 namespace {
 
@@ -23,10 +25,7 @@ namespace fs = std::filesystem;
 
 // A fresh, empty directory for one test.
 fs::path FreshDir(const std::string& name) {
-  const fs::path dir = fs::path(testing::TempDir()) / ("atomic_file_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return ScratchDir("atomic_file_test_" + name);
 }
 
 std::string Read(const fs::path& path) {

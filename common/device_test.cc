@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
+#include "common/testing/scratch_dir.h"
+
 namespace dlspeed {
 namespace {
 
@@ -82,10 +84,7 @@ std::string FirstLine(const std::string& command) {
 }
 
 TEST(DeviceTest, GitRevisionComesFromBuildWorkspaceDirectory) {
-  const std::filesystem::path repo =
-      std::filesystem::path(testing::TempDir()) / "device_test_repo";
-  std::filesystem::remove_all(repo);
-  std::filesystem::create_directories(repo);
+  const std::filesystem::path repo = ScratchDir("device_test_repo");
   const std::string git = "git -C '" + repo.string() + "' ";
   if (system((git + "init -q && " + git +
               "-c user.email=t@example.com -c user.name=t commit -q --allow-empty -m x")

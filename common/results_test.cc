@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "common/testing/json_lines.h"
+#include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
 namespace {
@@ -21,8 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(ResultsTest, RecordsRoundTripAndAppendKeepsEarlierLines) {
-  const fs::path path = fs::path(testing::TempDir()) / "results_test" / "results.jsonl";
-  fs::remove_all(path.parent_path());
+  const fs::path path = fs::path(ScratchDir("results_test")) / "sub" / "results.jsonl";
 
   nlohmann::json first = NewRecord("results_test", c10::Device(c10::kCPU));
   EXPECT_EQ(first["binary"], "results_test");

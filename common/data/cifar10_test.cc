@@ -12,6 +12,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "common/testing/scratch_dir.h"
+
 namespace dlspeed {
 namespace {
 
@@ -20,10 +22,7 @@ using ::testing::HasSubstr;
 
 // A fresh directory under TEST_TMPDIR.
 std::string TempDir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("cifar10_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
+  return ScratchDir("cifar10_test_" + name);
 }
 
 // Pixel c,y,x of sample `id`: distinct per sample, channel and position.

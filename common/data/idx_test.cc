@@ -14,6 +14,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "common/testing/scratch_dir.h"
+
 namespace dlspeed {
 namespace {
 
@@ -21,10 +23,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 std::string TempDir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("idx_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
+  return ScratchDir("idx_test_" + name);
 }
 
 // The bytes of an IDX file: header with `type` and `dims`, then `data`.

@@ -1,15 +1,31 @@
 #include "common/testing/scratch_dir.h"
 
+#include <ftw.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-#include <system_error>
 
 namespace dlspeed {
 namespace fs = std::filesystem;
+namespace {
+
+int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
+  std::remove(path);  // a file, or a directory already emptied (FTW_DEPTH)
+  return 0;           // go on past what cannot be removed
+}
+
+// Removes `path` and everything under it, if it exists. std::filesystem's
+// remove_all is not used: on the GPU hosts (torch 2.11 wheels, g++ 13) it
+// crashed on any non-empty directory, the same interposed copy of libstdc++'s
+// filesystem code that CMakeLists.txt's link order works around elsewhere.
+void RemoveTree(const std::string& path) {
+  nftw(path.c_str(), RemoveEntry, /*nopenfd=*/16, FTW_DEPTH | FTW_PHYS);
+}
+
+}  // namespace
 
 std::string ScratchRoot() {
   const char* bazel_tmp = std::getenv("TEST_TMPDIR");
@@ -19,8 +35,7 @@ std::string ScratchRoot() {
 
 std::string ScratchDir(const std::string& name) {
   const fs::path dir = fs::path(ScratchRoot()) / name;
-  std::error_code ignored;
-  fs::remove_all(dir, ignored);
+  RemoveTree(dir.string());
   fs::create_directories(dir);
   return dir.string();
 }
@@ -37,8 +52,7 @@ void RemoveScratchRoot() {
     std::fprintf(stderr, "test files kept in %s\n", root.c_str());
     return;
   }
-  std::error_code ignored;
-  fs::remove_all(root, ignored);
+  RemoveTree(root);
 }
 
 }  // namespace dlspeed

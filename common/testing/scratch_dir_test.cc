@@ -25,6 +25,23 @@ TEST(ScratchDirTest, FreshDirectoryUnderTheRootIsRemovedWithIt) {
   EXPECT_FALSE(fs::exists(ScratchRoot()));
 }
 
+TEST(ScratchDirTest, RemovesNestedDirectoriesButNotWhatALinkPointsTo) {
+  const std::string outside = ScratchPath("outside.txt");
+  std::ofstream(outside) << "kept";
+  const std::string dir = ScratchDir("tree");
+  fs::create_directories(dir + "/a/b/c");
+  std::ofstream(dir + "/a/b/c/deep") << "data";
+  std::ofstream(dir + "/a/top") << "data";
+  fs::create_symlink(outside, dir + "/a/link");
+  fs::create_directory_symlink(ScratchRoot(), dir + "/a/b/root_link");
+
+  EXPECT_EQ(ScratchDir("tree"), dir);
+  EXPECT_TRUE(fs::is_empty(dir)) << "asking again removes every level";
+  EXPECT_TRUE(fs::exists(outside)) << "links are removed, not followed";
+  RemoveScratchRoot();
+  EXPECT_FALSE(fs::exists(ScratchRoot()));
+}
+
 TEST(ScratchDirTest, PathLeavesOtherFilesAlone) {
   const std::string first = ScratchPath("first.bin");
   std::ofstream(first) << "data";
