@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.gpu_deps
 PACKAGES=(libabsl-dev libabsl20220623 libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
-          nlohmann-json3-dev libgloo-dev zlib1g-dev libsentencepiece-dev libsentencepiece0 dataset-fashion-mnist)
+          nlohmann-json3-dev libgloo-dev zlib1g zlib1g-dev libsentencepiece-dev libsentencepiece0 dataset-fashion-mnist)
 LIB=usr/lib/x86_64-linux-gnu
 NEEDED=(usr/include/absl/base/config.h usr/include/gtest/gtest.h usr/include/gmock/gmock.h
         usr/include/benchmark/benchmark.h usr/include/nlohmann/json.hpp usr/include/gloo/config.h
@@ -23,6 +23,9 @@ NEEDED=(usr/include/absl/base/config.h usr/include/gtest/gtest.h usr/include/gmo
 check_bundle() {
   local missing=() f
   for f in "${NEEDED[@]}"; do [[ -e "$OUT/$f" ]] || missing+=("$f"); done
+  # A link to an absolute path resolves here but not on the GPU host.
+  while IFS= read -r f; do missing+=("${f#"$OUT/"} (links to $(readlink "$f"))"); done \
+    < <(find "$OUT" -type l -lname '/*')
   if ((${#missing[@]})); then
     echo "bundle_gpu_deps: $OUT lacks ${missing[*]} (run tools/bundle_gpu_deps.sh again)" >&2
     return 1
@@ -36,6 +39,10 @@ fi
 rm -rf "$OUT" && mkdir -p "$OUT/debs"
 (cd "$OUT/debs" && apt-get download "${PACKAGES[@]}" >/dev/null)
 for deb in "$OUT"/debs/*.deb; do dpkg -x "$deb" "$OUT"; done
+# zlib1g-dev's libz.so links to /lib/...: point such links into the bundle.
+while IFS= read -r link; do
+  ln -sfr "$OUT$(readlink "$link")" "$link"
+done < <(find "$OUT" -type l -lname '/*')
 rm -rf "$OUT/debs" "$OUT/usr/share/doc"
 check_bundle
 echo "bundle_gpu_deps: $(du -sh "$OUT" | cut -f1) in $OUT"
