@@ -4,10 +4,12 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include "resnet/resnet_script.h"
@@ -71,6 +73,33 @@ TEST(RobertaTest, NoMaskEqualsAnAllOnesMask) {
   const torch::Tensor mask = ToTensor(Expected()["attention_mask"], torch::kLong);
   ASSERT_FALSE(mask.all().item<bool>());
   EXPECT_GT((model->forward(ids, mask) - with_mask).abs().max().item<double>(), 1e-4);
+}
+
+// Half-precision weights (model.half() in transformers), as the fp16 variant
+// of roberta_forward_benchmark runs on a GPU: bf16 on the CPU, fp16 on CUDA
+// where there is one; with and without the padding mask.
+TEST(RobertaTest, HalfPrecisionWeightsStayCloseToFp32) {
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(kFixture);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  RobertaClassifier model = loaded->model;
+  model->eval();
+  const torch::Tensor ids = ToTensor(Expected()["input_ids"], torch::kLong);
+  const torch::Tensor mask = ToTensor(Expected()["attention_mask"], torch::kLong);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor fp32_masked = model->forward(ids, mask);
+  const torch::Tensor fp32 = model->forward(ids);
+  std::vector<std::pair<c10::Device, torch::Dtype>> cases = {{c10::Device(c10::kCPU), torch::kBFloat16}};
+  if (torch::cuda::is_available()) cases.push_back({c10::Device(c10::kCUDA, 0), torch::kHalf});
+  for (const auto& [device, dtype] : cases) {
+    SCOPED_TRACE(device.str());
+    model->to(device, dtype);
+    const torch::Tensor masked = model->forward(ids.to(device), mask.to(device));
+    const torch::Tensor unmasked = model->forward(ids.to(device));
+    EXPECT_EQ(masked.scalar_type(), dtype);
+    EXPECT_LT((masked.to(torch::kCPU, torch::kFloat) - fp32_masked).abs().max().item<double>(), 0.05);
+    EXPECT_LT((unmasked.to(torch::kCPU, torch::kFloat) - fp32).abs().max().item<double>(), 0.05);
+    model->to(c10::Device(c10::kCPU), torch::kFloat);
+  }
 }
 
 // One SGD step as transformers takes it (eval mode, mean cross-entropy, lr 0.1,
