@@ -179,6 +179,7 @@ int Main(int argc, char** argv) {
         absl::StatusOr<torch::jit::Module> built = ScriptResNet(model);
         if (!built.ok()) return ReportError(built.status().message());
         script = *built;
+        std::cout << "torchscript " << precision << " graph: " << GraphOperators(script) << "\n";
         forward = [&](const torch::Tensor& x) { return script.forward({x}).toTensor(); };
       } else {
         if (!device->is_cuda()) {

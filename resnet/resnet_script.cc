@@ -1,5 +1,6 @@
 #include "resnet/resnet_script.h"
 
+#include <algorithm>
 #include <charconv>
 #include <exception>
 #include <filesystem>
@@ -8,7 +9,9 @@
 #include <memory>
 #include <sstream>
 #include <system_error>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include <c10/util/Exception.h>
 #include <torch/csrc/jit/ir/ir.h>
@@ -306,6 +309,18 @@ absl::StatusOr<torch::jit::Module> ScriptResNet(const ResNet& model, const Scrip
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("cannot script the ResNet-", model->depth(), ": ", Describe(e)));
   }
+}
+
+std::string GraphOperators(torch::jit::Module& module) {
+  std::map<std::string, int> counts;
+  for (const torch::jit::Node* node : module.get_method("forward").graph()->nodes()) {
+    if (node->kind() != c10::prim::Constant) ++counts[node->kind().toQualString()];
+  }
+  std::vector<std::pair<std::string, int>> sorted(counts.begin(), counts.end());
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::string> parts;
+  for (const auto& [name, count] : sorted) parts.push_back(absl::StrCat(name, " x", count));
+  return absl::StrJoin(parts, ", ");
 }
 
 absl::Status SaveScript(torch::jit::Module& module, const std::string& path) {

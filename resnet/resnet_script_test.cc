@@ -75,6 +75,15 @@ TEST_P(ResNetScriptTest, FrozenWithoutOptimizationMatches) {
       ScriptResNet(model, ScriptOptions{/*freeze=*/true, /*optimize=*/false});
   ASSERT_TRUE(script.ok()) << script.status();
   ExpectClose(Scripted(*script, x), Eager(model, x));
+  // Freezing folds every batch norm into its convolution.
+  const std::string frozen = GraphOperators(*script);
+  EXPECT_NE(frozen.find("aten::conv2d x"), std::string::npos) << frozen;
+  EXPECT_EQ(frozen.find("aten::batch_norm"), std::string::npos) << frozen;
+  EXPECT_EQ(frozen.find("prim::Constant"), std::string::npos) << frozen;
+  absl::StatusOr<torch::jit::Module> unfrozen =
+      ScriptResNet(model, ScriptOptions{/*freeze=*/false, /*optimize=*/false});
+  ASSERT_TRUE(unfrozen.ok()) << unfrozen.status();
+  EXPECT_NE(GraphOperators(*unfrozen).find("aten::batch_norm x"), std::string::npos) << GraphOperators(*unfrozen);
 }
 
 TEST_P(ResNetScriptTest, OptimizedScriptTakesOtherBatchSizes) {

@@ -14,6 +14,7 @@ fp32 or in fp16 with channels_last (--precision).
   python3 tools/peer/resnet_infer.py --device cuda --depth 18 --precision fp16
 """
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -81,6 +82,12 @@ def quantize_int8(model, calibration):
     return convert_fx(prepared)
 
 
+def graph_operators(graph):
+    """'aten::conv2d x20, aten::relu x17, ...': the graph's operators, most frequent first, constants left out."""
+    counts = collections.Counter(node.kind() for node in graph.nodes() if node.kind() != "prim::Constant")
+    return ", ".join(f"{kind} x{count}" for kind, count in sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=18, choices=[18, 34, 50])
@@ -135,12 +142,15 @@ def main():
         else:
             sys.exit(f"resnet_infer.py: unknown variant {variant}")
         median = time_batches(fn, x, args.iters, args.warmup)
+        extra = {}
+        if variant == "torchscript-frozen":  # what freezing and optimize_for_inference left, as resnet_gpu_script prints it
+            extra["graph_operators"] = graph_operators(fn.graph)
         print(json.dumps({"peer": "python", "variant": variant, "model": f"resnet{args.depth}",
                           "model_source": source, "device": args.device, "precision": args.precision,
                           "batch": args.batch, "median_ms": median * 1e3,
                           "images_per_second": args.batch / median, "torch_version": torch.__version__,
                           "threads": torch.get_num_threads(),
-                          "device_name": torch.cuda.get_device_name() if cuda else "cpu"}), flush=True)
+                          "device_name": torch.cuda.get_device_name() if cuda else "cpu", **extra}), flush=True)
 
 
 if __name__ == "__main__":
