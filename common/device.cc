@@ -21,6 +21,7 @@
 #if __has_include(<cuda_runtime_api.h>) && __has_include(<cusparse.h>) && \
     __has_include(<cublasLt.h>) && __has_include(<cusolverDn.h>)
 #include <ATen/cuda/CUDAContextLight.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #define DLSPEED_HAS_CUDA_HEADERS 1
 #endif
 #endif
@@ -171,6 +172,46 @@ nlohmann::json DescribeRuntime(const c10::Device& device) {
   runtime["git_revision"] = GitRevision();
   runtime["timestamp"] = UtcTimestamp();
   return runtime;
+}
+
+CudaAllocatorCounts ReadCudaAllocatorCounts(const c10::Device& device) {
+  CudaAllocatorCounts counts;
+#if defined(DLSPEED_HAS_CUDA_HEADERS)
+  if (!device.is_cuda()) return counts;
+  try {
+    const c10::DeviceIndex index =
+        device.has_index() ? device.index() : at::detail::getCUDAHooks().current_device();
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+    counts.device_mallocs = stats.num_device_alloc;
+    counts.device_frees = stats.num_device_free;
+    counts.alloc_retries = stats.num_alloc_retries;
+    counts.device_syncs = stats.num_sync_all_streams;
+  } catch (const std::exception&) {
+  }
+#else
+  (void)device;
+#endif
+  return counts;
+}
+
+CudaAllocatorCounts operator-(const CudaAllocatorCounts& after, const CudaAllocatorCounts& before) {
+  return {after.device_mallocs - before.device_mallocs, after.device_frees - before.device_frees,
+          after.alloc_retries - before.alloc_retries, after.device_syncs - before.device_syncs};
+}
+
+CudaAllocatorCounts& operator+=(CudaAllocatorCounts& total, const CudaAllocatorCounts& more) {
+  total.device_mallocs += more.device_mallocs;
+  total.device_frees += more.device_frees;
+  total.alloc_retries += more.alloc_retries;
+  total.device_syncs += more.device_syncs;
+  return total;
+}
+
+nlohmann::json ToJson(const CudaAllocatorCounts& counts) {
+  return {{"device_mallocs", counts.device_mallocs},
+          {"device_frees", counts.device_frees},
+          {"alloc_retries", counts.alloc_retries},
+          {"device_syncs", counts.device_syncs}};
 }
 
 }  // namespace dlspeed

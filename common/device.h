@@ -8,6 +8,8 @@
 #ifndef DLSPEED_COMMON_DEVICE_H_
 #define DLSPEED_COMMON_DEVICE_H_
 
+#include <cstdint>
+
 #include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
@@ -37,6 +39,28 @@ void ApplyBackendSettings(const BackendSettings& settings);
 // effect now), hostname, git_revision ("unknown" if not found) and timestamp
 // (UTC, ISO 8601). Never fails.
 nlohmann::json DescribeRuntime(const c10::Device& device);
+
+// What the CUDA caching allocator has done on a device since the process
+// started: cudaMalloc and cudaFree calls, allocations retried after emptying
+// its cache, and device-wide synchronisations. Steady-state training leaves
+// all four flat; a rise over timed steps means those steps paid for allocator
+// work (a cudaFree waits for the whole device).
+struct CudaAllocatorCounts {
+  int64_t device_mallocs = 0;
+  int64_t device_frees = 0;
+  int64_t alloc_retries = 0;
+  int64_t device_syncs = 0;
+};
+
+// The counts for `device`; zeros off CUDA (or in a build without CUDA headers).
+CudaAllocatorCounts ReadCudaAllocatorCounts(const c10::Device& device);
+
+CudaAllocatorCounts operator-(const CudaAllocatorCounts& after, const CudaAllocatorCounts& before);
+CudaAllocatorCounts& operator+=(CudaAllocatorCounts& total, const CudaAllocatorCounts& more);
+
+// A record's "cuda_allocator" object: {"device_mallocs": ..., "device_frees":
+// ..., "alloc_retries": ..., "device_syncs": ...}.
+nlohmann::json ToJson(const CudaAllocatorCounts& counts);
 
 }  // namespace dlspeed
 

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
+#include <torch/torch.h>
 
 #include "common/testing/scratch_dir.h"
 
@@ -81,6 +82,21 @@ std::string FirstLine(const std::string& command) {
   if (pclose(pipe) != 0) return "";
   if (!line.empty() && line.back() == '\n') line.pop_back();
   return line;
+}
+
+TEST(DeviceTest, CudaAllocatorCountsRiseWhenTheDriverIsAskedForMemory) {
+  const CudaAllocatorCounts cpu = ReadCudaAllocatorCounts(c10::Device(c10::kCPU));
+  EXPECT_EQ(cpu.device_mallocs + cpu.device_frees + cpu.alloc_retries + cpu.device_syncs, 0);
+  CudaAllocatorCounts total{1, 1, 1, 1};
+  total += CudaAllocatorCounts{2, 4, 6, 8} - CudaAllocatorCounts{1, 2, 3, 4};
+  EXPECT_EQ(ToJson(total), nlohmann::json({{"device_mallocs", 2}, {"device_frees", 3}, {"alloc_retries", 4},
+                                           {"device_syncs", 5}}));
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "the rest needs a GPU";
+  const c10::Device gpu(c10::kCUDA, 0);
+  const CudaAllocatorCounts before = ReadCudaAllocatorCounts(gpu);
+  // A block of a size no cached one serves: the allocator calls cudaMalloc.
+  const torch::Tensor block = torch::empty({(int64_t{1} << 28) + 12345}, torch::TensorOptions().dtype(torch::kByte).device(gpu));
+  EXPECT_GT(ReadCudaAllocatorCounts(gpu).device_mallocs, before.device_mallocs);
 }
 
 TEST(DeviceTest, GitRevisionComesFromBuildWorkspaceDirectory) {

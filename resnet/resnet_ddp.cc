@@ -43,6 +43,7 @@
 #include "common/distributed/sync_batchnorm.h"
 #include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
+#include "common/step_trace.h"
 #include "common/stop_signal.h"
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
@@ -162,6 +163,8 @@ int Worker(const Args& args, const RankEnv& env) {
   absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), device);
   if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
   const Precision precision = args.mixed ? *mixed_precision : Precision::kFp32;
+  absl::StatusOr<StepTrace> trace = StepTraceFromFlags(device);
+  if (!trace.ok()) ExitWithUsageError(trace.status().message());
   const int64_t epochs = absl::GetFlag(FLAGS_epochs);
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
   if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
@@ -280,6 +283,7 @@ int Worker(const Args& args, const RankEnv& env) {
     settings.label = absl::StrCat("ResNet-", args.depth, " ", PrecisionName(precision), " x", env.world_size);
     settings.verbose = lead;
     settings.world_size = env.world_size;
+    settings.trace = lead ? &*trace : nullptr;  // rank 0's steps
     // The record's reducer figures cover the epochs after the first, as its
     // step times do.
     settings.on_epoch_start = [&](int64_t epoch) {

@@ -21,6 +21,7 @@
 #include "common/device.h"
 #include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
+#include "common/step_trace.h"
 #include "resnet/data_parallel.h"
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
@@ -105,6 +106,8 @@ int Main(int argc, char** argv) {
   absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), devices[0]);
   if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
   const Precision precision = mixed ? *mixed_precision : Precision::kFp32;
+  absl::StatusOr<StepTrace> trace = StepTraceFromFlags(devices[0]);
+  if (!trace.ok()) ExitWithUsageError(trace.status().message());
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   BackendSettings backend;
   backend.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
@@ -158,6 +161,7 @@ int Main(int argc, char** argv) {
   settings.epochs = epochs;
   settings.max_steps = absl::GetFlag(FLAGS_max_steps);
   settings.label = absl::StrCat("ResNet-", *depth, " ", PrecisionName(precision), " x", *count);
+  settings.trace = &*trace;
   const RunTotals totals = TrainEpochs(trainer, loader, settings);
   const double accuracy = trainer.Evaluate(test_set, absl::GetFlag(FLAGS_eval_batch_size));
   std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),

@@ -28,6 +28,7 @@
 #include "common/device.h"
 #include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
+#include "common/step_trace.h"
 #include "common/stop_signal.h"
 #include "common/timing.h"
 #include "resnet/resnet.h"
@@ -142,6 +143,8 @@ int Main(int argc, char** argv) {
   const Precision mixed_precision = *parsed_precision;
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   if (absl::GetFlag(FLAGS_checkpoint_every) < 0) ExitWithUsageError("--checkpoint_every must be 0 or more");
+  absl::StatusOr<StepTrace> trace = StepTraceFromFlags(*device);  // the first run's steps
+  if (!trace.ok()) ExitWithUsageError(trace.status().message());
   // SIGINT/SIGTERM stop a run at the next step boundary, after a checkpoint.
   InstallStopSignalHandlers();
   BackendSettings backend;
@@ -204,6 +207,7 @@ int Main(int argc, char** argv) {
       settings.epochs = epochs;
       settings.max_steps = absl::GetFlag(FLAGS_max_steps);
       settings.label = absl::StrCat("ResNet-", depth, " ", PrecisionName(precision));
+      settings.trace = &*trace;
       const std::string checkpoint = absl::GetFlag(FLAGS_models_dir).empty() ? "" : CheckpointPath(depth, mixed);
       if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
         absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer);

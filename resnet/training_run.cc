@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/device.h"
 #include "common/results.h"
 
 namespace dlspeed {
@@ -17,10 +18,13 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
   std::vector<double> later_steps;
   int64_t later_samples = 0;
   double later_seconds = 0;
+  const c10::Device device = trainer.options().device;
+  CudaAllocatorCounts allocator;  // over the later epochs
   Stopwatch total;
   for (int64_t epoch = settings.start_epoch; epoch < settings.epochs; ++epoch) {
     const int64_t first_step = epoch == settings.start_epoch ? settings.start_step : 0;
     if (settings.on_epoch_start) settings.on_epoch_start(epoch);
+    const CudaAllocatorCounts allocator_before = ReadCudaAllocatorCounts(device);
     const int64_t steps = settings.max_steps > 0 ? std::min(settings.max_steps, loader.batches_per_epoch())
                                                  : loader.batches_per_epoch();
     Progress progress(absl::StrCat(settings.label, " epoch ", epoch + 1, "/", settings.epochs),
@@ -31,6 +35,9 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
           if (settings.verbose) progress.Update(step);
           if (settings.on_step) settings.on_step(step, epoch_steps);
           if (settings.after_step) settings.after_step(epoch, step);
+          if (settings.trace != nullptr) {
+            if (absl::Status s = settings.trace->AfterStep(); !s.ok()) std::cerr << s.message() << std::endl;
+          }
         },
         first_step);
     if (settings.verbose) progress.Finish();
@@ -42,6 +49,7 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
       later_samples += stats.samples * settings.world_size;
       later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
       totals.measured_skipped_steps += stats.skipped_steps;
+      allocator += ReadCudaAllocatorCounts(device) - allocator_before;
     }
     if (settings.verbose) {
       std::cout << absl::StrFormat("  epoch %d/%d: %.2f s, %d steps, loss %.4f, train accuracy %.1f %%, %.0f img/s\n",
@@ -54,6 +62,7 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
   totals.total_seconds = total.Seconds();
   totals.throughput = later_seconds > 0 ? later_samples / later_seconds : 0;
   totals.step_seconds = Summarize(later_steps);
+  if (device.is_cuda()) totals.cuda_allocator = ToJson(allocator);
   if (settings.verbose) {
     std::cout << "Average time: " << totals.average_epoch_seconds << "\n"
               << "Total time: " << totals.total_seconds << "\n"
@@ -74,6 +83,7 @@ void AddRunFields(const RunTotals& totals, nlohmann::json* record) {
   (*record)["final_train_loss"] = totals.final_train_loss;
   (*record)["skipped_steps"] = totals.skipped_steps;
   (*record)["measured_skipped_steps"] = totals.measured_skipped_steps;
+  if (!totals.cuda_allocator.is_null()) (*record)["cuda_allocator"] = totals.cuda_allocator;
 }
 
 }  // namespace dlspeed

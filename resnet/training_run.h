@@ -18,6 +18,7 @@
 
 #include "common/data/loader.h"
 #include "common/optim/optimizer_kernels.h"
+#include "common/step_trace.h"
 #include "common/timing.h"
 #include "resnet/train.h"
 
@@ -37,6 +38,8 @@ struct RunSettings {
   // Called after each step with the epoch and the steps of it done so far
   // (e.g. to save a checkpoint).
   std::function<void(int64_t epoch, int64_t steps_done)> after_step;
+  // Traces a few steps (--trace); null: none. One trace however many runs share it.
+  StepTrace* trace = nullptr;
 };
 
 struct RunTotals {
@@ -50,14 +53,15 @@ struct RunTotals {
   int64_t measured_skipped_steps = 0;  // of those, in the later epochs (step_seconds' steps)
   bool sync_each_step = false;       // whether step_seconds are device-synchronised (TrainOptions)
   OptimizerKernels optimizer_kernels = OptimizerKernels::kFused;  // the SGD's kernels (TrainOptions::sgd)
+  nlohmann::json cuda_allocator;     // on CUDA, what the allocator did in the later epochs (common/device.h); else null
 };
 
 // Trains settings.epochs epochs and prints, when verbose, the study's lines.
 RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSettings& settings);
 
 // Adds epoch_seconds, avg_epoch_seconds, total_seconds, step_seconds,
-// sync_each_step, optimizer_kernels, throughput(_unit), final_train_loss, skipped_steps and
-// measured_skipped_steps to `record`.
+// sync_each_step, optimizer_kernels, throughput(_unit), final_train_loss, skipped_steps,
+// measured_skipped_steps and, on CUDA, cuda_allocator to `record`.
 void AddRunFields(const RunTotals& totals, nlohmann::json* record);
 
 }  // namespace dlspeed

@@ -40,6 +40,7 @@
 #include "common/distributed/rank_env.h"
 #include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
+#include "common/step_trace.h"
 #include "common/stop_signal.h"
 #include "roberta/roberta.h"
 #include "roberta/roberta_checkpoint.h"
@@ -145,6 +146,8 @@ int Train(const RankEnv& env, bool distributed) {
   absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), device);
   if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
   const Precision precision = mixed ? *mixed_precision : Precision::kFp32;
+  absl::StatusOr<StepTrace> trace = StepTraceFromFlags(device);
+  if (!trace.ok()) ExitWithUsageError(trace.status().message());
   absl::StatusOr<RobertaOptimizer> optimizer = ParseRobertaOptimizer(absl::GetFlag(FLAGS_optimizer));
   if (!optimizer.ok()) ExitWithUsageError(optimizer.status().message());
   const absl::StatusOr<OptimizerKernels> optimizer_kernels =
@@ -292,6 +295,7 @@ int Train(const RankEnv& env, bool distributed) {
   std::vector<double> epoch_seconds, dev_accuracies, later_steps;
   double best = -1, later_seconds = 0, last_loss = 0;
   int64_t later_samples = 0, skipped = 0, measured_skipped = 0;
+  CudaAllocatorCounts allocator;  // over the later epochs' training, evaluation left out
   std::string saved;
   try {
     if (group) {
@@ -334,11 +338,15 @@ int Train(const RankEnv& env, bool distributed) {
     for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
       Progress progress(absl::StrCat(model_name, " epoch ", epoch + 1, "/", epochs), steps_per_epoch,
                         lead ? stderr : nullptr);
+      const CudaAllocatorCounts allocator_before = ReadCudaAllocatorCounts(device);
       const EpochStats stats = trainer.TrainEpoch(
           batcher, epoch,
           [&](int64_t step, int64_t) {
             if (lead) progress.Update(step);
             after_step(epoch, step);
+            if (lead) {  // rank 0's steps
+              if (absl::Status s = trace->AfterStep(); !s.ok()) std::cerr << s.message() << std::endl;
+            }
           },
           epoch == start_epoch ? start_step : 0);
       progress.Finish();
@@ -350,6 +358,7 @@ int Train(const RankEnv& env, bool distributed) {
         later_samples += stats.samples * env.world_size;
         later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
         measured_skipped += stats.skipped_steps;
+        allocator += ReadCudaAllocatorCounts(device) - allocator_before;
       }
       if (!lead) continue;
       const double accuracy = dev.size() > 0 ? trainer.Evaluate(dev, 2 * batch_size, max_len) : 0.0;
@@ -417,6 +426,7 @@ int Train(const RankEnv& env, bool distributed) {
     record["final_train_loss"] = last_loss;
     record["skipped_steps"] = skipped;
     record["measured_skipped_steps"] = measured_skipped;
+    if (device.is_cuda()) record["cuda_allocator"] = ToJson(allocator);
     record["dev_accuracy"] = dev_accuracies;
     record["best_dev_accuracy"] = best;
     record["model_path"] = saved;

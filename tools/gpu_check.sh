@@ -20,7 +20,9 @@
 #   DEADLINE_S=540 STAGES="build gpu-tests infer resnet" tools/gpu_check.sh $OUT/gpu_check-1.log
 #   DEADLINE_S=200 STAGES="roberta" tools/gpu_check.sh $OUT/gpu_check-2.log
 # Beside each log come the records (gpu_check-1-results.jsonl: /usr/bin/python3
-# tools/report.py FILE --out DIR plots them) and each benchmark's JSON (for compare.py).
+# tools/report.py FILE --out DIR plots them), each benchmark's JSON (for
+# compare.py) and Chrome traces of a few training steps on both sides
+# (gpu_check-1-traces.tar.gz).
 # tools/gpu_check_summary.py LOG... sets each C++ figure beside the Python
 # peer's and the issues' GPU targets, in Markdown.
 #
@@ -37,11 +39,20 @@ LOG="$(realpath -m "${1:-gpu_check.log}")"
 # writes its log under $OUT brings them back too, for tools/report.py and compare.py.
 OUT_PREFIX="${LOG%.log}"
 RESULTS="${OUT_PREFIX}-results.jsonl"
+# Chrome traces of a few steps (--trace) gather here and leave as one
+# LOG-traces.tar.gz at the end (a device call brings back at most 8 files).
+TRACES="${OUT_PREFIX}-traces"
+rm -rf "$TRACES" "$TRACES.tar.gz"
 : >"$RESULTS"
 BUILD="${BUILD_DIR:-build-gpu}"
 PYTHON="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda}"
 SYNTHETIC_SIZE="${SYNTHETIC_SIZE:-20480}"
+# Traced runs trace TRACE_STEPS steps after TRACE_AFTER (a CPU dry run has 2 steps an epoch).
+TRACE_AFTER=20 TRACE_STEPS=5
+[[ "$DEVICE" == cpu ]] && TRACE_AFTER=1 TRACE_STEPS=1
+TRACE_PEER=(--precision fp16 --batch 512)
+[[ "$DEVICE" == cpu ]] && TRACE_PEER=(--precision bf16 --batch 64 --warmup 1)
 PEER_STEPS="${PEER_STEPS:-30}"
 STAGES="${STAGES:-build gpu-tests infer resnet roberta unit}"
 DEADLINE_S="${DEADLINE_S:-0}"
@@ -173,6 +184,19 @@ if stage resnet; then
   check train_step_benchmark 300 "$B/resnet/benchmarks/train_step_benchmark" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
     --benchmark_out="${OUT_PREFIX}-train_step_benchmark.json" \
     --benchmark_filter="depth:18/" --benchmark_format=console
+  # Traces of the steps the timings above leave unexplained: fp16 against
+  # fp32, DDP at one process, and the Python peer's fp16 step. Runs of their
+  # own (no records): traced steps run slower.
+  mkdir -p "$TRACES"
+  TRACE_FLAGS=(--device="$DEVICE" --dataset=synthetic --synthetic_size=$SYNTHETIC_SIZE --epochs=1 --max_steps=30
+               --batch_size=512 --augment=false --results= --models_dir= --trace_after_steps=$TRACE_AFTER --trace_steps=$TRACE_STEPS)
+  check trace-resnet_single-fp32 120 "$B/resnet/resnet_single" --depths=18 --modes=fp32 "${TRACE_FLAGS[@]}" \
+    --trace="$TRACES/resnet_single-18-fp32.json"
+  check trace-resnet_single-fp16 120 "$B/resnet/resnet_single" --depths=18 --modes=mixed "${TRACE_FLAGS[@]}" \
+    --trace="$TRACES/resnet_single-18-mixed.json"
+  check trace-resnet_ddp-fp32 120 "$B/resnet/resnet_ddp" 18 1 0 "${TRACE_FLAGS[@]}" --trace="$TRACES/resnet_ddp-18-fp32.json"
+  check trace-peer-python-train-fp16 120 "$PYTHON" tools/peer/resnet_train_step.py --depth 18 "${TRACE_PEER[@]}" \
+    --steps 3 --device "$DEVICE" --trace "$TRACES/python-resnet18-${TRACE_PEER[1]}.json"
 fi
 
 if stage roberta; then
@@ -201,10 +225,28 @@ if stage roberta; then
     --benchmark_out="${OUT_PREFIX}-roberta_forward_benchmark.json"
   check peer-python-roberta-forward 300 "$PYTHON" tools/peer/roberta_forward.py --model $FORWARD_MODEL \
     --batch $FORWARD_BATCH --seq 128 --device "$DEVICE" --variant $FORWARD_VARIANTS --iters $FORWARD_ITERS
+  # Traces of the fp16 training step on both sides (fp32 on a CPU), in runs of
+  # their own; 2 steps each (an XLM-R step has thousands of events).
+  mkdir -p "$TRACES"
+  p=fp16 mixed=(--mixed)
+  [[ "$DEVICE" == cpu ]] && p=fp32 mixed=()
+  check trace-roberta_train-$TRAIN_MODEL-$p 300 "$B/roberta/roberta_train" --model_name $TRAIN_MODEL \
+    --batch-size $TRAIN_BATCH --max_len 128 --pad_to_max_len --synthetic_min_len 128 --epochs 1 --max_steps 30 \
+    --synthetic_size $TRAIN_SIZE --device="$DEVICE" "${mixed[@]}" --results= --save_dir= --nolog_file --checkpoint= \
+    --trace_after_steps=$TRACE_AFTER --trace_steps=2 --trace="$TRACES/roberta_train-$TRAIN_MODEL-$p.json"
+  check trace-peer-python-roberta-train-$p 300 "$PYTHON" tools/peer/roberta_train_step.py --model $TRAIN_MODEL \
+    --batch $TRAIN_BATCH --seq 128 --precision $p --steps 3 --device "$DEVICE" \
+    --trace "$TRACES/python-roberta_train-$TRAIN_MODEL-$p.json" --trace_steps 2
 fi
 
 if stage unit; then
   check unit-tests 600 ctest --test-dir "$B" --output-on-failure -j 4 -E "$GPU_TESTS"
+fi
+if [[ -d "$TRACES" ]] && compgen -G "$TRACES/*.json" >/dev/null; then
+  tar -czf "$TRACES.tar.gz" -C "$(dirname "$TRACES")" "$(basename "$TRACES")" && rm -rf "$TRACES"
+  log "traces: $TRACES.tar.gz ($(du -h "$TRACES.tar.gz" | cut -f1); chrome://tracing or ui.perfetto.dev open each)"
+else
+  rm -rf "$TRACES"
 fi
 log "gpu_check: $passed passed, $failures failed, $skipped skipped (stages: $STAGES)"
 exit "$failures"

@@ -83,6 +83,12 @@ def caveats(record=None, peer=None):
     kernels, theirs = (record or {}).get("optimizer_kernels"), (peer or {}).get("implementation")
     if kernels and theirs and kernels not in theirs:
         notes.append(f"C++ {kernels} optimizer, Python {theirs}")
+    # cudaMalloc/cudaFree calls or cache-emptying retries during the timed steps
+    # (the records' cuda_allocator): some steps waited for the allocator.
+    allocator = (record or {}).get("cuda_allocator") or {}
+    busy = {k: v for k, v in allocator.items() if k in ("device_mallocs", "device_frees", "alloc_retries") and v}
+    if busy:
+        notes.append("C++ allocator in timed steps: " + ", ".join(f"{v} {k}" for k, v in busy.items()))
     return notes + [f"{who} skipped {count} steps" for who, count in timed_skips(record, peer)]
 
 

@@ -150,6 +150,17 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write([peer], [train("resnet_single", "fp16", 0.064, optimizer_kernels="fused")])
         self.assertEqual(self.row(self.summary(), "resnet18", "fp16", "512", "no", "no")[8:], ["-"])
 
+    def test_allocator_work_in_timed_steps_is_a_caveat(self):
+        peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp32",
+                "channels_last": False, "median_ms": 9.0, "implementation": "fused"}
+        quiet = {"device_mallocs": 0, "device_frees": 0, "alloc_retries": 0, "device_syncs": 0}
+        self.write([peer], [train("resnet_single", "fp32", 0.005, optimizer_kernels="fused", cuda_allocator=quiet)])
+        self.assertEqual(self.row(self.summary(), "resnet18", "fp32", "512", "no", "no")[8:], ["-"])
+        busy = dict(quiet, device_mallocs=3, alloc_retries=1)
+        self.write([peer], [train("resnet_single", "fp32", 0.005, optimizer_kernels="fused", cuda_allocator=busy)])
+        self.assertEqual(self.row(self.summary(), "resnet18", "fp32", "512", "no", "no")[8:],
+                         ["C++ allocator in timed steps: 3 device_mallocs, 1 alloc_retries"])
+
     def test_forward_benchmark_medians_or_means_in_ms_are_paired_by_variant(self):
         benchmarks = [{"name": "cuda-fp32/model:1/batch:32/real_time", "run_type": "iteration",
                        "real_time": 9000.0, "time_unit": "us"},

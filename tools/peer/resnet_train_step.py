@@ -93,6 +93,8 @@ def main():
     parser.add_argument("--channels_last", action="store_true")
     parser.add_argument("--implementation", default="default", choices=IMPLEMENTATIONS)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--trace", help="write a Chrome trace of more steps, after the timed ones, to this file")
+    parser.add_argument("--trace_steps", type=int, default=5, help="how many steps --trace covers")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -107,7 +109,8 @@ def main():
     images = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     labels = torch.randint(10, (args.batch,), device=device)
     times, skipped = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,
-                             args.precision, device, args.warmup, args.steps)
+                             args.precision, device, args.warmup, args.steps,
+                             trace=args.trace, trace_steps=args.trace_steps)
     times.sort()
     median = statistics.median(times)
     print(json.dumps({

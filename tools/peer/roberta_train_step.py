@@ -35,6 +35,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="steps before timing")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
+    parser.add_argument("--trace", help="write a Chrome trace of more steps, after the timed ones, to this file")
+    parser.add_argument("--trace_steps", type=int, default=5, help="how many steps --trace covers")
     args = parser.parse_args()
     if args.batch < 1 or args.seq < 2 or args.steps < 1:
         parser.error("--batch must be at least 1, --seq at least 2 and --steps at least 1")
@@ -60,13 +62,17 @@ def main():
         labels = torch.randint(0, 4, (args.batch,), generator=generator)
         batches.append((ids.to(args.device), mask.to(args.device), labels.to(args.device)))
     times, skipped = time_train_steps(lambda ids, mask, labels: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
-                             batches, optimizer, args.precision, args.device, args.warmup, args.steps)
+                             batches, optimizer, args.precision, args.device, args.warmup, args.steps,
+                             trace=args.trace, trace_steps=args.trace_steps)
     median = statistics.median(times)
+    times.sort()
     print(json.dumps({"peer": "python", "work": "roberta_train_step", "model": args.model, "batch": args.batch,
                       "seq": args.seq, "precision": args.precision, "optimizer": args.optimizer,
                       "implementation": implementation_name,
                       "device": args.device, "device_name": torch.cuda.get_device_name() if cuda else "cpu",
-                      "steps": args.steps, "skipped_steps": skipped, "median_step_ms": median * 1e3, "samples_per_second": args.batch / median,
+                      "steps": args.steps, "skipped_steps": skipped, "median_step_ms": median * 1e3,
+                      "p10_step_ms": times[int(0.1 * (len(times) - 1))] * 1e3,
+                      "p90_step_ms": times[int(0.9 * (len(times) - 1))] * 1e3, "samples_per_second": args.batch / median,
                       "torch_version": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
 
 

@@ -7,11 +7,13 @@ import time
 import torch
 
 
-def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, steps):
+def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, steps, trace=None, trace_steps=5):
     """(seconds of each of `steps` timed steps after `warmup` untimed ones, how
     many of the timed steps the GradScaler skipped). Step i minimises
     loss_fn(*batches[i % len(batches)]). A skipped step (inf/NaN gradients in
-    fp16) does no optimizer work, so its time is not a training step's."""
+    fp16) does no optimizer work, so its time is not a training step's. With
+    `trace`, `trace_steps` more steps run under torch.profiler after the timed
+    ones and their Chrome trace is written there (as the C++ binaries' --trace)."""
     device = torch.device(device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
@@ -39,6 +41,14 @@ def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, ste
         new_scale = scaler.get_scale()
         skipped += new_scale < scale
         scale = new_scale
+    if trace:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if device.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.profiler.profile(activities=activities) as profile:
+            for i in range(trace_steps):
+                step(warmup + steps + i)
+        profile.export_chrome_trace(trace)
     return seconds, skipped
 
 
