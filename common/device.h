@@ -1,4 +1,5 @@
-// Device selection and the runtime facts every result record carries.
+// Device selection, the runtime facts every result record carries, and the
+// CUDA caching allocator's counts the training records add.
 //
 // Example:
 //   absl::StatusOr<c10::Device> device = dlspeed::ResolveDevice(absl::GetFlag(FLAGS_device));

@@ -143,7 +143,7 @@ int Main(int argc, char** argv) {
   const Precision mixed_precision = *parsed_precision;
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   if (absl::GetFlag(FLAGS_checkpoint_every) < 0) ExitWithUsageError("--checkpoint_every must be 0 or more");
-  absl::StatusOr<StepTrace> trace = StepTraceFromFlags(*device);  // the first run's steps
+  absl::StatusOr<StepTrace> trace = StepTraceFromFlags(*device);  // counts the steps of the runs in order
   if (!trace.ok()) ExitWithUsageError(trace.status().message());
   // SIGINT/SIGTERM stop a run at the next step boundary, after a checkpoint.
   InstallStopSignalHandlers();
