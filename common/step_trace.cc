@@ -9,11 +9,11 @@
 #include <set>
 #include <utility>
 
-#include <c10/util/Exception.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/exception_text.h"
 
 ABSL_FLAG(std::string, trace, "",
           "write a Chrome trace of a few training steps to this file (PyTorch's Kineto profiler: host operators "
@@ -30,12 +30,6 @@ namespace profiler = torch::autograd::profiler;
 using torch::profiler::impl::ActivityType;
 using torch::profiler::impl::ProfilerConfig;
 using torch::profiler::impl::ProfilerState;
-
-std::string FirstLine(const std::exception& e) {
-  std::string message = e.what();
-  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) message = c10_error->what_without_backtrace();
-  return message.substr(0, message.find('\n'));
-}
 
 std::set<ActivityType> Activities(const c10::Device& device) {
   std::set<ActivityType> activities = {ActivityType::CPU};
@@ -89,7 +83,7 @@ absl::Status StepTrace::AfterStep() {
     } catch (const std::exception& e) {
       const std::string path = path_;
       path_.clear();
-      return absl::InternalError(absl::StrCat("--trace=", path, ": the profiler would not start: ", FirstLine(e)));
+      return absl::InternalError(absl::StrCat("--trace=", path, ": the profiler would not start: ", ExceptionText(e)));
     }
     return absl::OkStatus();
   }
@@ -102,7 +96,7 @@ absl::Status StepTrace::AfterStep() {
     if (result == nullptr) return absl::InternalError(absl::StrCat("--trace=", path, ": the profiler returned nothing"));
     result->save(path);
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("--trace=", path, ": cannot write the trace: ", FirstLine(e)));
+    return absl::InternalError(absl::StrCat("--trace=", path, ": cannot write the trace: ", ExceptionText(e)));
   }
   std::error_code error;
   if (std::filesystem::file_size(path, error) == 0 || error) {

@@ -13,7 +13,6 @@
 #include <variant>
 #include <vector>
 
-#include <c10/util/Exception.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -26,10 +25,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_replace.h"
-#include "absl/strings/str_split.h"
 #include "common/atomic_file.h"
+#include "common/exception_text.h"
 
 namespace dlspeed {
 namespace {
@@ -37,19 +35,6 @@ namespace {
 namespace nn = torch::nn;
 
 using Children = std::map<std::string, std::shared_ptr<nn::Module>>;
-
-// The first line of an exception's message, without a C++ backtrace.
-std::string Describe(const std::exception& e) {
-  std::string message = e.what();
-  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
-    message = c10_error->what_without_backtrace();
-  }
-  // The first non-empty line (TorchScript's messages may start with one).
-  for (absl::string_view line : absl::StrSplit(message, '\n', absl::SkipWhitespace())) {
-    return std::string(absl::StripAsciiWhitespace(line));
-  }
-  return message;
-}
 
 // A TorchScript float literal that reads back as exactly `value`.
 std::string FloatLiteral(double value) {
@@ -307,7 +292,7 @@ absl::StatusOr<torch::jit::Module> ScriptResNet(const ResNet& model, const Scrip
     if (options.optimize) module = torch::jit::optimize_for_inference(module);
     return module;
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("cannot script the ResNet-", model->depth(), ": ", Describe(e)));
+    return absl::InternalError(absl::StrCat("cannot script the ResNet-", model->depth(), ": ", ExceptionText(e)));
   }
 }
 
@@ -341,7 +326,7 @@ absl::Status SaveScript(torch::jit::Module& module, const std::string& path) {
       module.save(bytes);
     }
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("cannot write ", path, ": ", Describe(e)));
+    return absl::InternalError(absl::StrCat("cannot write ", path, ": ", ExceptionText(e)));
   }
   const std::string contents = std::move(bytes).str();
   return WriteFileAtomically(path, absl::string_view(contents.data(), contents.size()));
@@ -365,7 +350,7 @@ absl::StatusOr<torch::jit::Module> LoadScript(const std::string& path) {
     return module;
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("cannot load TorchScript from ", path,
-                                            ": not a readable TorchScript archive (", Describe(e), ")"));
+                                            ": not a readable TorchScript archive (", ExceptionText(e), ")"));
   }
 }
 

@@ -18,12 +18,12 @@
 #include <vector>
 
 #include <ATen/ATen.h>
-#include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/exception_text.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "torch_save_reader assumes a little-endian host");
@@ -41,16 +41,6 @@ constexpr size_t kMaxDims = 64;                       // dimensions of a tensor
 // kCopyFactor * file size + kCopySlack (see Unpickler::BuildTensor).
 constexpr uint64_t kCopyFactor = 4;
 constexpr uint64_t kCopySlack = uint64_t{16} << 20;
-
-// The first line of an exception's message, without LibTorch's backtrace.
-std::string ExceptionText(const std::exception& e) {
-  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-  std::string text = c10_error != nullptr ? c10_error->what_without_backtrace() : e.what();
-  const size_t newline = text.find('\n');
-  if (newline != std::string::npos) text.resize(newline);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.pop_back();
-  return text;
-}
 
 // 's' for messages, cut short if the file holds a long string.
 std::string Quoted(const std::string& s) {
