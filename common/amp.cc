@@ -90,8 +90,8 @@ void GradScaler::Unscale(const std::vector<at::Tensor>& params) {
 
 void GradScaler::CheckGradients(const std::vector<at::Tensor>& params, bool unscale) {
   c10::NoGradGuard no_grad;
-  const at::Tensor inv_scale =
-      unscale ? scale_.to(at::kDouble).reciprocal().to(at::kFloat) : at::ones({}, scale_.options());
+  if (!unscale && !one_.defined()) one_ = at::ones({}, scale_.options());  // once, not a fill every step
+  const at::Tensor inv_scale = unscale ? scale_.to(at::kDouble).reciprocal().to(at::kFloat) : one_;
 
   // Gradients grouped by device, then dtype, in first-seen order.
   std::vector<std::pair<c10::Device, std::vector<std::pair<at::ScalarType, std::vector<at::Tensor>>>>>

@@ -136,6 +136,7 @@ class GradScaler {
   Stage stage_ = Stage::kReady;
   int64_t skipped_ = 0;       // skipped steps decided on the host (Step)
   at::Tensor fused_skipped_;  // and in fused kernels (float, on the gradients' device)
+  at::Tensor one_;            // 1.0 beside scale_: what FusedStep's check divides by
 };
 
 }  // namespace dlspeed

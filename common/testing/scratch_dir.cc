@@ -18,9 +18,10 @@ int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
 }
 
 // Removes `path` and everything under it, if it exists. std::filesystem's
-// remove_all is not used: on the GPU hosts (torch 2.11 wheels, g++ 13) it
-// crashed on any non-empty directory, the same interposed copy of libstdc++'s
-// filesystem code that CMakeLists.txt's link order works around elsewhere.
+// remove_all is not used: on the H200 host of 2026-11-27 (torch 2.11 wheel,
+// g++ 13) it crashed on any non-empty directory, for a cause not yet found
+// (the same build here, with g++ 12, does not crash; gpu_check logs where the
+// filesystem symbols bind there).
 void RemoveTree(const std::string& path) {
   nftw(path.c_str(), RemoveEntry, /*nopenfd=*/16, FTW_DEPTH | FTW_PHYS);
 }
