@@ -125,8 +125,8 @@ fi
 GPU_TESTS='/(amp|cuda_graph|device|resnet_gpu|resnet_infer_benchmark_smoke|roberta_forward_benchmark_smoke|train_step_benchmark_smoke)_test$'
 if stage gpu-tests; then
   check gpu-unit-tests 300 ctest --test-dir "$B" --output-on-failure -j 4 -R "$GPU_TESTS"
-  # On the H200 host of 2026-11-27 std::filesystem::remove_all crashed six
-  # tests (results/gpu-h200-2026-11-27). Which library such calls bind to
+  # On the H200 host of 2026-11-27 six tests crashed where they called
+  # std::filesystem::remove_all (results/gpu-h200-2026-11-27). Which library such calls bind to
   # there: libstdc++'s is expected, not the copy torch's wheels export
   # (CMakeLists.txt's link order).
   log "device_test's libstdc++: $(ldd "$B/common/device_test" | grep -o 'libstdc++[^ ]* => [^ ]*')"
