@@ -85,6 +85,7 @@ GradientReducer::GradientReducer(std::vector<at::Tensor> params, c10::intrusive_
   for (Bucket& bucket : buckets_) {
     const at::Tensor& last = params_[bucket.params.back()];
     bucket.buffer = at::zeros({bucket.offsets.back() + last.numel()}, last.options().requires_grad(false));
+    for (size_t slot = 0; slot < bucket.params.size(); ++slot) bucket.views.push_back(MakeView(bucket, slot));
     bucket.pending = static_cast<int64_t>(bucket.params.size());
   }
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -100,7 +101,7 @@ GradientReducer::~GradientReducer() {
   }
 }
 
-at::Tensor GradientReducer::View(const Bucket& bucket, size_t slot) const {
+at::Tensor GradientReducer::MakeView(const Bucket& bucket, size_t slot) const {
   const at::Tensor& param = params_[bucket.params[slot]];
   at::Tensor flat = bucket.buffer.narrow(0, bucket.offsets[slot], param.numel());
   // Keep the parameter's strides (channels_last) so the gradient matches it.
@@ -114,10 +115,26 @@ void GradientReducer::OnGradReady(int64_t param_index) {
   if (bucket_index < 0 || ready_[param_index]) return;
   Bucket& bucket = buckets_[bucket_index];
   const at::Tensor& grad = params_[param_index].grad();
-  at::Tensor view = View(bucket, slot);
-  if (!grad.is_same(view)) view.copy_(grad);
+  const at::Tensor& view = bucket.views[slot];
+  // A gradient accumulated into its view (it was not reset since the last
+  // step) is in place already.
+  if (!grad.is_same(view)) {
+    bucket.copy_from.push_back(grad);
+    bucket.copy_to.push_back(view);
+  }
   ready_[param_index] = true;
-  if (--bucket.pending == 0 && options_.overlap) LaunchReady();
+  if (--bucket.pending == 0) {
+    CopyArrived(bucket);
+    if (options_.overlap) LaunchReady();
+  }
+}
+
+void GradientReducer::CopyArrived(Bucket& bucket) {
+  if (bucket.copy_to.empty()) return;
+  at::NoGradGuard no_grad;
+  at::_foreach_copy_(bucket.copy_to, bucket.copy_from);
+  bucket.copy_from.clear();
+  bucket.copy_to.clear();
 }
 
 void GradientReducer::LaunchReady() {
@@ -141,12 +158,14 @@ void GradientReducer::FinishBackward() {
   at::NoGradGuard no_grad;
   // Parameters that got no gradient this step contribute zeros.
   for (Bucket& bucket : buckets_) {
+    if (bucket.pending == 0) continue;
     for (size_t slot = 0; slot < bucket.params.size(); ++slot) {
       if (ready_[bucket.params[slot]]) continue;
-      View(bucket, slot).zero_();
+      bucket.views[slot].zero_();
       ready_[bucket.params[slot]] = true;
-      --bucket.pending;
     }
+    bucket.pending = 0;
+    CopyArrived(bucket);
   }
   LaunchReady();
   Stopwatch waiting;
@@ -169,15 +188,18 @@ void GradientReducer::FinishBackward() {
   for (Bucket& bucket : buckets_) {
     for (size_t slot = 0; slot < bucket.params.size(); ++slot) {
       at::Tensor& param = params_[bucket.params[slot]];
-      at::Tensor view = View(bucket, slot);
-      if (!param.grad().is_same(view)) param.mutable_grad() = view;
+      if (!param.grad().is_same(bucket.views[slot])) param.mutable_grad() = bucket.views[slot];
     }
   }
   ResetForNextStep();
 }
 
 void GradientReducer::ResetForNextStep() {
-  for (Bucket& bucket : buckets_) bucket.pending = static_cast<int64_t>(bucket.params.size());
+  for (Bucket& bucket : buckets_) {
+    bucket.pending = static_cast<int64_t>(bucket.params.size());
+    bucket.copy_from.clear();  // after a failed step
+    bucket.copy_to.clear();
+  }
   ready_.assign(params_.size(), false);
   next_to_launch_ = 0;
 }

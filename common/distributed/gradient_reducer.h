@@ -12,9 +12,11 @@
 //   optimizer.Step();
 //
 // Buckets are launched in the same order on every rank (bucket i only after
-// buckets 0..i-1), as NCCL requires. After FinishBackward, each gradient is a
-// view into its bucket (DDP's gradient_as_bucket_view), so no copy back is
-// needed. A parameter that got no gradient contributes zeros. With the
+// buckets 0..i-1), as NCCL requires. A bucket's fresh gradients are copied in
+// with one multi-tensor copy when its last one arrives, not one copy per
+// gradient: on a GPU every launch costs host time. After FinishBackward, each
+// gradient is a view into its bucket (DDP's gradient_as_bucket_view), so no
+// copy back is needed. A parameter that got no gradient contributes zeros. With the
 // GradScaler, an inf/NaN on any rank reaches every rank's averaged gradients,
 // so every rank skips the same steps.
 #ifndef DLSPEED_COMMON_DISTRIBUTED_GRADIENT_REDUCER_H_
@@ -84,10 +86,15 @@ class GradientReducer {
     std::vector<int64_t> params;
     std::vector<int64_t> offsets;  // element offset of each parameter in `buffer`
     at::Tensor buffer;             // flat, one dtype and device
-    int64_t pending = 0;           // gradients not yet copied in this step
+    std::vector<at::Tensor> views;  // each parameter's gradient in `buffer`, in its strides
+    int64_t pending = 0;           // gradients not yet arrived in this step
+    // Arrived gradients that are not yet the bucket's views, and their views:
+    // copied in together when the bucket is complete.
+    std::vector<at::Tensor> copy_from, copy_to;
     c10::intrusive_ptr<c10d::Work> work;
   };
-  at::Tensor View(const Bucket& bucket, size_t slot) const;
+  at::Tensor MakeView(const Bucket& bucket, size_t slot) const;
+  void CopyArrived(Bucket& bucket);
   void LaunchReady();
   void Launch(Bucket& bucket);
   void ResetForNextStep();

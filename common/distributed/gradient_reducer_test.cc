@@ -63,6 +63,27 @@ TEST(GradientReducerTest, GradientsArriveAsBucketViewsAndUnusedParametersGetZero
   EXPECT_EQ(reducer.stats().allreduces, 2);  // one bucket per step
 }
 
+TEST(GradientReducerTest, GradientsAccumulatedWithoutResetStayInTheirBuckets) {
+  std::unique_ptr<ProcessGroup> group = OneRankGroup();
+  ASSERT_NE(group, nullptr);
+  torch::manual_seed(0);
+  torch::nn::Linear linear(4, 3);
+  std::vector<torch::Tensor> params = linear->parameters();
+  GradientReducer reducer(params, group->backend_ptr());
+  const torch::Tensor x = torch::randn({5, 4});
+  linear->forward(x).square().sum().backward();
+  const torch::Tensor once = linear->weight.grad().clone();
+  reducer.FinishBackward();
+  const torch::Tensor view = linear->weight.grad();
+  // No zero_grad: autograd adds the second backward into the bucket's view.
+  linear->forward(x).square().sum().backward();
+  EXPECT_TRUE(linear->weight.grad().is_same(view));
+  reducer.FinishBackward();
+  EXPECT_TRUE(linear->weight.grad().is_same(view));
+  EXPECT_TRUE(linear->weight.grad().allclose(2 * once));
+  EXPECT_EQ(reducer.stats().allreduces, 2);
+}
+
 TEST(GradientReducerTest, KeepsChannelsLastStrides) {
   std::unique_ptr<ProcessGroup> group = OneRankGroup();
   ASSERT_NE(group, nullptr);
