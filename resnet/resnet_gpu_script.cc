@@ -38,7 +38,10 @@ ABSL_FLAG(std::string, model, "", "state_dict to load (default: models/Resnet-<r
 ABSL_FLAG(std::string, device, "cuda", "cuda, cuda:N, or cpu (the same comparison without CUDA graphs)");
 ABSL_FLAG(std::string, variants, "eager,torchscript,cuda-graph", "which runs, in order");
 ABSL_FLAG(int64_t, batch_size, 32, "test batch size (the study: 32)");
-ABSL_FLAG(int64_t, warmup_batches, 5, "untimed batches before each timed pass");
+ABSL_FLAG(int64_t, warmup_batches, 20, "untimed batches before each variant's timed passes (the Python peer: 20)");
+ABSL_FLAG(int64_t, passes, 1,
+          "timed passes over the test set per variant; their batches are pooled (the study: 1; the Python peer times "
+          "200 batches)");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads with --device=cpu (0: all cores)");
 ABSL_FLAG(std::string, dataset, "fashion-mnist", "cifar10, fashion-mnist or synthetic");
 ABSL_FLAG(std::string, data_dir, "", "data directory (default: the dataset's usual place)");
@@ -64,15 +67,17 @@ struct Pass {
   double throughput = 0;
 };
 
-// Times one pass over `images` (already on the device, in the run's dtype and
-// memory format) after warm-up batches; every batch ends with a device sync.
+// Times `passes` passes over `images` (already on the device, in the run's
+// dtype and memory format) after warm-up batches; every batch ends with a
+// device sync. The batch times of all passes are pooled; `seconds` is the
+// mean time of a pass, `accuracy` the first pass's (every pass gives the same).
 // Only the forward is timed, as the Python peer (tools/peer/resnet_infer.py)
 // times it: the accuracy count is queued after the clock stops. The warm-up
 // also runs the last, smaller batch twice, so that its first calls (a
 // CUDA-graph capture, cuDNN's algorithm search, TorchScript's profiling run and
 // then its optimisation for a new shape) are not inside the timed pass.
 Pass TimePass(const Forward& forward, const torch::Tensor& images, const torch::Tensor& labels, int64_t batch_size,
-              int64_t warmup, const c10::Device& device) {
+              int64_t warmup, int64_t passes, const c10::Device& device) {
   const int64_t count = images.size(0);
   for (int64_t b = 0; b < warmup; ++b) forward(images.slice(0, 0, std::min(batch_size, count)));
   const int64_t tail = count % batch_size;
@@ -83,18 +88,20 @@ Pass TimePass(const Forward& forward, const torch::Tensor& images, const torch::
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
   SynchronizeDevice(device);
   Stopwatch total;
-  for (int64_t start = 0; start < images.size(0); start += batch_size) {
-    const int64_t end = std::min(start + batch_size, images.size(0));
-    timer.Start();
-    const torch::Tensor logits = forward(images.slice(0, start, end));
-    timer.Stop(end - start);
-    // A CUDA graph's output is its static buffer: it is read here, on the same
-    // stream, before the next replay overwrites it.
-    correct += logits.argmax(1).eq(labels.slice(0, start, end)).sum();
+  for (int64_t p = 0; p < passes; ++p) {
+    for (int64_t start = 0; start < images.size(0); start += batch_size) {
+      const int64_t end = std::min(start + batch_size, images.size(0));
+      timer.Start();
+      const torch::Tensor logits = forward(images.slice(0, start, end));
+      timer.Stop(end - start);
+      // A CUDA graph's output is its static buffer: it is read here, on the
+      // same stream, before the next replay overwrites it.
+      if (p == 0) correct += logits.argmax(1).eq(labels.slice(0, start, end)).sum();
+    }
   }
   SynchronizeDevice(device);
   Pass pass;
-  pass.seconds = total.Seconds();
+  pass.seconds = total.Seconds() / static_cast<double>(passes);
   pass.accuracy = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(images.size(0));
   pass.batches = timer.StepSummary();
   pass.throughput = timer.Throughput();
@@ -110,6 +117,9 @@ int Main(int argc, char** argv) {
   const bool mixed = absl::GetFlag(FLAGS_m) == 1;
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
   if (batch_size < 1) ExitWithUsageError("--batch_size must be at least 1");
+  const int64_t passes = absl::GetFlag(FLAGS_passes);
+  if (passes < 1) ExitWithUsageError("--passes must be at least 1");
+  if (absl::GetFlag(FLAGS_warmup_batches) < 0) ExitWithUsageError("--warmup_batches must not be negative");
   std::vector<std::string> variants;
   for (absl::string_view v : absl::StrSplit(absl::GetFlag(FLAGS_variants), ',', absl::SkipEmpty())) {
     if (v != "eager" && v != "torchscript" && v != "cuda-graph") {
@@ -199,7 +209,7 @@ int Main(int argc, char** argv) {
       }
       Pass pass;
       try {
-        pass = TimePass(forward, images, labels, batch_size, absl::GetFlag(FLAGS_warmup_batches), *device);
+        pass = TimePass(forward, images, labels, batch_size, absl::GetFlag(FLAGS_warmup_batches), passes, *device);
       } catch (const std::exception& e) {
         std::string message = e.what();
         return ReportError(absl::StrCat(variant, " ", precision, ": ", message.substr(0, message.find('\n'))));
@@ -222,7 +232,9 @@ int Main(int argc, char** argv) {
         record["dataset"] = DatasetKindName(*kind);
         record["test_samples"] = test_set.size();
         record["test_accuracy"] = pass.accuracy;
-        record["total_seconds"] = pass.seconds;
+        record["total_seconds"] = pass.seconds;  // a pass
+        record["passes"] = passes;
+        record["warmup_batches"] = absl::GetFlag(FLAGS_warmup_batches);
         record["batch_seconds"] = ToJson(pass.batches);
         record["throughput"] = pass.throughput;
         record["throughput_unit"] = "images/s";

@@ -35,7 +35,7 @@ std::string TrainedModel() {
 TEST(ResNetGpuScriptTest, CpuComparisonRunsEveryVariantButCudaGraphs) {
   const std::string results = Dir() + "/results.jsonl";
   CommandResult run = RunCommand("resnet/resnet_gpu_script -m 0 -r 18 --device=cpu --test_limit=64 --warmup_batches=1 "
-                                 "--model=" + TrainedModel() + " --results=" + results);
+                                 "--passes=2 --model=" + TrainedModel() + " --results=" + results);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   for (const char* line : {"Model is Resnet-18", "eager fp32: Accuracy of the network on the 64 test images: ",
                            "torchscript fp32: Accuracy", "eager bf16 channels_last: Accuracy",
@@ -50,7 +50,11 @@ TEST(ResNetGpuScriptTest, CpuComparisonRunsEveryVariantButCudaGraphs) {
   EXPECT_EQ(records[2]["channels_last"], true);
   // The frozen module computes what the eager model does.
   EXPECT_EQ(records[0]["test_accuracy"], records[1]["test_accuracy"]);
-  for (const auto& r : records) EXPECT_GT(r["throughput"].get<double>(), 0);
+  for (const auto& r : records) {
+    EXPECT_GT(r["throughput"].get<double>(), 0);
+    EXPECT_EQ(r["passes"], 2);
+    EXPECT_EQ(r["batch_seconds"]["count"], 4);  // two passes of two batches of 32
+  }
 }
 
 TEST(ResNetGpuScriptTest, BadInputIsOneLine) {
@@ -62,6 +66,7 @@ TEST(ResNetGpuScriptTest, BadInputIsOneLine) {
   const std::vector<Case> cases = {
       {"-r 101", 2, "-r must be 18, 34 or 50"},
       {"-r 18 --variants=eager,xla", 2, "unknown variant 'xla'"},
+      {"-r 18 --passes=0", 2, "--passes must be at least 1"},
       {"-r 18 --device=cpu --model=" + Dir() + "/absent.pth", 1, "resnet_single"},
       {"-r 18", 1, "no GPU here"},  // RunCommand hides the GPUs
   };

@@ -84,6 +84,23 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write(python, [infer("cuda-graph", "fp32", 0.00080)])
         self.assertIn("0.800 ms against 0.660 ms, not met", self.summary())
 
+    def test_the_infer_benchmark_gpu_variants_are_set_against_python_frozen_torchscript(self):
+        python = [{"peer": "python", "variant": "torchscript-frozen", "precision": "fp32", "median_ms": 0.66,
+                   "device": "cuda"}]
+        self.write(python, [])
+        runs = [{"name": "cuda-torchscript-frozen/depth:18/batch:32/real_time", "run_type": "iteration",
+                 "real_time": 0.7, "time_unit": "ms", "median_ms": 0.65},
+                {"name": "cuda-graph/depth:18/batch:32/real_time", "run_type": "iteration",
+                 "real_time": 550.0, "time_unit": "us"},
+                {"name": "cuda-graph/depth:18/batch:1/real_time", "run_type": "iteration",
+                 "real_time": 0.2, "time_unit": "ms"}]
+        with open(self.log[:-4] + "-resnet_infer_benchmark.json", "w") as f:
+            json.dump({"context": {}, "benchmarks": runs}, f)
+        text = self.summary()
+        self.assertIn("resnet_infer_benchmark, fp32 (median ms a batch): cuda-graph 0.550, "
+                      "cuda-torchscript-frozen 0.650.", text)
+        self.assertIn("There, C++ frozen TorchScript at least Python's: 0.650 ms against 0.660 ms, met.", text)
+
     def test_one_device_overhead_is_measured_against_the_resnet_single_run_just_before(self):
         records = [train("resnet_single", "fp32", 0.500),  # an earlier run, not the base
                    train("resnet_single", "fp32", 0.100),
@@ -174,6 +191,18 @@ class GpuCheckSummaryTest(unittest.TestCase):
         text = self.summary()
         self.assertEqual(self.row(text, "cuda", "eager", "32")[3:], ["9.00", "10.00", "1.11x"])
         self.assertEqual(self.row(text, "cuda", "fp16", "32")[3:], ["4.00", "5.00", "1.25x"])
+
+    def test_reducer_benchmark_pairs_each_size_with_and_without_the_reducer(self):
+        self.write([], [])
+        runs = [{"name": f"ReducerStep/reducer:{r}/size_full:{f}/real_time", "run_type": "iteration",
+                 "real_time": t, "time_unit": "us"}
+                for r, f, t in ((0, 0, 900.0), (1, 0, 1000.0), (0, 1, 10000.0), (1, 1, 12500.0))]
+        with open(self.log[:-4] + "-reducer_benchmark.json", "w") as f:
+            json.dump({"context": {}, "benchmarks": runs}, f)
+        text = self.summary()
+        self.assertEqual(self.row(text, "16 elements a parameter (host work)")[1:],
+                         ["0.900", "1.000", "+0.100", "+11.1 %"])
+        self.assertEqual(self.row(text, "full size")[1:], ["10.000", "12.500", "+2.500", "+25.0 %"])
 
     def test_a_missing_log_is_one_line_and_exit_2(self):
         done = subprocess.run([sys.executable, SCRIPT, os.path.join(self.dir.name, "absent.log")],

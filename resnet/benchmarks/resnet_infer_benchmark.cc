@@ -1,6 +1,7 @@
 // Google Benchmark of ResNet inference: depth x batch (1, 32, 256) x variant
 // (on the CPU eager, torchscript-frozen, int8, int8-torchscript; on a GPU,
-// when there is one, cuda-eager and cuda-graph replay), items per second as a
+// when there is one, cuda-eager, cuda-torchscript-frozen and cuda-graph
+// replay), items per second as a
 // rate and the median batch (counter median_ms) beside the mean time.
 // tools/peer/resnet_infer.py runs the same variants in Python PyTorch.
 //
@@ -28,7 +29,11 @@
 namespace dlspeed {
 namespace {
 
-enum class Variant { kEager, kScript, kInt8, kInt8Script, kCudaEager, kCudaGraph };
+enum class Variant { kEager, kScript, kInt8, kInt8Script, kCudaEager, kCudaScript, kCudaGraph };
+
+bool OnCuda(Variant variant) {
+  return variant == Variant::kCudaEager || variant == Variant::kCudaScript || variant == Variant::kCudaGraph;
+}
 
 // One prepared model per (depth, variant), built on first use: random weights,
 // BatchNorm statistics from a few training-mode passes, then eval.
@@ -52,8 +57,10 @@ Prepared& Get(int depth, Variant variant) {
     for (int i = 0; i < 3; ++i) prepared.eager->forward(torch::randn({32, 3, 32, 32}));
     prepared.eager->eval();
   }
-  if (variant == Variant::kScript) prepared.script = *ScriptResNet(prepared.eager);
-  if (variant == Variant::kCudaEager || variant == Variant::kCudaGraph) prepared.eager->to(torch::kCUDA);
+  // Frozen on the device it runs on: the constants stay where freezing found
+  // them, and on a GPU optimize_for_inference can fuse conv+add+relu in cuDNN.
+  if (OnCuda(variant)) prepared.eager->to(torch::kCUDA);
+  if (variant == Variant::kScript || variant == Variant::kCudaScript) prepared.script = *ScriptResNet(prepared.eager);
   if (variant == Variant::kInt8 || variant == Variant::kInt8Script) {
     std::vector<torch::Tensor> calibration;
     for (int i = 0; i < 4; ++i) calibration.push_back(torch::randn({32, 3, 32, 32}));
@@ -67,7 +74,7 @@ void Infer(benchmark::State& state, Variant variant) {
   const int depth = static_cast<int>(state.range(0));
   const int64_t batch = state.range(1);
   Prepared& model = Get(depth, variant);
-  const bool cuda = variant == Variant::kCudaEager || variant == Variant::kCudaGraph;
+  const bool cuda = OnCuda(variant);
   torch::Tensor images = torch::randn({batch, 3, 32, 32}, cuda ? torch::kCUDA : torch::kCPU);
   // The int8 TorchScript module runs on the engine its weights were packed for.
   if (variant == Variant::kInt8Script) at::globalContext().setQEngine(model.int8->qengine());
@@ -88,6 +95,7 @@ void Infer(benchmark::State& state, Variant variant) {
       case Variant::kInt8: return model.int8->forward(images);
       case Variant::kInt8Script: return model.script.forward({images}).toTensor();
       case Variant::kCudaEager: return model.eager->forward(images);
+      case Variant::kCudaScript: return model.script.forward({images}).toTensor();
       case Variant::kCudaGraph: return model.graphs[batch]->Run(images);
     }
     return torch::Tensor();
@@ -123,8 +131,9 @@ const int kRegistered = [] {
                                std::make_pair("int8", Variant::kInt8),
                                std::make_pair("int8-torchscript", Variant::kInt8Script),
                                std::make_pair("cuda-eager", Variant::kCudaEager),
+                               std::make_pair("cuda-torchscript-frozen", Variant::kCudaScript),
                                std::make_pair("cuda-graph", Variant::kCudaGraph)}) {
-    if (!cuda && (variant == Variant::kCudaEager || variant == Variant::kCudaGraph)) continue;
+    if (!cuda && OnCuda(variant)) continue;
     auto* b = benchmark::RegisterBenchmark(name, Infer, variant);
     b->ArgNames({"depth", "batch"})->Unit(benchmark::kMillisecond)->UseRealTime();
     for (int depth : {18, 34, 50}) {
