@@ -33,6 +33,11 @@ c10::Device BenchmarkDevice() {
   return device;
 }
 
+// NCCL for a GPU where this LibTorch has it, else Gloo.
+std::string BackendName() {
+  return BenchmarkDevice().is_cuda() && BackendAvailable("nccl") ? "nccl" : "gloo";
+}
+
 // One process group for the whole run: a one-rank job on a free local port.
 ProcessGroup& Group() {
   static ProcessGroup* const group = [] {
@@ -40,7 +45,7 @@ ProcessGroup& Group() {
     env.master_port = *FindFreePort();
     env.launcher = "benchmark";
     ProcessGroupOptions options;
-    options.backend = BenchmarkDevice().is_cuda() && BackendAvailable("nccl") ? "nccl" : "gloo";
+    options.backend = BackendName();
     absl::StatusOr<std::unique_ptr<ProcessGroup>> made = ProcessGroup::Create(env, options);
     if (!made.ok()) {
       std::cerr << "reducer_benchmark: " << made.status().message() << std::endl;
@@ -90,6 +95,7 @@ void ReducerStep(benchmark::State& state) {
 const int kContext = [] {
   benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
   benchmark::AddCustomContext("device", BenchmarkDevice().str());
+  benchmark::AddCustomContext("backend", BackendName());
   benchmark::AddCustomContext("device_name", DescribeRuntime(BenchmarkDevice()).value("device_name", "unknown"));
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
   return 0;
