@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/data/augment.h"
+#include "common/intra_op_threads.h"
 
 namespace dlspeed {
 namespace {
@@ -150,6 +151,9 @@ Batch BatchLoader::Build(int64_t epoch, const at::Tensor& order, int64_t index) 
 }
 
 void BatchLoader::WorkerLoop() {
+  // Workers build whole batches side by side; an OpenMP team per worker
+  // would only spin beside the training step's (common/intra_op_threads.h).
+  UseOneIntraOpThreadHere();
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     cv_.wait(lock, [this] {
