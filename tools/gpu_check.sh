@@ -116,13 +116,13 @@ if stage build; then
   # build: the end-to-end and reader tests are left out).
   TARGETS=()
   stage unit || TARGETS=(--target resnet_single resnet_dp resnet_ddp resnet_gpu_script train_step_benchmark
-                         resnet_infer_benchmark reducer_benchmark roberta_train roberta_forward_benchmark amp_test cuda_graph_test
-                         device_test resnet_gpu_test)
+                         resnet_infer_benchmark reducer_benchmark roberta_train roberta_forward_benchmark amp_test
+                         cuda_graph_test device_test gradient_reducer_test resnet_gpu_test)
   check build 900 cmake --build "$B" -j "$(nproc)" "${TARGETS[@]}"
 fi
 
 # The unit tests with GPU paths; the unit stage runs all the others.
-GPU_TESTS='/(amp|cuda_graph|device|resnet_gpu|resnet_infer_benchmark_smoke|roberta_forward_benchmark_smoke|train_step_benchmark_smoke)_test$'
+GPU_TESTS='/(amp|cuda_graph|device|gradient_reducer|resnet_gpu|resnet_infer_benchmark_smoke|roberta_forward_benchmark_smoke|train_step_benchmark_smoke)_test$'
 if stage gpu-tests; then
   check gpu-unit-tests 300 ctest --test-dir "$B" --output-on-failure -j 4 -R "$GPU_TESTS"
   # On the H200 host of 2026-11-27 six tests crashed where they called

@@ -117,10 +117,15 @@ void GradientReducer::OnGradReady(int64_t param_index) {
   const at::Tensor& grad = params_[param_index].grad();
   const at::Tensor& view = bucket.views[slot];
   // A gradient accumulated into its view (it was not reset since the last
-  // step) is in place already.
+  // step) is in place already. Otherwise, on the CPU it is copied now, while
+  // it is still in cache; on a GPU with the bucket's others, in one launch.
   if (!grad.is_same(view)) {
-    bucket.copy_from.push_back(grad);
-    bucket.copy_to.push_back(view);
+    if (bucket.buffer.is_cpu()) {
+      view.copy_(grad);
+    } else {
+      bucket.copy_from.push_back(grad);
+      bucket.copy_to.push_back(view);
+    }
   }
   ready_[param_index] = true;
   if (--bucket.pending == 0) {

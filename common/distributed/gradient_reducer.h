@@ -12,9 +12,10 @@
 //   optimizer.Step();
 //
 // Buckets are launched in the same order on every rank (bucket i only after
-// buckets 0..i-1), as NCCL requires. A bucket's fresh gradients are copied in
-// with one multi-tensor copy when its last one arrives, not one copy per
-// gradient: on a GPU every launch costs host time. After FinishBackward, each
+// buckets 0..i-1), as NCCL requires. On a GPU a bucket's fresh gradients are
+// copied in with one multi-tensor copy when its last one arrives, not one copy
+// per gradient: every launch costs host time. On the CPU each is copied as it
+// arrives, while it is still in cache. After FinishBackward, each
 // gradient is a view into its bucket (DDP's gradient_as_bucket_view), so no
 // copy back is needed. A parameter that got no gradient contributes zeros. With the
 // GradScaler, an inf/NaN on any rank reaches every rank's averaged gradients,

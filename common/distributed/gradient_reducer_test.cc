@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include "common/distributed/launcher.h"
@@ -40,27 +41,51 @@ TEST(GradientReducerTest, BucketsFromTheLastParameterWithASmallFirstBucket) {
   EXPECT_EQ(reducer.bucket_indices(), expected);
 }
 
-TEST(GradientReducerTest, GradientsArriveAsBucketViewsAndUnusedParametersGetZeros) {
+// Two steps of a used and an unused Linear on `device`: the averaged
+// gradients are the backward's own, left as views into the one bucket, and
+// the unused parameters get zeros. On the CPU each gradient is copied in as it
+// arrives; on a GPU a bucket's copies go in one _foreach_copy_.
+void CheckViewsAndZeros(const torch::Device& device) {
   std::unique_ptr<ProcessGroup> group = OneRankGroup();
   ASSERT_NE(group, nullptr);
   torch::manual_seed(0);
   torch::nn::Linear used(4, 3), unused(4, 3);
+  used->to(device);
+  unused->to(device);
   std::vector<torch::Tensor> params = used->parameters();
   for (const torch::Tensor& p : unused->parameters()) params.push_back(p);
   GradientReducer reducer(params, group->backend_ptr());
 
-  const torch::Tensor x = torch::randn({5, 4});
+  const torch::Tensor x = torch::randn({5, 4}, device);
+  torch::Tensor view;
   for (int step = 0; step < 2; ++step) {  // the second step reuses the buckets
     for (torch::Tensor& p : params) p.mutable_grad() = torch::Tensor();
     used->forward(x).square().sum().backward();
     const torch::Tensor expected_weight_grad = used->weight.grad().clone();
+    const torch::Tensor expected_bias_grad = used->bias.grad().clone();
     reducer.FinishBackward();
     EXPECT_TRUE(used->weight.grad().equal(expected_weight_grad)) << step;
+    EXPECT_TRUE(used->bias.grad().equal(expected_bias_grad)) << step;
     EXPECT_TRUE(unused->weight.grad().defined());
     EXPECT_EQ(unused->weight.grad().abs().sum().item<float>(), 0.0f);
+    if (step == 1) {
+      EXPECT_TRUE(used->weight.grad().is_same(view));  // the same bucket view each step
+    }
+    view = used->weight.grad();
   }
   EXPECT_EQ(reducer.stats().steps, 2);
   EXPECT_EQ(reducer.stats().allreduces, 2);  // one bucket per step
+}
+
+TEST(GradientReducerTest, GradientsArriveAsBucketViewsAndUnusedParametersGetZeros) {
+  CheckViewsAndZeros(torch::kCPU);
+}
+
+// Run by tools/gpu_check.sh's gpu-tests stage on a GPU host (Gloo takes CUDA
+// tensors too).
+TEST(GradientReducerTest, OnCudaBatchedCopiesGiveTheSameGradients) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  CheckViewsAndZeros(torch::kCUDA);
 }
 
 TEST(GradientReducerTest, GradientsAccumulatedWithoutResetStayInTheirBuckets) {
