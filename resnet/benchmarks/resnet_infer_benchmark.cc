@@ -1,8 +1,8 @@
 // Google Benchmark of ResNet inference: depth x batch (1, 32, 256) x variant
 // (on the CPU eager, torchscript-frozen, int8, int8-torchscript; on a GPU,
 // when there is one, cuda-eager, cuda-torchscript-frozen and cuda-graph
-// replay), items per second as a
-// rate and the median batch (counter median_ms) beside the mean time.
+// replay), items per second as a rate and the median batch (counter
+// median_ms) beside the mean time.
 // tools/peer/resnet_infer.py runs the same variants in Python PyTorch.
 //
 //   bazel run //resnet/benchmarks:resnet_infer_benchmark -- --benchmark_filter=int8/depth:50/batch:32
