@@ -161,9 +161,8 @@ def inference(records, peers, benchmarks=()):
     return out + [""]
 
 
-def training(records, peers, benchmarks=()):
-    """resnet_single's steps against tools/peer/resnet_train_step.py's, DDP/DP at one device, and
-    reducer_benchmark."""
+def training(records, peers):
+    """resnet_single's steps against tools/peer/resnet_train_step.py's, and DDP/DP at one device."""
     out = []
     singles = [r for r in records if r["binary"] == "resnet_single"]
     python = {(p["model"], p["precision"], p["batch"], bool(p.get("channels_last"))): p
@@ -208,7 +207,7 @@ def training(records, peers, benchmarks=()):
                 "the verdict column applies it to resnet_dp too.", ""]
         out += table(["binary", "precision", "ms", "resnet_single ms", "overhead", "target", "caveats"], rows)
         out.append("")
-    return out + reducer(benchmarks)
+    return out
 
 
 def reducer(benchmarks):
@@ -296,7 +295,7 @@ def main():
              f"{len(records)} records, {len(peers)} peer lines, {len(benchmarks)} benchmark runs."]
     lines += [f"Machine: {m}." for m in machines] + [""]
     lines += inference(records, peers, benchmarks)
-    lines += training(records, peers, benchmarks)
+    lines += training(records, peers) + reducer(benchmarks)
     lines += roberta(records, peers, benchmarks)
     print("\n".join(lines))
     return 0

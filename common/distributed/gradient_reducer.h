@@ -15,9 +15,9 @@
 // buckets 0..i-1), as NCCL requires. On a GPU a bucket's fresh gradients are
 // copied in with one multi-tensor copy when its last one arrives, not one copy
 // per gradient: every launch costs host time. On the CPU each is copied as it
-// arrives, while it is still in cache. After FinishBackward, each
-// gradient is a view into its bucket (DDP's gradient_as_bucket_view), so no
-// copy back is needed. A parameter that got no gradient contributes zeros. With the
+// arrives, while it is still in cache. After FinishBackward, each gradient is
+// a view into its bucket (DDP's gradient_as_bucket_view), so no copy back is
+// needed. A parameter that got no gradient contributes zeros. With the
 // GradScaler, an inf/NaN on any rank reaches every rank's averaged gradients,
 // so every rank skips the same steps.
 #ifndef DLSPEED_COMMON_DISTRIBUTED_GRADIENT_REDUCER_H_
@@ -89,8 +89,8 @@ class GradientReducer {
     at::Tensor buffer;             // flat, one dtype and device
     std::vector<at::Tensor> views;  // each parameter's gradient in `buffer`, in its strides
     int64_t pending = 0;           // gradients not yet arrived in this step
-    // Arrived gradients that are not yet the bucket's views, and their views:
-    // copied in together when the bucket is complete.
+    // On a GPU, arrived gradients that are not yet the bucket's views, and
+    // their views: copied in together when the bucket is complete.
     std::vector<at::Tensor> copy_from, copy_to;
     c10::intrusive_ptr<c10d::Work> work;
   };
