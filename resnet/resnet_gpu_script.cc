@@ -1,6 +1,7 @@
 // resnet_gpu_script: the study's Resnet-5. Loads a trained ResNet and times the
-// test set on a GPU three ways: eager, as frozen TorchScript built in C++, and
-// replayed as a CUDA graph, each in fp32 and in fp16 with channels_last; prints
+// test set on a GPU four ways: eager, as frozen TorchScript built in C++, and
+// replayed as a CUDA graph captured from the eager model and from the frozen
+// one, each in fp32 and in fp16 with channels_last; prints
 // accuracy and time for each and appends a record per variant. Without a GPU it
 // says so and exits 1, unless --device=cpu asks for the same comparison on the
 // CPU (no CUDA graphs there; bf16 instead of fp16, which CPUs lack kernels for).
@@ -18,6 +19,7 @@
 #include <torch/torch.h>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -36,7 +38,8 @@ ABSL_FLAG(int32_t, r, 18, "ResNet depth: 18, 34 or 50 (the study's -r)");
 ABSL_FLAG(int32_t, m, 0, "1: the model trained with mixed precision (the study's -m)");
 ABSL_FLAG(std::string, model, "", "state_dict to load (default: models/Resnet-<r>[-mixed]-1gpu.pth)");
 ABSL_FLAG(std::string, device, "cuda", "cuda, cuda:N, or cpu (the same comparison without CUDA graphs)");
-ABSL_FLAG(std::string, variants, "eager,torchscript,cuda-graph", "which runs, in order");
+ABSL_FLAG(std::string, variants, "eager,torchscript,cuda-graph,cuda-graph-frozen",
+          "which runs, in order (cuda-graph-frozen: the frozen TorchScript module captured as a CUDA graph)");
 ABSL_FLAG(int64_t, batch_size, 32, "test batch size (the study: 32)");
 ABSL_FLAG(int64_t, warmup_batches, 20, "untimed batches before each variant's timed passes (the Python peer: 20)");
 ABSL_FLAG(int64_t, passes, 1,
@@ -122,8 +125,9 @@ int Main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_warmup_batches) < 0) ExitWithUsageError("--warmup_batches must not be negative");
   std::vector<std::string> variants;
   for (absl::string_view v : absl::StrSplit(absl::GetFlag(FLAGS_variants), ',', absl::SkipEmpty())) {
-    if (v != "eager" && v != "torchscript" && v != "cuda-graph") {
-      ExitWithUsageError(absl::StrCat("unknown variant '", v, "' in --variants (eager, torchscript, cuda-graph)"));
+    if (v != "eager" && v != "torchscript" && v != "cuda-graph" && v != "cuda-graph-frozen") {
+      ExitWithUsageError(
+          absl::StrCat("unknown variant '", v, "' in --variants (eager, torchscript, cuda-graph, cuda-graph-frozen)"));
     }
     variants.emplace_back(v);
   }
@@ -183,24 +187,30 @@ int Main(int argc, char** argv) {
       Forward forward;
       torch::jit::Module script;
       std::map<int64_t, std::unique_ptr<CudaGraphRunner>> graphs;  // one per batch shape
-      if (variant == "eager") {
-        forward = [&](const torch::Tensor& x) { return model->forward(x); };
-      } else if (variant == "torchscript") {
+      const bool graphed = absl::StartsWith(variant, "cuda-graph");
+      if (graphed && !device->is_cuda()) {
+        std::cout << variant << " " << precision << ": skipped (CUDA graphs need a GPU)\n";
+        continue;
+      }
+      if (variant == "torchscript" || variant == "cuda-graph-frozen") {
         absl::StatusOr<torch::jit::Module> built = ScriptResNet(model);
         if (!built.ok()) return ReportError(built.status().message());
         script = *built;
-        std::cout << "torchscript " << precision << " graph: " << GraphOperators(script) << "\n";
+        if (variant == "torchscript") {
+          std::cout << "torchscript " << precision << " graph: " << GraphOperators(script) << "\n";
+        }
         forward = [&](const torch::Tensor& x) { return script.forward({x}).toTensor(); };
       } else {
-        if (!device->is_cuda()) {
-          std::cout << "cuda-graph " << precision << ": skipped (CUDA graphs need a GPU)\n";
-          continue;
-        }
-        forward = [&](const torch::Tensor& x) -> torch::Tensor {
+        forward = [&](const torch::Tensor& x) { return model->forward(x); };
+      }
+      if (graphed) {
+        // One graph per batch shape, captured from the eager model or the
+        // frozen one (convolutions with batch norm folded in, and on cuDNN
+        // fused with the residual add and ReLU).
+        forward = [&, captured_from = forward](const torch::Tensor& x) -> torch::Tensor {
           std::unique_ptr<CudaGraphRunner>& graph = graphs[x.size(0)];
           if (!graph) {
-            absl::StatusOr<std::unique_ptr<CudaGraphRunner>> captured =
-                CudaGraphRunner::Capture([&](const torch::Tensor& in) { return model->forward(in); }, x);
+            absl::StatusOr<std::unique_ptr<CudaGraphRunner>> captured = CudaGraphRunner::Capture(captured_from, x);
             if (!captured.ok()) throw std::runtime_error(std::string(captured.status().message()));
             graph = std::move(*captured);
           }

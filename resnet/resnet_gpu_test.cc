@@ -81,6 +81,23 @@ TEST_P(ResNetGpuTest, CudaGraphReplayMatchesEager) {
   }
 }
 
+TEST_P(ResNetGpuTest, CudaGraphOfTheFrozenModuleMatchesEager) {
+  ASSERT_TRUE(CudaGraphsBuiltIn()) << "LibTorch sees a GPU but this build has no CUDA graphs (CUDA headers missing?)";
+  absl::StatusOr<torch::jit::Module> script = ScriptResNet(model_);
+  ASSERT_TRUE(script.ok()) << script.status();
+  c10::InferenceMode inference;
+  // Captured after the warm-up calls, once TorchScript has optimised the graph
+  // for this shape (resnet_gpu_script's cuda-graph-frozen).
+  auto forward = [&](const torch::Tensor& x) { return script->forward({x}).toTensor(); };
+  absl::StatusOr<std::unique_ptr<CudaGraphRunner>> graph = CudaGraphRunner::Capture(forward, Images(32));
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const torch::Tensor x = Images(32);
+    ExpectSameLogits((*graph)->Run(x), model_->forward(x));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Precisions, ResNetGpuTest,
                          ::testing::Values(Precision{"Fp32", torch::kFloat, at::MemoryFormat::Contiguous, 1e-4},
                                            Precision{"Fp16ChannelsLast", torch::kHalf,

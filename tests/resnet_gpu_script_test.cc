@@ -39,7 +39,8 @@ TEST(ResNetGpuScriptTest, CpuComparisonRunsEveryVariantButCudaGraphs) {
   ASSERT_EQ(run.exit_code, 0) << run.output;
   for (const char* line : {"Model is Resnet-18", "eager fp32: Accuracy of the network on the 64 test images: ",
                            "torchscript fp32: Accuracy", "eager bf16 channels_last: Accuracy",
-                           "torchscript bf16 channels_last: Accuracy", "cuda-graph fp32: skipped", "Time used: "}) {
+                           "torchscript bf16 channels_last: Accuracy", "cuda-graph fp32: skipped",
+                           "cuda-graph-frozen bf16: skipped", "Time used: "}) {
     EXPECT_NE(run.output.find(line), std::string::npos) << "missing '" << line << "' in:\n" << run.output;
   }
   const std::vector<nlohmann::json> records = ReadJsonLines(results);

@@ -133,13 +133,17 @@ def inference(records, peers, benchmarks=()):
     out = ["## ResNet-18 inference, batch 32 (median ms a batch, synced each batch)", "",
            f"Device: {device}. C++: resnet_gpu_script; Python: tools/peer/resnet_infer.py.", ""]
     out += table(["precision", "variant", "C++ ms", "Python ms", "C++ speed-up"], rows)
-    graph = cpp.get(("fp32", "cuda-graph"))
+    # CUDA-graph replay captured from the eager model or from the frozen one:
+    # the faster of the two is set against Python's frozen TorchScript.
+    graphs = [(median_ms(cpp[("fp32", v)]["batch_seconds"]), v) for v in ("cuda-graph", "cuda-graph-frozen")
+              if ("fp32", v) in cpp]
     frozen = python.get(("fp32", "torchscript"))
-    if graph and frozen:
-        g, f = median_ms(graph["batch_seconds"]), frozen["median_ms"]
+    if graphs and frozen:
+        g, variant = min(graphs)
+        f = frozen["median_ms"]
         verdict = "met" if g < f else "not met"
-        out += ["", f"- Target (issue 4): C++ CUDA-graph replay, fp32, faster than Python's frozen TorchScript: "
-                    f"{g:.3f} ms against {f:.3f} ms, {verdict} (DESIGN.md's H100 figure for Python: "
+        out += ["", f"- Target (issue 4): C++ CUDA-graph replay ({variant}), fp32, faster than Python's frozen "
+                    f"TorchScript: {g:.3f} ms against {f:.3f} ms, {verdict} (DESIGN.md's H100 figure for Python: "
                     f"{PYTHON_FROZEN_R18_MS} ms)."]
     script, frozen = cpp.get(("fp32", "torchscript")), python.get(("fp32", "torchscript"))
     if script and frozen:

@@ -84,6 +84,21 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write(python, [infer("cuda-graph", "fp32", 0.00080)])
         self.assertIn("0.800 ms against 0.660 ms, not met", self.summary())
 
+    def test_cuda_graph_target_takes_the_faster_capture_and_names_it(self):
+        python = [{"peer": "python", "variant": "torchscript-frozen", "precision": "fp32", "median_ms": 0.54,
+                   "device": "cuda"},
+                  {"peer": "python", "variant": "cuda-graph-frozen", "precision": "fp32", "median_ms": 0.45,
+                   "device": "cuda"}]
+        self.write(python, [infer("cuda-graph", "fp32", 0.00055), infer("cuda-graph-frozen", "fp32", 0.00042)])
+        text = self.summary()
+        self.assertEqual(self.row(text, "fp32", "cuda-graph-frozen")[2:], ["0.420", "0.450", "1.07x"])
+        self.assertIn("C++ CUDA-graph replay (cuda-graph-frozen), fp32, faster than Python's frozen TorchScript: "
+                      "0.420 ms against 0.540 ms, met", text)
+
+        self.write(python, [infer("cuda-graph", "fp32", 0.00055), infer("cuda-graph-frozen", "fp32", 0.00060)])
+        self.assertIn("(cuda-graph), fp32, faster than Python's frozen TorchScript: 0.550 ms against 0.540 ms, not met",
+                      self.summary())
+
     def test_the_infer_benchmark_gpu_variants_are_set_against_python_frozen_torchscript(self):
         python = [{"peer": "python", "variant": "torchscript-frozen", "precision": "fp32", "median_ms": 0.66,
                    "device": "cuda"}]

@@ -46,7 +46,7 @@ COMPARE = "cpp_vs_python"  # tools/records.py: C++ against Python PyTorch, one r
 SCHEMA_VERSION = 1  # the records' schema_version that this report reads
 PRECISIONS = ["fp32", "fp16", "bf16"]
 VARIANTS = ["eager", "torchscript", "torchscript-frozen", "torchscript-file", "int8", "int8-torchscript",
-            "int8-dynamic", "int8-dynamic-torchscript", "cuda-graph"]
+            "int8-dynamic", "int8-dynamic-torchscript", "cuda-graph", "cuda-graph-frozen"]
 
 
 # Optional fields that label or group the records they are in: a record with

@@ -1,8 +1,9 @@
 // Google Benchmark of ResNet inference: depth x batch (1, 32, 256) x variant
 // (on the CPU eager, torchscript-frozen, int8, int8-torchscript; on a GPU,
-// when there is one, cuda-eager, cuda-torchscript-frozen and cuda-graph
-// replay), items per second as a rate and the median batch (counter
-// median_ms) beside the mean time.
+// when there is one, cuda-eager, cuda-torchscript-frozen, and cuda-graph
+// replay captured from the eager model and from the frozen one), items per
+// second as a rate and the median batch (counter median_ms) beside the mean
+// time; the TorchScript variants' label lists their graph's operators.
 // tools/peer/resnet_infer.py runs the same variants in Python PyTorch.
 //
 //   bazel run //resnet/benchmarks:resnet_infer_benchmark -- --benchmark_filter=int8/depth:50/batch:32
@@ -29,10 +30,15 @@
 namespace dlspeed {
 namespace {
 
-enum class Variant { kEager, kScript, kInt8, kInt8Script, kCudaEager, kCudaScript, kCudaGraph };
+enum class Variant { kEager, kScript, kInt8, kInt8Script, kCudaEager, kCudaScript, kCudaGraph, kCudaGraphFrozen };
 
 bool OnCuda(Variant variant) {
-  return variant == Variant::kCudaEager || variant == Variant::kCudaScript || variant == Variant::kCudaGraph;
+  return variant == Variant::kCudaEager || variant == Variant::kCudaScript || variant == Variant::kCudaGraph ||
+         variant == Variant::kCudaGraphFrozen;
+}
+
+bool Scripted(Variant variant) {
+  return variant == Variant::kScript || variant == Variant::kCudaScript || variant == Variant::kCudaGraphFrozen;
 }
 
 // One prepared model per (depth, variant), built on first use: random weights,
@@ -60,7 +66,7 @@ Prepared& Get(int depth, Variant variant) {
   // Frozen on the device it runs on: the constants stay where freezing found
   // them, and on a GPU optimize_for_inference can fuse conv+add+relu in cuDNN.
   if (OnCuda(variant)) prepared.eager->to(torch::kCUDA);
-  if (variant == Variant::kScript || variant == Variant::kCudaScript) prepared.script = *ScriptResNet(prepared.eager);
+  if (Scripted(variant)) prepared.script = *ScriptResNet(prepared.eager);
   if (variant == Variant::kInt8 || variant == Variant::kInt8Script) {
     std::vector<torch::Tensor> calibration;
     for (int i = 0; i < 4; ++i) calibration.push_back(torch::randn({32, 3, 32, 32}));
@@ -79,9 +85,13 @@ void Infer(benchmark::State& state, Variant variant) {
   // The int8 TorchScript module runs on the engine its weights were packed for.
   if (variant == Variant::kInt8Script) at::globalContext().setQEngine(model.int8->qengine());
   c10::InferenceMode inference;
-  if (variant == Variant::kCudaGraph && !model.graphs[batch]) {
-    absl::StatusOr<std::unique_ptr<CudaGraphRunner>> graph =
-        CudaGraphRunner::Capture([&](const torch::Tensor& x) { return model.eager->forward(x); }, images);
+  const bool graphed = variant == Variant::kCudaGraph || variant == Variant::kCudaGraphFrozen;
+  if (graphed && !model.graphs[batch]) {
+    CudaGraphRunner::Forward forward = [&](const torch::Tensor& x) { return model.eager->forward(x); };
+    if (variant == Variant::kCudaGraphFrozen) {
+      forward = [&](const torch::Tensor& x) { return model.script.forward({x}).toTensor(); };
+    }
+    absl::StatusOr<std::unique_ptr<CudaGraphRunner>> graph = CudaGraphRunner::Capture(forward, images);
     if (!graph.ok()) {
       state.SkipWithError(std::string(graph.status().message()).c_str());
       return;
@@ -96,11 +106,15 @@ void Infer(benchmark::State& state, Variant variant) {
       case Variant::kInt8Script: return model.script.forward({images}).toTensor();
       case Variant::kCudaEager: return model.eager->forward(images);
       case Variant::kCudaScript: return model.script.forward({images}).toTensor();
-      case Variant::kCudaGraph: return model.graphs[batch]->Run(images);
+      case Variant::kCudaGraph:
+      case Variant::kCudaGraphFrozen: return model.graphs[batch]->Run(images);
     }
     return torch::Tensor();
   };
-  for (int i = 0; i < 3; ++i) run();  // warm-up (TorchScript's profiling runs)
+  // Warm-up: TorchScript's profiling runs and cuDNN's algorithm search; on a
+  // GPU as many calls as the Python peer and resnet_gpu_script make.
+  for (int i = 0, calls = cuda ? 20 : 3; i < calls; ++i) run();
+  if (variant == Variant::kScript || variant == Variant::kCudaScript) state.SetLabel(GraphOperators(model.script));
   const c10::Device device = images.device();
   SynchronizeDevice(device);
   std::vector<double> seconds;
@@ -132,7 +146,8 @@ const int kRegistered = [] {
                                std::make_pair("int8-torchscript", Variant::kInt8Script),
                                std::make_pair("cuda-eager", Variant::kCudaEager),
                                std::make_pair("cuda-torchscript-frozen", Variant::kCudaScript),
-                               std::make_pair("cuda-graph", Variant::kCudaGraph)}) {
+                               std::make_pair("cuda-graph", Variant::kCudaGraph),
+                               std::make_pair("cuda-graph-frozen", Variant::kCudaGraphFrozen)}) {
     if (!cuda && OnCuda(variant)) continue;
     auto* b = benchmark::RegisterBenchmark(name, Infer, variant);
     b->ArgNames({"depth", "batch"})->Unit(benchmark::kMillisecond)->UseRealTime();

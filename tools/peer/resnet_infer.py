@@ -6,9 +6,10 @@ JSON object per variant with the median ms per batch.
 On the CPU: eager, torchscript-frozen (traced at 32x32, frozen, optimized for
 inference), int8 (static post-training quantization, x86 engine, FX graph
 mode) and int8-torchscript (that model traced and frozen). On a GPU (cuDNN
-benchmark on, a device sync after every batch): eager, torchscript-frozen and
-cuda-graph (the eager model captured once on a static input and replayed), in
-fp32 or in fp16 with channels_last (--precision).
+benchmark on, a device sync after every batch): eager, torchscript-frozen,
+cuda-graph (the eager model captured once on a static input and replayed) and
+cuda-graph-frozen (the frozen module captured the same way), in fp32 or in
+fp16 with channels_last (--precision).
 
   .venv/bin/python tools/peer/resnet_infer.py --depth 50 --batch 32
   python3 tools/peer/resnet_infer.py --device cuda --depth 18 --precision fp16
@@ -29,8 +30,8 @@ from resnet_train_step import make_model  # noqa: E402  (torchvision's, or the s
 
 
 CPU_VARIANTS = "eager,torchscript-frozen,int8,int8-torchscript"
-CUDA_VARIANTS = "eager,torchscript-frozen,cuda-graph"
-ONLY_ON = {"int8": "cpu", "int8-torchscript": "cpu", "cuda-graph": "cuda"}
+CUDA_VARIANTS = "eager,torchscript-frozen,cuda-graph,cuda-graph-frozen"
+ONLY_ON = {"int8": "cpu", "int8-torchscript": "cpu", "cuda-graph": "cuda", "cuda-graph-frozen": "cuda"}
 
 
 def time_batches(fn, x, iters, warmup):
@@ -128,10 +129,12 @@ def main():
             sys.exit(f"resnet_infer.py: variant {variant} runs with --device {ONLY_ON[variant]} only")
         if variant == "eager":
             fn = model
-        elif variant == "torchscript-frozen":
+        elif variant in ("torchscript-frozen", "cuda-graph-frozen"):
             with torch.no_grad():
                 traced = torch.jit.trace(model, images())
                 fn = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+            if variant == "cuda-graph-frozen":
+                fn = cuda_graph(fn, images())
         elif variant == "cuda-graph":
             fn = cuda_graph(model, images())
         elif variant in ("int8", "int8-torchscript"):
