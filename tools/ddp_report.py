@@ -14,6 +14,13 @@ The C++ figures are each binary's step_seconds.median (second epoch of two,
 --max_steps steps each); the Python peer warms up for as many steps as it times.
 With --results FILE it also appends the (c) comparison as one cpp_vs_python
 record (tools/records.py) to FILE, for tools/report.py.
+
+On a GPU host (one GPU is enough) --device cuda measures (a) alone, with NCCL
+and a device sync ending every step on both sides, in fp32 or, with
+--precision fp16, with autocast and a GradScaler (tools/gpu_check.sh):
+
+  python3 tools/ddp_report.py --device cuda --batch 512 --steps 100 --rounds 2 \
+      --bin_dir build-gpu/resnet --python python3
 """
 import argparse
 import json
@@ -63,6 +70,14 @@ def ms(seconds):
     return f"{seconds * 1e3:.1f}"
 
 
+def finish(report, out):
+    """Prints the report, and writes it to `out` too where given."""
+    print(report)
+    if out:
+        with open(out, "w") as f:
+            f.write(report + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=18, choices=[18, 34, 50])
@@ -71,6 +86,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bin_dir", default=os.path.join(ROOT, "bazel-bin", "resnet"))
     parser.add_argument("--python", default=os.path.join(ROOT, ".venv", "bin", "python"))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: only (a), with NCCL (one GPU); (b) and (c) need two processes on the CPU")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
+                        help="fp16: autocast and a GradScaler on both sides (a GPU's mixed precision)")
+    parser.add_argument("--overhead_only", action="store_true", help="measure (a) alone")
     parser.add_argument("--out", help="also write the Markdown report here")
     parser.add_argument("--results", metavar="FILE",
                         help="also append the C++ against Python comparison to this JSON Lines file")
@@ -80,6 +100,11 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"ddp_report: {path} not found: bazel build //resnet:resnet_single //resnet:resnet_ddp, "
                      "or pass --bin_dir / --python")
+    if args.precision == "fp16" and args.device != "cuda":
+        sys.exit("ddp_report: --precision fp16 needs --device cuda (a CPU has no fast fp16 kernels)")
+    overhead_only = args.overhead_only or args.device == "cuda"
+    if args.results and overhead_only:
+        sys.exit("ddp_report: --results records the (c) comparison, which --device cuda and --overhead_only leave out")
     if args.results:
         result_records.check_writable(args.results, "ddp_report")
 
@@ -87,12 +112,15 @@ def main():
     common = ["--dataset=synthetic", f"--synthetic_size={args.batch * args.steps * 2}",
               f"--batch_size={args.batch}", "--epochs=2", f"--max_steps={args.steps}", "--augment=false",
               "--workers=1", "--models_dir="]
+    if args.device == "cuda":
+        common += ["--device=cuda", "--sync_each_step"]  # the peers sync each step on a GPU too
     cpu = ["--device=cpu", "--backend=gloo"]
+    mixed = args.precision == "fp16"
     variants = {  # name -> command (without --results)
-        "single": [single, f"--depths={d}", "--modes=fp32"] + common,
-        "ddp1": [ddp, d, "1", "0"] + common,
+        "single": [single, f"--depths={d}", "--modes=" + ("mixed" if mixed else "fp32")] + common,
+        "ddp1": [ddp, d, "1", "1" if mixed else "0"] + common,
     }
-    pairs = [(overlap, bucket) for overlap in ("true", "false") for bucket in ("25", "1000")]
+    pairs = [] if overhead_only else [(overlap, bucket) for overlap in ("true", "false") for bucket in ("25", "1000")]
     for overlap, bucket in pairs:
         variants[(overlap, bucket)] = [ddp, d, "2", "0"] + common + cpu + [
             f"--overlap={overlap}", f"--bucket_cap_mb={bucket}"]
@@ -102,23 +130,27 @@ def main():
 
     # PyTorch's own one-process overhead, measured the same way: its DDP at
     # world size 1 against its plain training step.
+    on = ["--device", args.device, "--precision", args.precision]
     peer_single = [args.python, os.path.join(ROOT, "tools", "peer", "resnet_train_step.py"), "--depth", d,
-                   "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.steps)]
+                   "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.steps)] + on
     peer_ddp1 = [args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--depth", d,
-                 "--batch", str(args.batch), "--world", "1", "--steps", str(args.steps), "--warmup", str(args.steps)]
+                 "--batch", str(args.batch), "--world", "1", "--steps", str(args.steps),
+                 "--warmup", str(args.steps)] + on
 
     load = os.getloadavg()[0]  # other work on the machine skews every figure below
     records = {name: [] for name in variants}
     python = []
-    python_single, python_ddp1 = [], []
+    python_single, python_ddp1, python_ddp1_runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         results = os.path.join(tmp, "results.jsonl")
         for r in range(args.rounds):
             for name, cmd in variants.items():
                 records[name].append(run_binary(cmd, results))
-            python.append(json.loads(run(peer).strip().splitlines()[-1]))
+            if not overhead_only:
+                python.append(json.loads(run(peer).strip().splitlines()[-1]))
             python_single.append(json.loads(run(peer_single).strip().splitlines()[-1])["median_ms"] / 1e3)
-            python_ddp1.append(json.loads(run(peer_ddp1).strip().splitlines()[-1])["median_step_seconds"])
+            python_ddp1_runs.append(json.loads(run(peer_ddp1).strip().splitlines()[-1]))
+            python_ddp1.append(python_ddp1_runs[-1]["median_step_seconds"])
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
 
     def rounds(name):
@@ -128,14 +160,16 @@ def main():
     wait = {pair: statistics.median(rec["reducer"]["wait_seconds_per_step"] for rec in records[pair]) for pair in pairs}
     first = records["single"][0]
     lines = [
-        f"# DDP report: ResNet-{args.depth} fp32, batch {args.batch} per process, 32x32 synthetic images",
+        f"# DDP report: ResNet-{args.depth} {args.precision}, batch {args.batch} per process, "
+        "32x32 synthetic images",
         "",
         f"Machine: {cpu_name()}, {os.cpu_count()} CPUs ({first['device']}), load average {load:.1f} before the runs; "
         f"LibTorch {first['libtorch_version']}, "
-        f"Python torch {python[0]['torch']}. Medians of {args.rounds} alternating rounds; "
-        f"C++: median step of the second of two {args.steps}-step epochs.",
+        f"Python torch {python_ddp1_runs[0]['torch']}. Medians of {args.rounds} alternating rounds; "
+        f"C++: median step of the second of two {args.steps}-step epochs"
+        + (", a device sync ending each step on both sides." if args.device == "cuda" else "."),
         "",
-        "## (a) DDP overhead with one process",
+        "## (a) DDP overhead with one process" + (" (NCCL)" if args.device == "cuda" else ""),
         "",
         "| binary | ms per step (median) | rounds (ms) |",
         "| --- | --- | --- |",
@@ -158,6 +192,9 @@ def main():
     lines += [f"Overhead: {overhead:+.1f} % (target: at most 3 %: {'met' if overhead <= 3 else 'NOT met'}); "
               f"PyTorch's DDP here: {py_overhead:+.1f} %. Round by round: "
               f"{', '.join(f'{x:+.1f}' for x in paired)} %, median {statistics.median(paired):+.1f} %.", ""]
+    if overhead_only:
+        finish("\n".join(lines), args.out)
+        return
 
     lines += ["## (b) 2 processes on the CPU with Gloo", "",
               "| overlap | bucket_cap_mb | buckets | MB per step | ms per step (median) | exposed wait ms/step "
@@ -183,11 +220,7 @@ def main():
               f"{', '.join(ms(p['median_step_seconds']) for p in python)} |", "",
               f"Python / C++ step time: {py / cpp:.2f} (> 1: C++ faster)."]
 
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report + "\n")
+    finish("\n".join(lines), args.out)
     if args.results:
         compared = records[("true", "25")]
         rec = compared[0]

@@ -150,7 +150,7 @@ if stage infer; then
   [[ "$DEVICE" == cpu ]] && PASSES=1
   check resnet_gpu_script-18 300 "$B/resnet/resnet_gpu_script" -m 0 -r 18 --device="$DEVICE" \
     --model="$B/models/Resnet-18-1gpu.pth" --dataset=synthetic --passes=$PASSES --results="$RESULTS"
-  PEER_INFER=(--variants eager,torchscript-frozen,cuda-graph)
+  PEER_INFER=(--variants eager,torchscript-frozen,cuda-graph,cuda-graph-frozen)
   [[ "$DEVICE" == cpu ]] && PEER_INFER=(--variants eager,torchscript-frozen)
   for p in fp32 fp16; do
     [[ "$DEVICE" == cpu && $p == fp16 ]] && continue
@@ -211,6 +211,17 @@ if stage resnet; then
   check trace-resnet_ddp-fp32 120 "$B/resnet/resnet_ddp" 18 1 0 "${TRACE_FLAGS[@]}" --trace="$TRACES/resnet_ddp-18-fp32.json"
   check trace-peer-python-train-fp16 120 "$PYTHON" tools/peer/resnet_train_step.py --depth 18 "${TRACE_PEER[@]}" \
     --steps 3 --device "$DEVICE" --trace "$TRACES/python-resnet18-${TRACE_PEER[1]}.json"
+  # The one-device DDP overhead again, in alternating rounds (resnet_single,
+  # resnet_ddp, Python's step, Python's DDP at one process): on the H200 of
+  # 2026-11-27 the same binary's median step moved by 10-20 % between runs,
+  # more than the 3 % target, so a round's ratio is what compares. Last, so
+  # that a short DEADLINE_S cuts these first.
+  REPORT_PRECISIONS="fp32 fp16" REPORT_BATCH=512 REPORT_STEPS=100
+  [[ "$DEVICE" == cpu ]] && REPORT_PRECISIONS="fp32" REPORT_BATCH=32 REPORT_STEPS=$PEER_STEPS
+  for p in $REPORT_PRECISIONS; do
+    check ddp_report-$p 300 "$PYTHON" tools/ddp_report.py --device "$DEVICE" --overhead_only --precision $p \
+      --batch $REPORT_BATCH --steps $REPORT_STEPS --rounds 2 --bin_dir "$B/resnet" --python "$PYTHON"
+  done
 fi
 
 if stage roberta; then

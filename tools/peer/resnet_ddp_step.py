@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Python PyTorch DistributedDataParallel peer of //resnet:resnet_ddp on the
-CPU with Gloo: starts --world processes, each trains the same ResNet (same
-seed) wrapped in DDP on its own fixed random batch (forward, cross-entropy,
-backward, SGD lr 0.1 momentum 0.9 weight decay 5e-4, grads set to None), and
-rank 0 times each step after the warm-up and prints one JSON object.
+"""Python PyTorch DistributedDataParallel peer of //resnet:resnet_ddp: starts
+--world processes (on the CPU with Gloo, or one GPU each with NCCL), each
+trains the same ResNet (same seed) wrapped in DDP on its own fixed random batch
+(forward, cross-entropy, backward, SGD lr 0.1 momentum 0.9 weight decay 5e-4,
+grads set to None; autocast and a GradScaler with --precision fp16, as
+tools/peer/resnet_train_step.py), and rank 0 times each step after the warm-up
+(a device sync ends each step on a GPU) and prints one JSON object.
 
-torch.nn.SyncBatchNorm runs only on GPUs, so --sync_batchnorm uses a small
-CPU version here with the algorithm of //common/distributed:sync_batchnorm:
+torch.nn.SyncBatchNorm runs only on GPUs (where --sync_batchnorm uses it), so
+on the CPU --sync_batchnorm uses a small version here with the algorithm of //common/distributed:sync_batchnorm:
 per-channel sums all-reduced in forward, sum(dy) and sum(dy * xhat) in backward.
 
   .venv/bin/python tools/peer/resnet_ddp_step.py --depth 18 --batch 32 --world 2 --steps 10
+  python3 tools/peer/resnet_ddp_step.py --device cuda --world 1 --batch 512 --precision fp16 --steps 200
 """
 import argparse
 import datetime
@@ -29,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resnet_train_step import make_model  # noqa: E402
+from train_step_timing import time_train_steps  # noqa: E402
 
 
 def per_channel(values):
@@ -94,30 +98,32 @@ def convert_sync_batchnorm(module):
 def worker(rank, args, port):
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     torch.set_num_threads(args.threads)
-    dist.init_process_group("gloo", rank=rank, world_size=args.world, timeout=datetime.timedelta(seconds=300))
+    cuda = args.device == "cuda"
+    device = torch.device("cuda", rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=args.world,
+                            timeout=datetime.timedelta(seconds=300))
     torch.manual_seed(0)  # the same weights on every rank
     model, _ = make_model(args.depth)
     if args.sync_batchnorm:
-        model = convert_sync_batchnorm(model)
-    model = DistributedDataParallel(model, bucket_cap_mb=args.bucket_cap_mb)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model) if cuda else convert_sync_batchnorm(model)
+    model = DistributedDataParallel(model.to(device), device_ids=[rank] if cuda else None,
+                                    bucket_cap_mb=args.bucket_cap_mb)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     generator = torch.Generator().manual_seed(1 + rank)  # a different batch per rank
-    images = torch.randn(args.batch, 3, 32, 32, generator=generator)
-    labels = torch.randint(10, (args.batch,), generator=generator)
+    images = torch.randn(args.batch, 3, 32, 32, generator=generator).to(device)
+    labels = torch.randint(10, (args.batch,), generator=generator).to(device)
 
-    times = []
-    for i in range(args.warmup + args.steps):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
+    times, skipped = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,
+                                      args.precision, device, args.warmup, args.steps)
     if rank == 0:
         print(json.dumps({
             "impl": "python-ddp", "depth": args.depth, "batch": args.batch, "world": args.world,
+            "device": args.device, "precision": args.precision, "backend": "nccl" if cuda else "gloo",
             "bucket_cap_mb": args.bucket_cap_mb, "sync_batchnorm": args.sync_batchnorm, "threads": args.threads,
-            "torch": torch.__version__, "step_seconds": times, "median_step_seconds": statistics.median(times),
+            "torch": torch.__version__, "step_seconds": times, "skipped_steps": skipped,
+            "median_step_seconds": statistics.median(times),
         }), flush=True)
     dist.destroy_process_group()
 
@@ -139,7 +145,11 @@ def main():
     parser.add_argument("--sync_batchnorm", action=argparse.BooleanOptionalAction, default=None,
                         help="synchronise BatchNorm statistics across processes (default: on when world > 1)")
     parser.add_argument("--threads", type=int, help="intra-op threads per process (default: cores / world)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: one GPU a process, NCCL")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     args = parser.parse_args()
+    if args.device == "cuda" and args.world > torch.cuda.device_count():
+        parser.error(f"--world {args.world} needs as many GPUs; {torch.cuda.device_count()} here")
     if args.world < 1 or args.batch < 1 or args.steps < 1 or args.warmup < 0:
         parser.error("--world, --batch and --steps must be positive, --warmup not negative")
     if args.sync_batchnorm is None:
