@@ -11,7 +11,8 @@ C++'s, so above 1 means C++ is faster. A row with one side missing shows "-".
 The peers synchronise the GPU around every step, so a C++ training run on a
 GPU compares like for like only with --sync_each_step; without it the caveats
 column says so. A run whose timed steps include steps the fp16 GradScaler
-skipped (no optimizer work) gets the verdict "invalid".
+skipped (no optimizer work) gets the verdict "invalid". tools/ddp_report.py's
+one-device reports in the logs are copied in last.
 Exit status 2 when no log can be read.
 """
 import argparse
@@ -285,6 +286,27 @@ def roberta(records, peers, benchmarks):
     return out
 
 
+def ddp_reports(logs):
+    """tools/ddp_report.py's one-device sections as the logs hold them (its
+    Markdown, from its title line to its Overhead line), one a precision."""
+    out = []
+    for log in logs:
+        with open(log, errors="replace") as f:
+            block = None
+            for line in f:
+                line = line.rstrip("\n")
+                if line.startswith("# DDP report:"):
+                    block = ["#" + line]  # a section of this summary
+                elif block is not None:
+                    block.append(line)
+                    if line.startswith("Overhead:"):
+                        out += block + [""]
+                        block = None
+                    elif line.startswith("--- "):  # the check ended without its Overhead line
+                        block = None
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("logs", nargs="+", help="gpu_check logs (the files beside each are read too)")
@@ -301,6 +323,7 @@ def main():
     lines += inference(records, peers, benchmarks)
     lines += training(records, peers) + reducer(benchmarks)
     lines += roberta(records, peers, benchmarks)
+    lines += ddp_reports(args.logs)
     print("\n".join(lines))
     return 0
 

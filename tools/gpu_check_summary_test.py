@@ -84,6 +84,22 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write(python, [infer("cuda-graph", "fp32", 0.00080)])
         self.assertIn("0.800 ms against 0.660 ms, not met", self.summary())
 
+    def test_ddp_reports_in_the_log_are_copied_whole_and_cut_ones_left_out(self):
+        self.write([], [])
+        report = ["# DDP report: ResNet-18 fp16, batch 512 per process, 32x32 synthetic images", "",
+                  "## (a) DDP overhead with one process (NCCL)", "", "| binary | ms per step (median) | rounds (ms) |",
+                  "| resnet_single | 7.4 | 7.3, 7.5 |",
+                  "Overhead: +2.0 % (target: at most 3 %: met); PyTorch's DDP here: +3.1 %. Round by round: "
+                  "+1.9, +2.1 %, median +2.0 %."]
+        with open(self.log, "a") as f:
+            f.write("=== ddp_report-fp16: python3 tools/ddp_report.py\n" + "\n".join(report) + "\n--- PASS x (9 s)\n")
+            f.write("=== ddp_report-fp32: python3 tools/ddp_report.py\n# DDP report: ResNet-18 fp32, cut short\n"
+                    "| resnet_single | 9.9 | 9.9 |\n--- FAIL ddp_report-fp32 (exit 124, 300 s)\n")
+        text = self.summary()
+        self.assertIn("\n".join(["#" + report[0]] + report[1:]), text)
+        self.assertNotIn("cut short", text)
+        self.assertNotIn("9.9", text)
+
     def test_cuda_graph_target_takes_the_faster_capture_and_names_it(self):
         python = [{"peer": "python", "variant": "torchscript-frozen", "precision": "fp32", "median_ms": 0.54,
                    "device": "cuda"},
