@@ -4,14 +4,16 @@ beside the Python peer's on the same machine, and the issues' GPU targets.
 
   python3 tools/gpu_check_summary.py gpu_check-1.log gpu_check-2.log > summary.md
 
-For each LOG it reads the peers' JSON lines in the log, LOG-results.jsonl (the
-binaries' records) and LOG-<benchmark>.json (Google Benchmark), where present.
+For each LOG it reads the peers' JSON lines in the log (not those of the
+trace-* checks), LOG-results.jsonl (the binaries' records) and
+LOG-<benchmark>.json (Google Benchmark), where present.
 Times are medians of a batch or step; "C++ speed-up" is Python's time over
 C++'s, so above 1 means C++ is faster. A row with one side missing shows "-".
 The peers synchronise the GPU around every step, so a C++ training run on a
 GPU compares like for like only with --sync_each_step; without it the caveats
 column says so. A run whose timed steps include steps the fp16 GradScaler
-skipped (no optimizer work) gets the verdict "invalid". tools/ddp_report.py's
+skipped (no optimizer work) gets the verdict "invalid"; the peer's skipped
+steps are a caveat. tools/ddp_report.py's
 one-device reports in the logs are copied in last.
 Exit status 2 when no log can be read.
 """
@@ -41,11 +43,32 @@ def read_json_lines(path):
     return objects
 
 
+def peer_lines(log):
+    """The peers' JSON lines in a gpu_check log, but those printed under a
+    trace-* check: a traced run times a few steps only, then runs more under
+    the profiler."""
+    peers, traced = [], False
+    with open(log, errors="replace") as f:
+        for line in f:
+            if line.startswith("=== "):
+                traced = line.startswith("=== trace-")
+            line = line.strip()
+            if traced or not line.startswith("{"):
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "peer" in item or "impl" in item:
+                peers.append(item)
+    return peers
+
+
 def load(logs):
     """(records, peer lines, benchmark runs) from the logs and the files beside them."""
     records, peers, benchmarks = [], [], []
     for log in logs:
-        peers += [o for o in read_json_lines(log) if "peer" in o or "impl" in o]
+        peers += peer_lines(log)
         prefix = log[:-len(".log")] if log.endswith(".log") else log
         if os.path.exists(prefix + "-results.jsonl"):
             records += [r for r in read_json_lines(prefix + "-results.jsonl") if "binary" in r]
@@ -251,7 +274,10 @@ def roberta(records, peers, benchmarks):
         py_rate = p["samples_per_second"] if p else None
         target = ROBERTA_TRAIN_TARGETS.get(r["precision"]) if r["model"] == "xlm-roberta-base" and batch == 32 else None
         notes = caveats(r, p)
-        verdict = "-" if target is None or cpp_rate is None else judge(cpp_rate >= target, timed_skips(r, p))
+        # The target is a rate C++ reaches or not: only its own skipped steps
+        # void it. The peer's are a caveat on the ratio (a skipped step is a
+        # short one, so they can only make Python look faster).
+        verdict = "-" if target is None or cpp_rate is None else judge(cpp_rate >= target, timed_skips(r))
         rows.append([r["model"], r["precision"], batch, r.get("max_len", "?"), fmt(cpp_rate, 1), fmt(py_rate, 1),
                      ratio(cpp_rate, py_rate), fmt(target, 0), verdict, "; ".join(notes) or "-"])
     if rows:

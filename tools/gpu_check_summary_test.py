@@ -84,6 +84,17 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write(python, [infer("cuda-graph", "fp32", 0.00080)])
         self.assertIn("0.800 ms against 0.660 ms, not met", self.summary())
 
+    def test_a_traced_peer_run_does_not_stand_in_for_the_timed_one(self):
+        peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp16",
+                "channels_last": False, "device": "cuda", "steps": 30, "median_ms": 10.0}
+        self.write([peer], [train("resnet_single", "fp16", 0.0074, augment=False)])
+        with open(self.log, "a") as f:
+            f.write("=== trace-peer-python-train-fp16: python3 tools/peer/resnet_train_step.py --trace t.json\n")
+            f.write(json.dumps(dict(peer, steps=3, median_ms=7.0)) + "\n--- PASS trace-peer-python-train-fp16 (9 s)\n")
+            f.write("=== peer-python-train-bf16: python3 tools/peer/resnet_train_step.py\n")
+        text = self.summary()
+        self.assertEqual(self.row(text, "resnet18", "fp16", "512")[5:8], ["7.4", "10.0", "1.35x"])
+
     def test_ddp_reports_in_the_log_are_copied_whole_and_cut_ones_left_out(self):
         self.write([], [])
         report = ["# DDP report: ResNet-18 fp16, batch 512 per process, 32x32 synthetic images", "",
@@ -183,10 +194,15 @@ class GpuCheckSummaryTest(unittest.TestCase):
                          ["1600.0", "1000.0", "1.60x", "1058", "met", "-"])
         self.assertEqual(self.row(text, "xlm-roberta-base", "fp32")[4:], ["400.0", "-", "-", "526", "not met", "-"])
 
-        peers[0]["skipped_steps"] = 2  # the peer's timed steps were partly skipped: no verdict from them
+        # The peer's timed steps were partly skipped: a caveat on the ratio,
+        # while the verdict on C++'s rate stands; C++'s own skips void it.
+        peers[0]["skipped_steps"] = 2
+        self.write(peers, records)
+        self.assertEqual(self.row(self.summary(), "xlm-roberta-base", "fp16")[8:], ["met", "Python skipped 2 steps"])
+        records[0]["measured_skipped_steps"] = 1
         self.write(peers, records)
         self.assertEqual(self.row(self.summary(), "xlm-roberta-base", "fp16")[8:],
-                         ["invalid", "Python skipped 2 steps"])
+                         ["invalid", "C++ skipped 1 steps; Python skipped 2 steps"])
 
     def test_unlike_optimizer_implementations_are_a_caveat(self):
         peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp16",
