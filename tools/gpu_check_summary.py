@@ -13,8 +13,8 @@ The peers synchronise the GPU around every step, so a C++ training run on a
 GPU compares like for like only with --sync_each_step; without it the caveats
 column says so. A run whose timed steps include steps the fp16 GradScaler
 skipped (no optimizer work) gets the verdict "invalid"; the peer's skipped
-steps are a caveat. tools/ddp_report.py's
-one-device reports in the logs are copied in last.
+steps are a caveat. The reports of the rounds stage in the logs
+(tools/ddp_report.py, tools/train_step_report.py) are copied in last.
 Exit status 2 when no log can be read.
 """
 import argparse
@@ -312,23 +312,38 @@ def roberta(records, peers, benchmarks):
     return out
 
 
-def ddp_reports(logs):
-    """tools/ddp_report.py's one-device sections as the logs hold them (its
-    Markdown, from its title line to its Overhead line), one a precision."""
+# The reports of gpu_check's rounds stage, copied whole from the logs: each
+# starts at a line that names it and ends at its verdict line.
+ROUND_REPORTS = (
+    # tools/ddp_report.py: its Markdown, whose title becomes a section here.
+    (lambda line: line.startswith("# DDP report:"), lambda line: line.startswith("Overhead:"),
+     lambda line: "#" + line),
+    # tools/train_step_report.py: a heading is added above its first line.
+    (lambda line: line.startswith("ResNet-") and " training step, batch " in line,
+     lambda line: line.startswith("C++ speed relative to Python:"),
+     lambda line: "## Training step in alternating rounds (train_step_report.py)\n\n" + line),
+)
+
+
+def round_reports(logs):
+    """The rounds stage's reports (tools/ddp_report.py, tools/train_step_report.py)
+    as the logs hold them; one cut short (no verdict line) is left out."""
     out = []
     for log in logs:
         with open(log, errors="replace") as f:
-            block = None
+            block, ends = None, None
             for line in f:
                 line = line.rstrip("\n")
-                if line.startswith("# DDP report:"):
-                    block = ["#" + line]  # a section of this summary
+                starts = [(end, title) for start, end, title in ROUND_REPORTS if start(line)]
+                if starts:
+                    ends, title = starts[0]
+                    block = [title(line)]
                 elif block is not None:
                     block.append(line)
-                    if line.startswith("Overhead:"):
+                    if ends(line):
                         out += block + [""]
                         block = None
-                    elif line.startswith("--- "):  # the check ended without its Overhead line
+                    elif line.startswith("--- "):  # the check ended without its verdict line
                         block = None
     return out
 
@@ -349,7 +364,7 @@ def main():
     lines += inference(records, peers, benchmarks)
     lines += training(records, peers) + reducer(benchmarks)
     lines += roberta(records, peers, benchmarks)
-    lines += ddp_reports(args.logs)
+    lines += round_reports(args.logs)
     print("\n".join(lines))
     return 0
 
