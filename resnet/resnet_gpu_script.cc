@@ -9,7 +9,9 @@
 //
 //   bazel run //resnet:resnet_gpu_script -- -m 0 -r 18
 //   bazel run //resnet:resnet_gpu_script -- -m 0 -r 18 --device=cpu --test_limit=1000
+#include <algorithm>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,7 +25,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "common/cli.h"
 #include "common/cuda_graph.h"
 #include "common/data/augment.h"
@@ -61,6 +65,9 @@ constexpr char kUsage[] =
     "times ResNet inference on a GPU: eager, frozen TorchScript and CUDA-graph replay, fp32 and fp16 channels_last\n"
     "(the study's Resnet-5).\n"
     "usage: resnet_gpu_script -m <0|1> -r <18|34|50> [--model=PATH] [--device=cuda|cpu] ...";
+
+// What --variants may name (the default runs them all, in this order).
+constexpr absl::string_view kVariants[] = {"eager", "torchscript", "cuda-graph", "cuda-graph-frozen"};
 
 using Forward = std::function<torch::Tensor(const torch::Tensor&)>;
 
@@ -126,9 +133,8 @@ int Main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_warmup_batches) < 0) ExitWithUsageError("--warmup_batches must not be negative");
   std::vector<std::string> variants;
   for (absl::string_view v : absl::StrSplit(absl::GetFlag(FLAGS_variants), ',', absl::SkipEmpty())) {
-    if (v != "eager" && v != "torchscript" && v != "cuda-graph" && v != "cuda-graph-frozen") {
-      ExitWithUsageError(
-          absl::StrCat("unknown variant '", v, "' in --variants (eager, torchscript, cuda-graph, cuda-graph-frozen)"));
+    if (std::find(std::begin(kVariants), std::end(kVariants), v) == std::end(kVariants)) {
+      ExitWithUsageError(absl::StrCat("unknown variant '", v, "' in --variants (", absl::StrJoin(kVariants, ", "), ")"));
     }
     variants.emplace_back(v);
   }

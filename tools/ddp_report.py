@@ -140,7 +140,7 @@ def main():
     load = os.getloadavg()[0]  # other work on the machine skews every figure below
     records = {name: [] for name in variants}
     python = []
-    python_single, python_ddp1, python_ddp1_runs = [], [], []
+    python_single, python_ddp1_runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         results = os.path.join(tmp, "results.jsonl")
         for r in range(args.rounds):
@@ -150,8 +150,9 @@ def main():
                 python.append(json.loads(run(peer).strip().splitlines()[-1]))
             python_single.append(json.loads(run(peer_single).strip().splitlines()[-1])["median_ms"] / 1e3)
             python_ddp1_runs.append(json.loads(run(peer_ddp1).strip().splitlines()[-1]))
-            python_ddp1.append(python_ddp1_runs[-1]["median_step_seconds"])
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+
+    python_ddp1 = [p["median_step_seconds"] for p in python_ddp1_runs]
 
     def rounds(name):
         return ", ".join(ms(rec["step_seconds"]["median"]) for rec in records[name])

@@ -29,46 +29,32 @@ DDP_OVERHEAD_TARGET = 0.03  # resnet_ddp at world size 1 against resnet_single
 PYTHON_FROZEN_R18_MS = 0.66  # Python's frozen TorchScript, ResNet-18 batch 32, H100
 
 
-def read_json_lines(path):
-    """The JSON objects among a file's lines; other lines are skipped."""
-    objects = []
+def read_json_lines(path, skip_checks=None):
+    """The JSON objects among a file's lines; other lines are skipped, and so
+    are those printed under a gpu_check check ("=== NAME: ...") whose name
+    starts with `skip_checks`."""
+    objects, skipping = [], False
     with open(path, errors="replace") as f:
         for line in f:
+            if skip_checks and line.startswith("=== "):
+                skipping = line.startswith("=== " + skip_checks)
             line = line.strip()
-            if line.startswith("{"):
-                try:
-                    objects.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-    return objects
-
-
-def peer_lines(log):
-    """The peers' JSON lines in a gpu_check log, but those printed under a
-    trace-* check: a traced run times a few steps only, then runs more under
-    the profiler."""
-    peers, traced = [], False
-    with open(log, errors="replace") as f:
-        for line in f:
-            if line.startswith("=== "):
-                traced = line.startswith("=== trace-")
-            line = line.strip()
-            if traced or not line.startswith("{"):
+            if skipping or not line.startswith("{"):
                 continue
             try:
-                item = json.loads(line)
+                objects.append(json.loads(line))
             except json.JSONDecodeError:
-                continue
-            if "peer" in item or "impl" in item:
-                peers.append(item)
-    return peers
+                pass
+    return objects
 
 
 def load(logs):
     """(records, peer lines, benchmark runs) from the logs and the files beside them."""
     records, peers, benchmarks = [], [], []
     for log in logs:
-        peers += peer_lines(log)
+        # A traced peer run times a few steps only, then runs more under the
+        # profiler: its line does not stand in for the timed run's.
+        peers += [o for o in read_json_lines(log, skip_checks="trace-") if "peer" in o or "impl" in o]
         prefix = log[:-len(".log")] if log.endswith(".log") else log
         if os.path.exists(prefix + "-results.jsonl"):
             records += [r for r in read_json_lines(prefix + "-results.jsonl") if "binary" in r]
@@ -312,16 +298,13 @@ def roberta(records, peers, benchmarks):
     return out
 
 
-# The reports of gpu_check's rounds stage, copied whole from the logs: each
-# starts at a line that names it and ends at its verdict line.
+# The reports of gpu_check's rounds stage, copied whole from the logs:
+# (what its first line starts with, what its verdict line starts with, the
+# heading set above it; None: its own Markdown title, one level down).
 ROUND_REPORTS = (
-    # tools/ddp_report.py: its Markdown, whose title becomes a section here.
-    (lambda line: line.startswith("# DDP report:"), lambda line: line.startswith("Overhead:"),
-     lambda line: "#" + line),
-    # tools/train_step_report.py: a heading is added above its first line.
-    (lambda line: line.startswith("ResNet-") and " training step, batch " in line,
-     lambda line: line.startswith("C++ speed relative to Python:"),
-     lambda line: "## Training step in alternating rounds (train_step_report.py)\n\n" + line),
+    ("# DDP report:", "Overhead:", None),  # tools/ddp_report.py
+    ("ResNet-", "C++ speed relative to Python:",  # tools/train_step_report.py
+     "## Training step in alternating rounds (train_step_report.py)"),
 )
 
 
@@ -331,16 +314,16 @@ def round_reports(logs):
     out = []
     for log in logs:
         with open(log, errors="replace") as f:
-            block, ends = None, None
+            block, end = None, None
             for line in f:
                 line = line.rstrip("\n")
-                starts = [(end, title) for start, end, title in ROUND_REPORTS if start(line)]
-                if starts:
-                    ends, title = starts[0]
-                    block = [title(line)]
+                report = next((r for r in ROUND_REPORTS if line.startswith(r[0])), None)
+                if block is None and report:
+                    _, end, heading = report
+                    block = ["#" + line] if heading is None else [heading, "", line]
                 elif block is not None:
                     block.append(line)
-                    if ends(line):
+                    if line.startswith(end):
                         out += block + [""]
                         block = None
                     elif line.startswith("--- "):  # the check ended without its verdict line
