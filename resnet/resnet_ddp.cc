@@ -67,6 +67,9 @@ ABSL_FLAG(std::string, device, "auto", "auto (one GPU per process if there are G
 ABSL_FLAG(std::string, backend, "auto", "c10d backend: auto (nccl on GPUs, gloo on the CPU), nccl or gloo");
 ABSL_FLAG(bool, sync_batchnorm, true, "synchronise BatchNorm statistics across processes (SyncBatchNorm)");
 ABSL_FLAG(double, bucket_cap_mb, 25, "gradient bucket size in MiB (DDP's bucket_cap_mb)");
+ABSL_FLAG(double, own_bucket_min_mb, 1,
+          "on the CPU, gradients of at least this many MiB are allreduced in place, as buckets of their own, "
+          "not copied into a shared one (above the largest gradient: always shared, as PyTorch's DDP)");
 ABSL_FLAG(bool, overlap, true, "launch each bucket's allreduce during backward (false: all after backward)");
 ABSL_FLAG(double, timeout_s, 300, "seconds allowed for the rendezvous and for each collective");
 ABSL_FLAG(int32_t, threads, 0, "CPU intra-op threads per process (0: cores / processes)");
@@ -175,6 +178,7 @@ int Worker(const Args& args, const RankEnv& env) {
   if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
   if (absl::GetFlag(FLAGS_timeout_s) <= 0) ExitWithUsageError("--timeout_s must be positive");
   if (absl::GetFlag(FLAGS_bucket_cap_mb) <= 0) ExitWithUsageError("--bucket_cap_mb must be positive");
+  if (absl::GetFlag(FLAGS_own_bucket_min_mb) <= 0) ExitWithUsageError("--own_bucket_min_mb must be positive");
   absl::StatusOr<DatasetKind> kind = ParseDatasetKind(absl::GetFlag(FLAGS_dataset));
   if (!kind.ok()) ExitWithUsageError(kind.status().message());
   const std::optional<std::pair<int, int64_t>> kill_at = ParseKill(absl::GetFlag(FLAGS_test_kill));
@@ -206,10 +210,11 @@ int Worker(const Args& args, const RankEnv& env) {
     const nlohmann::json runtime = DescribeRuntime(device);
     std::cout << absl::StrFormat(
         "resnet_ddp: asked: depth=%d processes=%d mixed=%d precision=%s epochs=%d batch_size=%d per process "
-        "dataset=%s device=%s backend=%s sync_batchnorm=%d bucket_cap_mb=%g overlap=%d max_steps=%d seed=%d\n",
+        "dataset=%s device=%s backend=%s sync_batchnorm=%d bucket_cap_mb=%g own_bucket_min_mb=%g overlap=%d max_steps=%d "
+        "seed=%d\n",
         args.depth, args.processes, args.mixed, absl::GetFlag(FLAGS_precision), epochs, batch_size,
         DatasetKindName(*kind), absl::GetFlag(FLAGS_device), absl::GetFlag(FLAGS_backend),
-        absl::GetFlag(FLAGS_sync_batchnorm), absl::GetFlag(FLAGS_bucket_cap_mb), absl::GetFlag(FLAGS_overlap),
+        absl::GetFlag(FLAGS_sync_batchnorm), absl::GetFlag(FLAGS_bucket_cap_mb), absl::GetFlag(FLAGS_own_bucket_min_mb), absl::GetFlag(FLAGS_overlap),
         absl::GetFlag(FLAGS_max_steps), absl::GetFlag(FLAGS_seed));
     std::cout << absl::StrFormat(
         "resnet_ddp: in effect: %d processes (%s) on %s (%s), backend=%s, precision=%s, global batch %d, "
@@ -251,6 +256,7 @@ int Worker(const Args& args, const RankEnv& env) {
   }
   ReducerOptions reducer_options;
   reducer_options.bucket_cap_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_bucket_cap_mb) * (1 << 20));
+  reducer_options.own_bucket_min_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_own_bucket_min_mb) * (1 << 20));
   reducer_options.overlap = absl::GetFlag(FLAGS_overlap);
 
   RunTotals totals;
@@ -358,6 +364,7 @@ int Worker(const Args& args, const RankEnv& env) {
     record["global_batch_size"] = batch_size * env.world_size;
     record["sync_batchnorm"] = sync_bn;
     record["bucket_cap_mb"] = absl::GetFlag(FLAGS_bucket_cap_mb);
+    record["own_bucket_min_mb"] = absl::GetFlag(FLAGS_own_bucket_min_mb);
     record["overlap"] = absl::GetFlag(FLAGS_overlap);
     const double steps = static_cast<double>(std::max<int64_t>(reducer_stats.steps, 1));  // later epochs
     record["reducer"] = {{"buckets", buckets},

@@ -101,7 +101,10 @@ TEST(ResNetDdpTest, TwoRanksMatchOneProcessOnTheUnionOfTheirBatches) {
   EXPECT_EQ(record["global_batch_size"], 32);
   EXPECT_EQ(record["sync_batchnorm"], true);
   EXPECT_EQ(record["launcher"], "resnet_ddp");
-  EXPECT_EQ(record["reducer"]["buckets"], 3);  // 1 MB, then 25 MB buckets of ResNet-18's 44.7 MB
+  // ResNet-18's 8 gradients of 1 MiB or more (40.9 MB) on their own, the
+  // rest in a 1 MiB bucket and a 25 MiB one.
+  EXPECT_EQ(record["reducer"]["buckets"], 10);
+  EXPECT_EQ(record["own_bucket_min_mb"], 1);
   EXPECT_EQ(record["reducer"]["steps"], 2);
 }
 

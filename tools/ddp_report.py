@@ -124,6 +124,8 @@ def main():
     for overlap, bucket in pairs:
         variants[(overlap, bucket)] = [ddp, d, "2", "0"] + common + cpu + [
             f"--overlap={overlap}", f"--bucket_cap_mb={bucket}"]
+        if bucket == "1000":  # one bucket: the large gradients too, which are otherwise their own
+            variants[(overlap, bucket)].append("--own_bucket_min_mb=1000")
     peer = [args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--depth", d,
             "--batch", str(args.batch), "--world", "2", "--bucket_cap_mb", "25",
             "--steps", str(args.steps), "--warmup", str(args.steps)]

@@ -1,5 +1,6 @@
 #include "common/distributed/gradient_reducer.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -58,40 +59,74 @@ GradientReducer::GradientReducer(std::vector<at::Tensor> params, c10::intrusive_
     : params_(std::move(params)), group_(std::move(group)), options_(options) {
   location_.assign(params_.size(), {-1, -1});
   ready_.assign(params_.size(), false);
-  // Open buckets per (dtype, device), filled from the last parameter back.
-  std::map<std::pair<at::ScalarType, std::string>, int64_t> open;
-  std::vector<int64_t> bucket_bytes;
-  for (int64_t i = static_cast<int64_t>(params_.size()) - 1; i >= 0; --i) {
-    const at::Tensor& param = params_[i];
-    if (!param.requires_grad()) continue;
-    const auto key = std::make_pair(param.scalar_type(), param.device().str());
-    auto it = open.find(key);
-    const bool full = it != open.end() && bucket_bytes[it->second] > 0 &&
-                      bucket_bytes[it->second] + Bytes(param) >
-                          (it->second == 0 ? options_.first_bucket_cap_bytes : options_.bucket_cap_bytes);
-    if (it == open.end() || full) {
-      buckets_.emplace_back();
-      bucket_bytes.push_back(0);
-      open[key] = static_cast<int64_t>(buckets_.size()) - 1;
-      it = open.find(key);
-    }
-    Bucket& bucket = buckets_[it->second];
-    const int64_t offset = bucket.offsets.empty() ? 0 : bucket.offsets.back() + params_[bucket.params.back()].numel();
-    location_[i] = {it->second, static_cast<int64_t>(bucket.params.size())};
-    bucket.params.push_back(i);
-    bucket.offsets.push_back(offset);
-    bucket_bytes[it->second] += Bytes(param);
-  }
-  for (Bucket& bucket : buckets_) {
-    const at::Tensor& last = params_[bucket.params.back()];
-    bucket.buffer = at::zeros({bucket.offsets.back() + last.numel()}, last.options().requires_grad(false));
-    for (size_t slot = 0; slot < bucket.params.size(); ++slot) bucket.views.push_back(MakeView(bucket, slot));
-    bucket.pending = static_cast<int64_t>(bucket.params.size());
-  }
+  AssignBuckets();
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!params_[i].requires_grad()) continue;
     torch::autograd::impl::set_post_acc_grad_hooks(params_[i],
                                                    std::make_unique<ReadyHook>(this, static_cast<int64_t>(i)));
+  }
+}
+
+void GradientReducer::AssignBuckets() {
+  // Shared buckets are filled per (dtype, device) from the last parameter
+  // back; a large CPU gradient gets its own. Each bucket is then placed by the
+  // position of its last parameter in that backward order, when it should be
+  // complete, so that in-order launching does not hold a large gradient back
+  // behind a shared bucket that fills later.
+  std::map<std::pair<at::ScalarType, std::string>, int64_t> open;
+  std::vector<int64_t> bucket_bytes, completes_at;
+  int64_t first_shared = -1, position = 0;
+  for (int64_t i = static_cast<int64_t>(params_.size()) - 1; i >= 0; --i, ++position) {
+    const at::Tensor& param = params_[i];
+    if (!param.requires_grad()) continue;
+    if (param.is_cpu() && Bytes(param) >= options_.own_bucket_min_bytes) {
+      buckets_.emplace_back();
+      buckets_.back().own = true;
+      buckets_.back().params.push_back(i);
+      bucket_bytes.push_back(Bytes(param));
+      completes_at.push_back(position);
+      continue;
+    }
+    const auto key = std::make_pair(param.scalar_type(), param.device().str());
+    auto it = open.find(key);
+    const bool full = it != open.end() && bucket_bytes[it->second] > 0 &&
+                      bucket_bytes[it->second] + Bytes(param) > (it->second == first_shared
+                                                                      ? options_.first_bucket_cap_bytes
+                                                                      : options_.bucket_cap_bytes);
+    if (it == open.end() || full) {
+      buckets_.emplace_back();
+      bucket_bytes.push_back(0);
+      completes_at.push_back(0);
+      open[key] = static_cast<int64_t>(buckets_.size()) - 1;
+      if (first_shared < 0) first_shared = open[key];
+      it = open.find(key);
+    }
+    buckets_[it->second].params.push_back(i);
+    bucket_bytes[it->second] += Bytes(param);
+    completes_at[it->second] = position;
+  }
+  std::vector<size_t> order(buckets_.size());
+  for (size_t b = 0; b < order.size(); ++b) order[b] = b;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return completes_at[a] < completes_at[b]; });
+  std::vector<Bucket> sorted;
+  for (size_t b : order) sorted.push_back(std::move(buckets_[b]));
+  buckets_ = std::move(sorted);
+
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    Bucket& bucket = buckets_[b];
+    for (size_t slot = 0; slot < bucket.params.size(); ++slot) {
+      location_[bucket.params[slot]] = {static_cast<int64_t>(b), static_cast<int64_t>(slot)};
+    }
+    bucket.pending = static_cast<int64_t>(bucket.params.size());
+    if (bucket.own) continue;
+    int64_t elements = 0;
+    for (int64_t param : bucket.params) {
+      bucket.offsets.push_back(elements);
+      elements += params_[param].numel();
+    }
+    const at::Tensor& last = params_[bucket.params.back()];
+    bucket.buffer = at::zeros({elements}, last.options().requires_grad(false));
+    for (size_t slot = 0; slot < bucket.params.size(); ++slot) bucket.views.push_back(MakeView(bucket, slot));
   }
 }
 
@@ -115,6 +150,15 @@ void GradientReducer::OnGradReady(int64_t param_index) {
   if (bucket_index < 0 || ready_[param_index]) return;
   Bucket& bucket = buckets_[bucket_index];
   const at::Tensor& grad = params_[param_index].grad();
+  if (bucket.own) {
+    // Autograd's gradients are dense; anything else is made so (a copy) for
+    // the collective, and becomes the parameter's gradient in FinishBackward.
+    bucket.buffer = grad.is_non_overlapping_and_dense() ? grad : grad.contiguous(grad.suggest_memory_format());
+    ready_[param_index] = true;
+    bucket.pending = 0;
+    if (options_.overlap) LaunchReady();
+    return;
+  }
   const at::Tensor& view = bucket.views[slot];
   // A gradient accumulated into its view (it was not reset since the last
   // step) is in place already. Otherwise, on the CPU it is copied now, while
@@ -166,7 +210,11 @@ void GradientReducer::FinishBackward() {
     if (bucket.pending == 0) continue;
     for (size_t slot = 0; slot < bucket.params.size(); ++slot) {
       if (ready_[bucket.params[slot]]) continue;
-      bucket.views[slot].zero_();
+      if (bucket.own) {
+        bucket.buffer = at::zeros_like(params_[bucket.params[slot]]);
+      } else {
+        bucket.views[slot].zero_();
+      }
       ready_[bucket.params[slot]] = true;
     }
     bucket.pending = 0;
@@ -193,7 +241,8 @@ void GradientReducer::FinishBackward() {
   for (Bucket& bucket : buckets_) {
     for (size_t slot = 0; slot < bucket.params.size(); ++slot) {
       at::Tensor& param = params_[bucket.params[slot]];
-      if (!param.grad().is_same(bucket.views[slot])) param.mutable_grad() = bucket.views[slot];
+      const at::Tensor& averaged = bucket.own ? bucket.buffer : bucket.views[slot];
+      if (!param.grad().is_same(averaged)) param.mutable_grad() = averaged;
     }
   }
   ResetForNextStep();
@@ -204,6 +253,7 @@ void GradientReducer::ResetForNextStep() {
     bucket.pending = static_cast<int64_t>(bucket.params.size());
     bucket.copy_from.clear();  // after a failed step
     bucket.copy_to.clear();
+    if (bucket.own) bucket.buffer = at::Tensor();  // the parameter holds it; a set_to_none frees it
   }
   ready_.assign(params_.size(), false);
   next_to_launch_ = 0;

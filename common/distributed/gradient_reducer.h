@@ -12,14 +12,17 @@
 //   optimizer.Step();
 //
 // Buckets are launched in the same order on every rank (bucket i only after
-// buckets 0..i-1), as NCCL requires. On a GPU a bucket's fresh gradients are
-// copied in with one multi-tensor copy when its last one arrives, not one copy
-// per gradient: every launch costs host time. On the CPU each is copied as it
-// arrives, while it is still in cache. After FinishBackward, each gradient is
-// a view into its bucket (DDP's gradient_as_bucket_view), so no copy back is
-// needed. A parameter that got no gradient contributes zeros. With the
-// GradScaler, an inf/NaN on any rank reaches every rank's averaged gradients,
-// so every rank skips the same steps.
+// buckets 0..i-1), as NCCL and Gloo require: the order in which their last
+// gradients are expected, last parameter first. On a GPU a bucket's fresh
+// gradients are copied in with one multi-tensor copy when its last one
+// arrives, not one copy per gradient: every launch costs host time. On the CPU
+// each is copied as it arrives, while it is still in cache, and a large
+// gradient (ReducerOptions::own_bucket_min_bytes) is not copied at all: it is
+// a bucket of its own, allreduced where autograd left it. After
+// FinishBackward, each other gradient is a view into its bucket (DDP's
+// gradient_as_bucket_view), so no copy back is needed. A parameter that got
+// no gradient contributes zeros. With the GradScaler, an inf/NaN on any rank
+// reaches every rank's averaged gradients, so every rank skips the same steps.
 #ifndef DLSPEED_COMMON_DISTRIBUTED_GRADIENT_REDUCER_H_
 #define DLSPEED_COMMON_DISTRIBUTED_GRADIENT_REDUCER_H_
 
@@ -43,6 +46,14 @@ void BroadcastFromRankZero(const std::vector<at::Tensor>& tensors, c10d::Backend
 struct ReducerOptions {
   int64_t bucket_cap_bytes = 25 << 20;       // DDP's bucket_cap_mb=25
   int64_t first_bucket_cap_bytes = 1 << 20;  // DDP's first bucket: 1 MB
+  // A CPU gradient of at least this size is a bucket of its own, allreduced in
+  // place instead of copied into a shared buffer. On the CPU the copy takes
+  // memory bandwidth from the step (ResNet-18's 45 MB: about 3 ms, 4-5 % of a
+  // batch-32 step on the 2-core VM of DESIGN.md), while a collective of 1 MB
+  // or more gains nothing from sharing one. GPU gradients always share
+  // buckets: there a copy is one cheap kernel and each collective costs host
+  // time to launch. Set it above the largest gradient to share buckets always.
+  int64_t own_bucket_min_bytes = 1 << 20;
   // false: hold every allreduce until FinishBackward (no overlap), to measure
   // what overlapping saves.
   bool overlap = true;
@@ -85,6 +96,9 @@ class GradientReducer {
  private:
   struct Bucket {
     std::vector<int64_t> params;
+    // A bucket of one large CPU gradient: `buffer` is that gradient itself,
+    // set when it arrives; `offsets` and `views` stay empty.
+    bool own = false;
     std::vector<int64_t> offsets;  // element offset of each parameter in `buffer`
     at::Tensor buffer;             // flat, one dtype and device
     std::vector<at::Tensor> views;  // each parameter's gradient in `buffer`, in its strides
@@ -94,6 +108,7 @@ class GradientReducer {
     std::vector<at::Tensor> copy_from, copy_to;
     c10::intrusive_ptr<c10d::Work> work;
   };
+  void AssignBuckets();
   at::Tensor MakeView(const Bucket& bucket, size_t slot) const;
   void CopyArrived(Bucket& bucket);
   void LaunchReady();

@@ -35,10 +35,55 @@ TEST(GradientReducerTest, BucketsFromTheLastParameterWithASmallFirstBucket) {
   ReducerOptions options;
   options.first_bucket_cap_bytes = 512 << 10;
   options.bucket_cap_bytes = 1 << 20;
+  options.own_bucket_min_bytes = 2 << 20;  // every gradient shares a bucket
   GradientReducer reducer(params, group->backend_ptr(), options);
   // Last parameter alone fills the first bucket; then pairs... within 1 MiB.
   const std::vector<std::vector<int64_t>> expected = {{4}, {3, 2, 1, 0}};
   EXPECT_EQ(reducer.bucket_indices(), expected);
+}
+
+// Large CPU gradients are buckets of their own, placed where they complete in
+// the backward order: ahead of a shared bucket that fills after them.
+TEST(GradientReducerTest, LargeCpuGradientsAreOwnBucketsInBackwardOrder) {
+  std::unique_ptr<ProcessGroup> group = OneRankGroup();
+  ASSERT_NE(group, nullptr);
+  // Small, large, small, large, small (floats: 1 KiB and 64 KiB).
+  std::vector<torch::Tensor> params;
+  for (int64_t numel : {256, 16384, 256, 16384, 256}) params.push_back(torch::zeros({numel}, torch::requires_grad()));
+  ReducerOptions options;
+  options.own_bucket_min_bytes = 64 << 10;
+  GradientReducer reducer(params, group->backend_ptr(), options);
+  const std::vector<std::vector<int64_t>> expected = {{3}, {1}, {4, 2, 0}};
+  EXPECT_EQ(reducer.bucket_indices(), expected);
+}
+
+// A large gradient is allreduced where autograd left it: after FinishBackward
+// the parameter holds the same tensor, not a copy; unused, it gets zeros.
+TEST(GradientReducerTest, LargeGradientsStayWhereAutogradLeftThem) {
+  std::unique_ptr<ProcessGroup> group = OneRankGroup();
+  ASSERT_NE(group, nullptr);
+  torch::manual_seed(0);
+  torch::nn::Linear used(64, 32), unused(64, 32);  // 8 KiB weights, 128 B biases
+  std::vector<torch::Tensor> params = used->parameters();
+  for (const torch::Tensor& p : unused->parameters()) params.push_back(p);
+  ReducerOptions options;
+  options.own_bucket_min_bytes = 8 << 10;
+  GradientReducer reducer(params, group->backend_ptr(), options);
+  ASSERT_EQ(reducer.bucket_indices().size(), 3u);  // two weights alone, the biases shared
+  const torch::Tensor x = torch::randn({5, 64});
+  for (int step = 0; step < 2; ++step) {
+    for (torch::Tensor& p : params) p.mutable_grad() = torch::Tensor();
+    used->forward(x).square().sum().backward();
+    const torch::Tensor autograds = used->weight.grad();
+    const torch::Tensor expected = autograds.clone();
+    reducer.FinishBackward();
+    EXPECT_TRUE(used->weight.grad().is_same(autograds)) << step;
+    EXPECT_TRUE(used->weight.grad().equal(expected)) << step;
+    ASSERT_TRUE(unused->weight.grad().defined());
+    EXPECT_EQ(unused->weight.grad().sizes(), unused->weight.sizes());
+    EXPECT_EQ(unused->weight.grad().abs().sum().item<float>(), 0.0f);
+  }
+  EXPECT_EQ(reducer.stats().allreduces, 6);
 }
 
 // Two steps of a used and an unused Linear on `device`: the averaged
