@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """DDP report: (a) the overhead of resnet_ddp with one process over
 resnet_single, beside PyTorch's own (its DDP at world size 1 over its plain
-step, tools/peer/resnet_train_step.py), (b) resnet_ddp with 2 CPU processes on Gloo with and without
+step), measured twice: step by step in one process
+(//resnet/benchmarks:reducer_benchmark's DdpOverhead against
+tools/peer/resnet_ddp_step.py --paired), where both sides see the same load
+and the verdict is taken, and as separate binaries in alternating rounds
+(against tools/peer/resnet_train_step.py and resnet_ddp_step.py --world 1), (b) resnet_ddp with 2 CPU processes on Gloo with and without
 overlapping the gradient all-reduce with backward, at 25 MiB buckets and at one
 bucket, and (c) resnet_ddp against Python PyTorch DDP
 (tools/peer/resnet_ddp_step.py). All variants run in alternating rounds so that
 they see the same machine load; it prints a Markdown report of the medians.
 
-  bazel build //resnet:resnet_single //resnet:resnet_ddp
+  bazel build //resnet:resnet_single //resnet:resnet_ddp //resnet/benchmarks:reducer_benchmark
   .venv/bin/python tools/ddp_report.py --depth 18 --batch 32 --steps 10 --rounds 3 --out ddp_report.md
 
 The C++ figures are each binary's step_seconds.median (second epoch of two,
@@ -78,6 +82,50 @@ def finish(report, out):
             f.write(report + "\n")
 
 
+def step_by_step(args, benchmark, python_step_seconds):
+    """(a) in one process: reducer_benchmark's DdpOverhead (resnet_single's step
+    and resnet_ddp's, taking turns) and the Python peer's --paired run of about
+    as long. Returns (C++ benchmark run or None where the benchmark has no such
+    depth and batch, Python record)."""
+    own_buckets = 0 if args.device == "cuda" else 1  # the reducer's default on each device
+    name = f"DdpOverhead/{args.precision}/depth:{args.depth}/batch:{args.batch}/own_buckets:{own_buckets}/"
+    report = json.loads(run([benchmark, f"--benchmark_filter={name}", f"--benchmark_min_time={args.paired_seconds}",
+                             "--benchmark_format=json"]))
+    cpp = report["benchmarks"][0] if report.get("benchmarks") else None
+    steps = max(10, round(args.paired_seconds / (2 * python_step_seconds)))
+    python = json.loads(run([args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--paired",
+                             "--world", "1", "--depth", str(args.depth), "--batch", str(args.batch),
+                             "--steps", str(steps), "--warmup", "20" if args.device == "cuda" else "3",
+                             "--device", args.device, "--precision", args.precision]).strip().splitlines()[-1])
+    return cpp, python
+
+
+def in_process_lines(in_process):
+    """The step-by-step part of (a) and the verdict line."""
+    cpp, python = in_process
+    lines = ["Step by step in one process: the plain step and the DDP step (world size 1) take turns, so that "
+             "both see the same load.", "",
+             "| implementation | plain step ms | DDP step ms | overhead (ratio of medians) | median of each pair's |",
+             "| --- | --- | --- | --- | --- |"]
+    if cpp:
+        lines.append(f"| C++: reducer_benchmark {cpp['run_name']} ({int(cpp['iterations'])} pairs) | "
+                     f"{cpp['single_ms']:.1f} | {cpp['ddp_ms']:.1f} | {cpp['overhead_pct']:+.1f} % | "
+                     f"{cpp['paired_overhead_pct']:+.1f} % |")
+    lines.append(f"| Python: resnet_ddp_step.py --paired ({len(python['single_step_seconds'])} pairs) | "
+                 f"{ms(python['median_single_seconds'])} | {ms(python['median_ddp_seconds'])} | "
+                 f"{python['overhead_pct']:+.1f} % | {python['paired_overhead_pct']:+.1f} % |")
+    lines.append("")
+    py = f"PyTorch's DDP measured the same way: {python['overhead_pct']:+.1f} %."
+    if cpp is None:
+        lines.append("Overhead: not measured in one process (reducer_benchmark's DdpOverhead runs depth 18 at batch "
+                     "32 on the CPU, 512 on a GPU); the separate processes' figure is above. " + py)
+    else:
+        overhead = cpp["overhead_pct"]
+        lines.append(f"Overhead: {overhead:+.1f} % step by step in one process (target: at most 3 %: "
+                     f"{'met' if overhead <= 3 else 'NOT met'}). " + py)
+    return lines + [""]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=18, choices=[18, 34, 50])
@@ -91,15 +139,20 @@ def main():
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                         help="fp16: autocast and a GradScaler on both sides (a GPU's mixed precision)")
     parser.add_argument("--overhead_only", action="store_true", help="measure (a) alone")
+    parser.add_argument("--paired_seconds", type=float, default=10,
+                        help="about how long each side's step-by-step comparison in one process runs")
     parser.add_argument("--out", help="also write the Markdown report here")
     parser.add_argument("--results", metavar="FILE",
                         help="also append the C++ against Python comparison to this JSON Lines file")
     args = parser.parse_args()
     single, ddp = (os.path.join(args.bin_dir, name) for name in ("resnet_single", "resnet_ddp"))
-    for path in (single, ddp, args.python):
+    benchmark = os.path.join(args.bin_dir, "benchmarks", "reducer_benchmark")
+    for path in (single, ddp, benchmark, args.python):
         if not os.path.exists(path):
-            sys.exit(f"ddp_report: {path} not found: bazel build //resnet:resnet_single //resnet:resnet_ddp, "
-                     "or pass --bin_dir / --python")
+            sys.exit(f"ddp_report: {path} not found: bazel build //resnet:resnet_single //resnet:resnet_ddp "
+                     "//resnet/benchmarks:reducer_benchmark, or pass --bin_dir / --python")
+    if args.paired_seconds <= 0:
+        sys.exit("ddp_report: --paired_seconds must be positive")
     if args.precision == "fp16" and args.device != "cuda":
         sys.exit("ddp_report: --precision fp16 needs --device cuda (a CPU has no fast fp16 kernels)")
     overhead_only = args.overhead_only or args.device == "cuda"
@@ -154,6 +207,8 @@ def main():
             python_ddp1_runs.append(json.loads(run(peer_ddp1).strip().splitlines()[-1]))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
 
+        in_process = step_by_step(args, benchmark, statistics.median(python_single))
+
     python_ddp1 = [p["median_step_seconds"] for p in python_ddp1_runs]
 
     def rounds(name):
@@ -174,6 +229,8 @@ def main():
         "",
         "## (a) DDP overhead with one process" + (" (NCCL)" if args.device == "cuda" else ""),
         "",
+        "Separate processes (resnet_single and resnet_ddp; the Python peers), in alternating rounds:",
+        "",
         "| binary | ms per step (median) | rounds (ms) |",
         "| --- | --- | --- |",
         f"| resnet_single | {ms(step['single'])} | {rounds('single')} |",
@@ -189,12 +246,13 @@ def main():
         f"{', '.join(ms(x) for x in python_ddp1)} |"]
     # Each round runs both binaries back to back, so a round's ratio cancels
     # load that changes between rounds; the median of those ratios is shown
-    # beside the ratio of the medians (the verdict's).
+    # beside the ratio of the medians.
     paired = [(d["step_seconds"]["median"] / s["step_seconds"]["median"] - 1) * 100
               for s, d in zip(records["single"], records["ddp1"])]
-    lines += [f"Overhead: {overhead:+.1f} % (target: at most 3 %: {'met' if overhead <= 3 else 'NOT met'}); "
-              f"PyTorch's DDP here: {py_overhead:+.1f} %. Round by round: "
-              f"{', '.join(f'{x:+.1f}' for x in paired)} %, median {statistics.median(paired):+.1f} %.", ""]
+    lines += [f"Separate processes: {overhead:+.1f} % (ratio of the medians); PyTorch's DDP: {py_overhead:+.1f} %. "
+              f"Round by round: {', '.join(f'{x:+.1f}' for x in paired)} %, median {statistics.median(paired):+.1f} %.",
+              ""]
+    lines += in_process_lines(in_process)
     if overhead_only:
         finish("\n".join(lines), args.out)
         return

@@ -198,9 +198,10 @@ if stage resnet; then
     --benchmark_out="${OUT_PREFIX}-train_step_benchmark.json" \
     --benchmark_filter="depth:18/batch:(8|512)/" --benchmark_format=console
   # What resnet_ddp's gradient reducer adds to a backward at one process:
-  # host work alone (16-element parameters) and at ResNet-18's full sizes.
+  # host work alone (16-element parameters) and at ResNet-18's full sizes
+  # (its DdpOverhead, the whole step, runs in the rounds stage's ddp_report).
   check reducer_benchmark 120 "$B/resnet/benchmarks/reducer_benchmark" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
-    --benchmark_out="${OUT_PREFIX}-reducer_benchmark.json" --benchmark_format=console
+    --benchmark_filter=ReducerStep --benchmark_out="${OUT_PREFIX}-reducer_benchmark.json" --benchmark_format=console
   # Traces of the steps the timings above leave unexplained: fp16 against
   # fp32, DDP at one process, and the Python peer's fp16 step. Runs of their
   # own (no records): traced steps run slower.
@@ -261,14 +262,15 @@ if stage rounds; then
   # in alternating rounds: on the H200 of 2026-11-27 the same binary's median
   # step moved by 10-20 % between processes (and Python's fp16 step from 7.0
   # to 10.2 ms), more than the differences measured, so what compares is a
-  # round's ratio. ddp_report also times PyTorch's own DDP at one process;
+  # round's ratio. ddp_report also times PyTorch's own DDP at one process,
+  # and both DDP overheads step by step in one process (--paired_seconds);
   # train_step_report sets train_step_benchmark's step against the Python
   # peer's on the same fixed batch.
-  ROUND_PRECISIONS="fp32 fp16" DDP_BATCH=512 DDP_STEPS=100 STEP_BATCH=512 STEP_ROUNDS=3
-  [[ "$DEVICE" == cpu ]] && ROUND_PRECISIONS="fp32" DDP_BATCH=32 DDP_STEPS=$PEER_STEPS STEP_BATCH=8 STEP_ROUNDS=1
+  ROUND_PRECISIONS="fp32 fp16" DDP_BATCH=512 DDP_STEPS=100 PAIRED_S=5 STEP_BATCH=512 STEP_ROUNDS=3
+  [[ "$DEVICE" == cpu ]] && ROUND_PRECISIONS="fp32" DDP_BATCH=32 DDP_STEPS=$PEER_STEPS PAIRED_S=1 STEP_BATCH=8 STEP_ROUNDS=1
   for p in $ROUND_PRECISIONS; do
     check ddp_report-$p 300 "$PYTHON" tools/ddp_report.py --device "$DEVICE" --overhead_only --precision $p \
-      --batch $DDP_BATCH --steps $DDP_STEPS --rounds 2 --bin_dir "$B/resnet" --python "$PYTHON"
+      --batch $DDP_BATCH --steps $DDP_STEPS --rounds 2 --paired_seconds $PAIRED_S --bin_dir "$B/resnet" --python "$PYTHON"
     check train_step_report-$p 300 "$PYTHON" tools/train_step_report.py --binary "$B/resnet/benchmarks/train_step_benchmark" \
       --depth 18 --batch $STEP_BATCH --precision $p --rounds $STEP_ROUNDS --steps "$PEER_STEPS" \
       --min_time "${BENCHMARK_MIN_TIME:-1}"

@@ -7,12 +7,18 @@ grads set to None; autocast and a GradScaler with --precision fp16, as
 tools/peer/resnet_train_step.py), and rank 0 times each step after the warm-up
 (a device sync ends each step on a GPU) and prints one JSON object.
 
+With --paired (one process) it measures PyTorch's own DDP overhead as
+//resnet/benchmarks:reducer_benchmark's DdpOverhead measures resnet_ddp's:
+the plain step and the same step of a DDP-wrapped copy of the model (world
+size 1), taking turns in this one process, and prints both.
+
 torch.nn.SyncBatchNorm runs only on GPUs (where --sync_batchnorm uses it), so
 on the CPU --sync_batchnorm uses a small version here with the algorithm of //common/distributed:sync_batchnorm:
 per-channel sums all-reduced in forward, sum(dy) and sum(dy * xhat) in backward.
 
   .venv/bin/python tools/peer/resnet_ddp_step.py --depth 18 --batch 32 --world 2 --steps 10
   python3 tools/peer/resnet_ddp_step.py --device cuda --world 1 --batch 512 --precision fp16 --steps 200
+  .venv/bin/python tools/peer/resnet_ddp_step.py --world 1 --paired --batch 32 --steps 100
 """
 import argparse
 import datetime
@@ -32,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resnet_train_step import make_model  # noqa: E402
-from train_step_timing import time_train_steps  # noqa: E402
+from train_step_timing import TrainStep, time_paired_steps, time_train_steps  # noqa: E402
 
 
 def per_channel(values):
@@ -110,11 +116,32 @@ def worker(rank, args, port):
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model) if cuda else convert_sync_batchnorm(model)
     model = DistributedDataParallel(model.to(device), device_ids=[rank] if cuda else None,
                                     bucket_cap_mb=args.bucket_cap_mb)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     generator = torch.Generator().manual_seed(1 + rank)  # a different batch per rank
     images = torch.randn(args.batch, 3, 32, 32, generator=generator).to(device)
     labels = torch.randint(10, (args.batch,), generator=generator).to(device)
 
+    def train_step(net):
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        return TrainStep(lambda x, y: F.cross_entropy(net(x), y), [(images, labels)], optimizer, args.precision,
+                         device)
+
+    if args.paired:
+        torch.manual_seed(0)
+        plain, _ = make_model(args.depth)
+        single, ddp = time_paired_steps(train_step(plain.to(device)), train_step(model), args.warmup, args.steps)
+        print(json.dumps({
+            "impl": "python-ddp-paired", "depth": args.depth, "batch": args.batch, "world": 1,
+            "device": args.device, "precision": args.precision, "backend": "nccl" if cuda else "gloo",
+            "bucket_cap_mb": args.bucket_cap_mb, "threads": args.threads, "torch": torch.__version__,
+            "single_step_seconds": single, "ddp_step_seconds": ddp,
+            "median_single_seconds": statistics.median(single), "median_ddp_seconds": statistics.median(ddp),
+            "overhead_pct": (statistics.median(ddp) / statistics.median(single) - 1) * 100,
+            "paired_overhead_pct": statistics.median(d / s - 1 for s, d in zip(single, ddp)) * 100,
+        }), flush=True)
+        dist.destroy_process_group()
+        return
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     times, skipped = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,
                                       args.precision, device, args.warmup, args.steps)
     if rank == 0:
@@ -147,7 +174,11 @@ def main():
     parser.add_argument("--threads", type=int, help="intra-op threads per process (default: cores / world)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: one GPU a process, NCCL")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--paired", action="store_true",
+                        help="with --world 1: the plain step and the DDP step taking turns; prints both")
     args = parser.parse_args()
+    if args.paired and args.world != 1:
+        parser.error("--paired compares DDP at world size 1 with the plain step: give --world 1")
     if args.device == "cuda" and args.world > torch.cuda.device_count():
         parser.error(f"--world {args.world} needs as many GPUs; {torch.cuda.device_count()} here")
     if args.world < 1 or args.batch < 1 or args.steps < 1 or args.warmup < 0:

@@ -1,55 +1,90 @@
 """What the Python training peers share: timing optimizer steps the way the
 C++ trainers take them (grads set to None, autocast for fp16/bf16, a
-GradScaler for fp16 only), each step ended by a device sync; and the choice
-of torch.optim implementation (--implementation)."""
+GradScaler for fp16 only), each step ended by a device sync, alone or two
+trainers step by step; and the choice of torch.optim implementation
+(--implementation)."""
 import time
 
 import torch
 
 
-def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, steps, trace=None, trace_steps=5):
-    """(seconds of each of `steps` timed steps after `warmup` untimed ones, how
-    many of the timed steps the GradScaler skipped). Step i minimises
-    loss_fn(*batches[i % len(batches)]). A skipped step (inf/NaN gradients in
-    fp16) does no optimizer work, so its time is not a training step's. With
-    `trace`, `trace_steps` more steps run under torch.profiler after the timed
-    ones and their Chrome trace is written there (as the C++ binaries' --trace)."""
-    device = torch.device(device)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+class TrainStep:
+    """step(i): one optimizer step minimising loss_fn(*batches[i % len(batches)])
+    (grads set to None, autocast for fp16/bf16, a GradScaler for fp16), ended by
+    a device sync; skipped() counts the steps the GradScaler has skipped (inf/NaN
+    gradients in fp16: no optimizer work, so not a training step's time)."""
 
-    def step(i):
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = loss_fn(*batches[i % len(batches)])
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if device.type == "cuda":
+    def __init__(self, loss_fn, batches, optimizer, precision, device):
+        self.loss_fn, self.batches, self.optimizer = loss_fn, batches, optimizer
+        self.device = torch.device(device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
+        self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        self.scale = None
+        self.skipped_steps = 0
+
+    def __call__(self, i):
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            loss = self.loss_fn(*self.batches[i % len(self.batches)])
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
 
+    def count_skipped(self):
+        """Call after each timed step: the scale drops only on a skipped step.
+        Reading it syncs, so call it off the clock."""
+        new_scale = self.scaler.get_scale()
+        if self.scale is not None and new_scale < self.scale:
+            self.skipped_steps += 1
+        self.scale = new_scale
+
+
+def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, steps, trace=None, trace_steps=5):
+    """(seconds of each of `steps` timed steps after `warmup` untimed ones, how
+    many of the timed steps the GradScaler skipped); see TrainStep. With
+    `trace`, `trace_steps` more steps run under torch.profiler after the timed
+    ones and their Chrome trace is written there (as the C++ binaries' --trace)."""
+    step = TrainStep(loss_fn, batches, optimizer, precision, device)
     for i in range(warmup):
         step(i)
+    step.count_skipped()
     seconds = []
-    skipped = 0
-    scale = scaler.get_scale()
     for i in range(steps):
         start = time.perf_counter()
         step(i)
         seconds.append(time.perf_counter() - start)
-        # The scale drops only on a skipped step; reading it syncs, so it is read off the clock.
-        new_scale = scaler.get_scale()
-        skipped += new_scale < scale
-        scale = new_scale
+        step.count_skipped()
     if trace:
         activities = [torch.profiler.ProfilerActivity.CPU]
-        if device.type == "cuda":
+        if step.device.type == "cuda":
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         with torch.profiler.profile(activities=activities) as profile:
             for i in range(trace_steps):
                 step(warmup + steps + i)
         profile.export_chrome_trace(trace)
-    return seconds, skipped
+    return seconds, step.skipped_steps
+
+
+def time_paired_steps(first, second, warmup, steps):
+    """Alternates the TrainSteps `first` and `second`, one step each, the order
+    swapped every pair so that neither always follows the other, so that both
+    see the same machine load; returns each one's seconds per timed step."""
+    for i in range(warmup):
+        first(i)
+        second(i)
+    first.count_skipped()
+    second.count_skipped()
+    seconds = ([], [])
+    for i in range(steps):
+        for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+            step = (first, second)[which]
+            start = time.perf_counter()
+            step(i)
+            seconds[which].append(time.perf_counter() - start)
+            step.count_skipped()
+    return seconds
 
 
 IMPLEMENTATIONS = ["default", "foreach", "fused"]
