@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -42,7 +43,10 @@ bool Scripted(Variant variant) {
 }
 
 // One prepared model per (depth, variant), built on first use: random weights,
-// BatchNorm statistics from a few training-mode passes, then eval.
+// BatchNorm statistics from a few training-mode passes, then eval. A
+// TorchScript module is made anew for each batch size, as the binaries and
+// the Python peer run one: its profiling executor specialises the graph to the
+// first shapes it sees, and a later batch size would run a fallback graph.
 struct Prepared {
   ResNet eager{nullptr};
   torch::jit::Module script;
@@ -50,9 +54,10 @@ struct Prepared {
   std::map<int64_t, std::unique_ptr<CudaGraphRunner>> graphs;  // one per batch size
 };
 
-Prepared& Get(int depth, Variant variant) {
-  static std::map<std::pair<int, Variant>, Prepared> cache;
-  auto it = cache.find({depth, variant});
+Prepared& Get(int depth, Variant variant, int64_t batch) {
+  static std::map<std::tuple<int, Variant, int64_t>, Prepared> cache;
+  const auto key = std::make_tuple(depth, variant, Scripted(variant) ? batch : 0);
+  auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   torch::manual_seed(0);
   Prepared prepared;
@@ -73,13 +78,13 @@ Prepared& Get(int depth, Variant variant) {
     prepared.int8 = std::move(*QuantizeResNet(prepared.eager, calibration));
     if (variant == Variant::kInt8Script) prepared.script = *prepared.int8->ToTorchScript();
   }
-  return cache.emplace(std::make_pair(depth, variant), std::move(prepared)).first->second;
+  return cache.emplace(key, std::move(prepared)).first->second;
 }
 
 void Infer(benchmark::State& state, Variant variant) {
   const int depth = static_cast<int>(state.range(0));
   const int64_t batch = state.range(1);
-  Prepared& model = Get(depth, variant);
+  Prepared& model = Get(depth, variant, batch);
   const bool cuda = OnCuda(variant);
   torch::Tensor images = torch::randn({batch, 3, 32, 32}, cuda ? torch::kCUDA : torch::kCPU);
   // The int8 TorchScript module runs on the engine its weights were packed for.
