@@ -19,7 +19,6 @@
 //
 //   bazel run //resnet/benchmarks:reducer_benchmark
 //   bazel run //resnet/benchmarks:reducer_benchmark -- --benchmark_filter=DdpOverhead
-#include <algorithm>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -120,12 +119,6 @@ std::unique_ptr<ResNetTrainer> MakeTrainer(int depth, Precision precision,
   return std::make_unique<ResNetTrainer>(*MakeResNet(depth), options);
 }
 
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
 // Arguments: depth, batch, own_buckets (0: every gradient shares a bucket, as
 // in PyTorch's DDP; 1: the reducer's default, large CPU gradients
 // allreduced in place). Each iteration is one step of each trainer, in
@@ -170,12 +163,12 @@ void DdpOverhead(benchmark::State& state, Precision precision) {
     ddp_seconds.push_back(ddp_time);
     paired.push_back(ddp_time / single_time - 1);
   }
-  const double single_median = Median(single_seconds), ddp_median = Median(ddp_seconds);
+  const double single_median = Summarize(single_seconds).median, ddp_median = Summarize(ddp_seconds).median;
   state.SetItemsProcessed(state.iterations() * batch);  // per trainer
   state.counters["single_ms"] = single_median * 1e3;
   state.counters["ddp_ms"] = ddp_median * 1e3;
   state.counters["overhead_pct"] = (ddp_median / single_median - 1) * 100;
-  state.counters["paired_overhead_pct"] = Median(paired) * 100;
+  state.counters["paired_overhead_pct"] = Summarize(paired).median * 100;
   state.counters["allreduces_per_step"] =
       static_cast<double>(reducer->stats().allreduces) / static_cast<double>(reducer->stats().steps);
 }
