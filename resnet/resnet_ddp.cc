@@ -210,11 +210,12 @@ int Worker(const Args& args, const RankEnv& env) {
     const nlohmann::json runtime = DescribeRuntime(device);
     std::cout << absl::StrFormat(
         "resnet_ddp: asked: depth=%d processes=%d mixed=%d precision=%s epochs=%d batch_size=%d per process "
-        "dataset=%s device=%s backend=%s sync_batchnorm=%d bucket_cap_mb=%g own_bucket_min_mb=%g overlap=%d max_steps=%d "
-        "seed=%d\n",
+        "dataset=%s device=%s backend=%s sync_batchnorm=%d bucket_cap_mb=%g own_bucket_min_mb=%g overlap=%d "
+        "max_steps=%d seed=%d\n",
         args.depth, args.processes, args.mixed, absl::GetFlag(FLAGS_precision), epochs, batch_size,
         DatasetKindName(*kind), absl::GetFlag(FLAGS_device), absl::GetFlag(FLAGS_backend),
-        absl::GetFlag(FLAGS_sync_batchnorm), absl::GetFlag(FLAGS_bucket_cap_mb), absl::GetFlag(FLAGS_own_bucket_min_mb), absl::GetFlag(FLAGS_overlap),
+        absl::GetFlag(FLAGS_sync_batchnorm), absl::GetFlag(FLAGS_bucket_cap_mb),
+        absl::GetFlag(FLAGS_own_bucket_min_mb), absl::GetFlag(FLAGS_overlap),
         absl::GetFlag(FLAGS_max_steps), absl::GetFlag(FLAGS_seed));
     std::cout << absl::StrFormat(
         "resnet_ddp: in effect: %d processes (%s) on %s (%s), backend=%s, precision=%s, global batch %d, "

@@ -116,6 +116,9 @@ def in_process_lines(in_process):
                  f"{python['overhead_pct']:+.1f} % | {python['paired_overhead_pct']:+.1f} % |")
     lines.append("")
     py = f"PyTorch's DDP measured the same way: {python['overhead_pct']:+.1f} %."
+    if python["single_skipped_steps"] or python["ddp_skipped_steps"]:
+        py += (f" (Its GradScaler skipped {python['single_skipped_steps']} plain and "
+               f"{python['ddp_skipped_steps']} DDP steps of those timed.)")
     if cpp is None:
         lines.append("Overhead: not measured in one process (reducer_benchmark's DdpOverhead runs depth 18 at batch "
                      "32 on the CPU, 512 on a GPU); the separate processes' figure is above. " + py)
@@ -247,10 +250,11 @@ def main():
     # Each round runs both binaries back to back, so a round's ratio cancels
     # load that changes between rounds; the median of those ratios is shown
     # beside the ratio of the medians.
-    paired = [(d["step_seconds"]["median"] / s["step_seconds"]["median"] - 1) * 100
-              for s, d in zip(records["single"], records["ddp1"])]
+    round_overheads = [(d["step_seconds"]["median"] / s["step_seconds"]["median"] - 1) * 100
+                       for s, d in zip(records["single"], records["ddp1"])]
     lines += [f"Separate processes: {overhead:+.1f} % (ratio of the medians); PyTorch's DDP: {py_overhead:+.1f} %. "
-              f"Round by round: {', '.join(f'{x:+.1f}' for x in paired)} %, median {statistics.median(paired):+.1f} %.",
+              f"Round by round: {', '.join(f'{x:+.1f}' for x in round_overheads)} %, "
+              f"median {statistics.median(round_overheads):+.1f} %.",
               ""]
     lines += in_process_lines(in_process)
     if overhead_only:

@@ -128,12 +128,14 @@ def worker(rank, args, port):
     if args.paired:
         torch.manual_seed(0)
         plain, _ = make_model(args.depth)
-        single, ddp = time_paired_steps(train_step(plain.to(device)), train_step(model), args.warmup, args.steps)
+        plain_step, ddp_step = train_step(plain.to(device)), train_step(model)
+        single, ddp = time_paired_steps(plain_step, ddp_step, args.warmup, args.steps)
         print(json.dumps({
             "impl": "python-ddp-paired", "depth": args.depth, "batch": args.batch, "world": 1,
             "device": args.device, "precision": args.precision, "backend": "nccl" if cuda else "gloo",
             "bucket_cap_mb": args.bucket_cap_mb, "threads": args.threads, "torch": torch.__version__,
             "single_step_seconds": single, "ddp_step_seconds": ddp,
+            "single_skipped_steps": plain_step.skipped_steps, "ddp_skipped_steps": ddp_step.skipped_steps,
             "median_single_seconds": statistics.median(single), "median_ddp_seconds": statistics.median(ddp),
             "overhead_pct": (statistics.median(ddp) / statistics.median(single) - 1) * 100,
             "paired_overhead_pct": statistics.median(d / s - 1 for s, d in zip(single, ddp)) * 100,

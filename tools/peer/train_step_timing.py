@@ -11,8 +11,9 @@ import torch
 class TrainStep:
     """step(i): one optimizer step minimising loss_fn(*batches[i % len(batches)])
     (grads set to None, autocast for fp16/bf16, a GradScaler for fp16), ended by
-    a device sync; skipped() counts the steps the GradScaler has skipped (inf/NaN
-    gradients in fp16: no optimizer work, so not a training step's time)."""
+    a device sync. count_skipped(), called after each timed step, adds to
+    skipped_steps the steps the GradScaler skipped (inf/NaN gradients in fp16:
+    no optimizer work, so not a training step's time)."""
 
     def __init__(self, loss_fn, batches, optimizer, precision, device):
         self.loss_fn, self.batches, self.optimizer = loss_fn, batches, optimizer
