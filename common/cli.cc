@@ -13,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -99,6 +100,12 @@ std::vector<std::string> ParseCommandLineOrExit(int argc, char** argv, absl::str
     ProgramName() = std::string(slash == absl::string_view::npos ? path : path.substr(slash + 1));
   }
   absl::SetProgramUsageMessage(usage);
+  // --help lists the flags of all the program's own files, not only of the
+  // file named after the program (Abseil's default), which would leave out
+  // flags that libraries share, such as resnet/training_flags.cc's.
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) { return !absl::StrContains(file, "absl/"); };
+  absl::SetFlagsUsageConfig(config);
   for (int i = 1; i < argc; ++i) {
     const absl::string_view arg = argv[i];
     if (arg == "--") break;

@@ -27,7 +27,9 @@ namespace dlspeed {
 // --name value, -name, --name / --noname for booleans; "--" ends the flags).
 // An unknown flag, a missing or bad value exits with status 2 after one line
 // on stderr. --help and the other Abseil usage flags behave as in Abseil
-// (--help prints usage and exits 1). --undefok is not honoured by the check.
+// (--help prints usage and exits 1), except that --help lists the flags that
+// any of the program's own files define, not only its main file's.
+// --undefok is not honoured by the check.
 // Under `bazel run` it then changes to the directory the user ran from
 // (BUILD_WORKING_DIRECTORY), so relative paths mean what the user expects.
 // Returns the positional arguments, without argv[0].

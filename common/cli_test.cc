@@ -68,13 +68,13 @@ TEST(CliTest, GoodCommandLineReturnsPositionalArguments) {
   const Result result =
       RunHelper({"a", "--steps=5", "--name", "foo", "-verbose", "b", "--", "--not-a-flag"});
   EXPECT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_EQ(result.out, "steps=5 name=foo verbose=1\narg:a\narg:b\narg:--not-a-flag\n");
+  EXPECT_EQ(result.out, "steps=5 name=foo verbose=1 library_level=0\narg:a\narg:b\narg:--not-a-flag\n");
   EXPECT_EQ(result.err, "");
 }
 
 TEST(CliTest, NegativeAndExplicitBooleans) {
-  EXPECT_EQ(RunHelper({"--verbose", "--noverbose"}).out, "steps=10 name=none verbose=0\n");
-  EXPECT_EQ(RunHelper({"--verbose=true", "-steps", "7"}).out, "steps=7 name=none verbose=1\n");
+  EXPECT_EQ(RunHelper({"--verbose", "--noverbose"}).out, "steps=10 name=none verbose=0 library_level=0\n");
+  EXPECT_EQ(RunHelper({"--verbose=true", "-steps", "7"}).out, "steps=7 name=none verbose=1 library_level=0\n");
 }
 
 TEST(CliTest, UnknownFlagExitsWithStatus2) {
@@ -96,6 +96,14 @@ TEST(CliTest, HelpKeepsAbseilBehaviour) {
   EXPECT_NE(result.exit_code, 2);
   EXPECT_NE(result.out.find("usage: cli_test_main"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("--steps"), std::string::npos) << result.out;
+}
+
+TEST(CliTest, HelpListsFlagsThatLibrariesDefine) {
+  const Result result = RunHelper({"--help"});
+  EXPECT_NE(result.out.find("--library_level"), std::string::npos) << result.out;
+  // Abseil's own flags stay in --helpfull.
+  EXPECT_EQ(result.out.find("--flagfile"), std::string::npos) << result.out;
+  EXPECT_NE(RunHelper({"--library_level=3"}).out.find("library_level=3"), std::string::npos);
 }
 
 TEST(CliTest, IntChoicesFromPositionalArguments) {

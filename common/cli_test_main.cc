@@ -6,6 +6,7 @@
 
 #include "absl/flags/flag.h"
 #include "common/cli.h"
+#include "common/cli_test_library_flag.h"
 
 ABSL_FLAG(int, steps, 10, "steps to run");
 ABSL_FLAG(std::string, name, "none", "a name");
@@ -19,8 +20,8 @@ int main(int argc, char** argv) {
     if (!depth.ok()) dlspeed::ExitWithUsageError(depth.status().message());
     std::printf("depth=%d\n", *depth);
   }
-  std::printf("steps=%d name=%s verbose=%d\n", absl::GetFlag(FLAGS_steps),
-              absl::GetFlag(FLAGS_name).c_str(), absl::GetFlag(FLAGS_verbose) ? 1 : 0);
+  std::printf("steps=%d name=%s verbose=%d library_level=%d\n", absl::GetFlag(FLAGS_steps),
+              absl::GetFlag(FLAGS_name).c_str(), absl::GetFlag(FLAGS_verbose) ? 1 : 0, dlspeed::LibraryLevel());
   for (const std::string& arg : args) std::printf("arg:%s\n", arg.c_str());
   return 0;
 }
