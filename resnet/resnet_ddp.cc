@@ -41,7 +41,6 @@
 #include "common/distributed/process_group.h"
 #include "common/distributed/rank_env.h"
 #include "common/distributed/sync_batchnorm.h"
-#include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
 #include "common/step_trace.h"
 #include "common/stop_signal.h"
@@ -49,20 +48,10 @@
 #include "resnet/resnet_checkpoint.h"
 #include "resnet/train.h"
 #include "resnet/training_checkpoint.h"
+#include "resnet/training_flags.h"
 #include "resnet/training_run.h"
 
-ABSL_FLAG(int64_t, epochs, 20, "training epochs (the study: 20)");
 ABSL_FLAG(int64_t, batch_size, 512, "samples per process and step (the study: 512)");
-ABSL_FLAG(int64_t, eval_batch_size, 128, "test batch size on rank 0");
-ABSL_FLAG(std::string, precision, "auto", "mixed-precision type: fp16, bf16, or auto (fp16 on CUDA, bf16 on the CPU)");
-ABSL_FLAG(std::string, dataset, "fashion-mnist", "cifar10, fashion-mnist (installed by tools/setup.sh) or synthetic");
-ABSL_FLAG(std::string, data_dir, "", "data directory (default: the dataset's usual place)");
-ABSL_FLAG(int64_t, train_limit, 0, "use only the first N training images (0: all)");
-ABSL_FLAG(int64_t, test_limit, 0, "use only the first N test images (0: all)");
-ABSL_FLAG(int64_t, synthetic_size, 50000, "training images of --dataset=synthetic (test: a fifth)");
-ABSL_FLAG(int64_t, max_steps, 0, "end each epoch after this many steps (0: whole epochs)");
-ABSL_FLAG(bool, channels_last, false, "channels_last memory format for the model and inputs");
-ABSL_FLAG(bool, augment, true, "the study's random crop (padding 4) and horizontal flip");
 ABSL_FLAG(std::string, device, "auto", "auto (one GPU per process if there are GPUs, else the CPU), cuda or cpu");
 ABSL_FLAG(std::string, backend, "auto", "c10d backend: auto (nccl on GPUs, gloo on the CPU), nccl or gloo");
 ABSL_FLAG(bool, sync_batchnorm, true, "synchronise BatchNorm statistics across processes (SyncBatchNorm)");
@@ -72,19 +61,6 @@ ABSL_FLAG(double, own_bucket_min_mb, 1,
           "not copied into a shared one (above the largest gradient: always shared, as PyTorch's DDP)");
 ABSL_FLAG(bool, overlap, true, "launch each bucket's allreduce during backward (false: all after backward)");
 ABSL_FLAG(double, timeout_s, 300, "seconds allowed for the rendezvous and for each collective");
-ABSL_FLAG(int32_t, threads, 0, "CPU intra-op threads per process (0: cores / processes)");
-ABSL_FLAG(int32_t, workers, 2, "background threads preparing batches, per process");
-ABSL_FLAG(double, lr, 0.1, "SGD learning rate (the study: 0.1, momentum 0.9, weight decay 5e-4)");
-ABSL_FLAG(uint64_t, seed, 0, "seed for weights, data order and augmentation");
-ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
-ABSL_FLAG(std::string, optimizer_kernels, "fused",
-          "the optimizer's ATen kernels: fused (one pass per parameter; fp16 steps unscale and skip in the kernel, "
-          "without a host sync) or foreach (multi-tensor kernels, as Python's default)");
-ABSL_FLAG(bool, sync_each_step, false,
-          "synchronise the device around every step: exact per-step times (step_seconds) on a GPU, a little slower");
-ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
-ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file rank 0 appends its record to (empty: none)");
-ABSL_FLAG(std::string, models_dir, "models", "where rank 0 saves the model (empty: not saved)");
 ABSL_FLAG(int64_t, checkpoint_every, 0, "rank 0 saves a training checkpoint every N steps to "
           "<models_dir>/Resnet-<d>[-mixed]-<n>gpus.ckpt (0: only when stopped by SIGINT/SIGTERM)");
 ABSL_FLAG(bool, resume, false, "every rank continues from the checkpoint, if there is one (a shared file system)");
@@ -148,7 +124,16 @@ std::optional<std::pair<int, int64_t>> ParseKill(const std::string& text) {
   return std::make_pair(rank, static_cast<int64_t>(step));
 }
 
-int Worker(const Args& args, const RankEnv& env) {
+// The flags only resnet_ddp has; a bad value exits with one usage line.
+void CheckDdpFlagsOrExit() {
+  if (absl::GetFlag(FLAGS_batch_size) < 1) ExitWithUsageError("--batch_size must be at least 1");
+  if (absl::GetFlag(FLAGS_timeout_s) <= 0) ExitWithUsageError("--timeout_s must be positive");
+  if (absl::GetFlag(FLAGS_bucket_cap_mb) <= 0) ExitWithUsageError("--bucket_cap_mb must be positive");
+  if (absl::GetFlag(FLAGS_own_bucket_min_mb) <= 0) ExitWithUsageError("--own_bucket_min_mb must be positive");
+  ParseKill(absl::GetFlag(FLAGS_test_kill));
+}
+
+int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
   const std::string who = absl::StrCat("rank ", env.rank);
   if (env.world_size != args.processes) {
     return ReportError(absl::StrCat(who, ": the launcher (", env.launcher, ") started ", env.world_size,
@@ -163,40 +148,23 @@ int Worker(const Args& args, const RankEnv& env) {
   if (backend_name == "nccl" && !device.is_cuda()) {
     return ReportError(absl::StrCat(who, ": --backend=nccl needs GPUs; use gloo on the CPU"));
   }
-  absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), device);
+  absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(flags.precision, device);
   if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
   const Precision precision = args.mixed ? *mixed_precision : Precision::kFp32;
   absl::StatusOr<StepTrace> trace = StepTraceFromFlags(device);
   if (!trace.ok()) ExitWithUsageError(trace.status().message());
-  const int64_t epochs = absl::GetFlag(FLAGS_epochs);
+  const int64_t epochs = flags.epochs;
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
-  if (epochs < 1) ExitWithUsageError("--epochs must be at least 1");
-  if (!(absl::GetFlag(FLAGS_lr) > 0)) ExitWithUsageError("--lr must be positive");
-  const absl::StatusOr<OptimizerKernels> optimizer_kernels =
-      ParseOptimizerKernels("optimizer_kernels", absl::GetFlag(FLAGS_optimizer_kernels));
-  if (!optimizer_kernels.ok()) ExitWithUsageError(optimizer_kernels.status().message());
-  if (batch_size < 1 || absl::GetFlag(FLAGS_eval_batch_size) < 1) ExitWithUsageError("batch sizes must be at least 1");
-  if (absl::GetFlag(FLAGS_timeout_s) <= 0) ExitWithUsageError("--timeout_s must be positive");
-  if (absl::GetFlag(FLAGS_bucket_cap_mb) <= 0) ExitWithUsageError("--bucket_cap_mb must be positive");
-  if (absl::GetFlag(FLAGS_own_bucket_min_mb) <= 0) ExitWithUsageError("--own_bucket_min_mb must be positive");
-  absl::StatusOr<DatasetKind> kind = ParseDatasetKind(absl::GetFlag(FLAGS_dataset));
-  if (!kind.ok()) ExitWithUsageError(kind.status().message());
   const std::optional<std::pair<int, int64_t>> kill_at = ParseKill(absl::GetFlag(FLAGS_test_kill));
 
-  if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   // SIGINT/SIGTERM (passed on by the launcher) stop every rank at the same step, after a checkpoint.
   InstallStopSignalHandlers();
   if (device.is_cuda()) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);  // NCCL's device
-  BackendSettings backend_settings;
-  backend_settings.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
-  backend_settings.allow_tf32 = absl::GetFlag(FLAGS_tf32);
-  ApplyBackendSettings(backend_settings);
+  ApplyTrainingFlags(flags);
 
-  const std::string data_dir =
-      absl::GetFlag(FLAGS_data_dir).empty() ? DefaultDataDir(*kind) : absl::GetFlag(FLAGS_data_dir);
-  absl::StatusOr<ImageDataset> train = LoadImageDataset(*kind, data_dir, Split::kTrain, absl::GetFlag(FLAGS_synthetic_size));
+  absl::StatusOr<ImageDataset> train = LoadTrainingSplit(flags, Split::kTrain);
   if (!train.ok()) return ReportError(absl::StrCat(who, ": ", train.status().message()));
-  const ImageDataset train_set = FirstSamples(*train, absl::GetFlag(FLAGS_train_limit));
+  const ImageDataset& train_set = *train;
 
   ProcessGroupOptions group_options;
   group_options.backend = backend_name;
@@ -212,40 +180,28 @@ int Worker(const Args& args, const RankEnv& env) {
         "resnet_ddp: asked: depth=%d processes=%d mixed=%d precision=%s epochs=%d batch_size=%d per process "
         "dataset=%s device=%s backend=%s sync_batchnorm=%d bucket_cap_mb=%g own_bucket_min_mb=%g overlap=%d "
         "max_steps=%d seed=%d\n",
-        args.depth, args.processes, args.mixed, absl::GetFlag(FLAGS_precision), epochs, batch_size,
-        DatasetKindName(*kind), absl::GetFlag(FLAGS_device), absl::GetFlag(FLAGS_backend),
+        args.depth, args.processes, args.mixed, flags.precision, epochs, batch_size,
+        DatasetKindName(flags.dataset), absl::GetFlag(FLAGS_device), absl::GetFlag(FLAGS_backend),
         absl::GetFlag(FLAGS_sync_batchnorm), absl::GetFlag(FLAGS_bucket_cap_mb),
         absl::GetFlag(FLAGS_own_bucket_min_mb), absl::GetFlag(FLAGS_overlap),
-        absl::GetFlag(FLAGS_max_steps), absl::GetFlag(FLAGS_seed));
+        flags.max_steps, flags.seed);
     std::cout << absl::StrFormat(
         "resnet_ddp: in effect: %d processes (%s) on %s (%s), backend=%s, precision=%s, global batch %d, "
         "threads/process=%d, libtorch=%s git=%s, data=%s: %d train images\n",
         env.world_size, env.launcher, device.is_cuda() ? "GPUs" : "the CPU", runtime.value("device_name", "?"),
         backend_name, PrecisionName(precision), batch_size * env.world_size, runtime.value("threads", 0),
         runtime.value("libtorch_version", "?"), runtime.value("git_revision", "?"),
-        data_dir.empty() ? DatasetKindName(*kind) : data_dir, train_set.size())
+        flags.data_dir.empty() ? DatasetKindName(flags.dataset) : flags.data_dir, train_set.size())
               << std::flush;
   }
 
-  LoaderOptions loader_options;
-  loader_options.batch_size = batch_size;
-  loader_options.augment = absl::GetFlag(FLAGS_augment);
-  loader_options.seed = absl::GetFlag(FLAGS_seed);
-  loader_options.workers = absl::GetFlag(FLAGS_workers);
-  loader_options.pin_memory = device.is_cuda();
+  LoaderOptions loader_options = LoaderOptionsFromFlags(flags, batch_size, device);
   loader_options.rank = env.rank;
   loader_options.world_size = env.world_size;
   if (absl::Status s = CheckLoaderOptions(train_set, loader_options); !s.ok()) ExitWithUsageError(s.message());
 
-  torch::manual_seed(absl::GetFlag(FLAGS_seed));
-  TrainOptions options;
-  options.precision = precision;
-  options.sgd.lr = absl::GetFlag(FLAGS_lr);
-  options.channels_last = absl::GetFlag(FLAGS_channels_last);
-  options.max_steps_per_epoch = absl::GetFlag(FLAGS_max_steps);
-  options.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
-  options.sgd.kernels = *optimizer_kernels;
-  options.device = device;
+  torch::manual_seed(flags.seed);
+  TrainOptions options = TrainOptionsFromFlags(flags, precision, device);
   std::unique_ptr<GradientReducer> reducer;
   options.after_backward = [&reducer] { reducer->FinishBackward(); };
   ResNetTrainer trainer(*MakeResNet(args.depth, train_set.num_classes), options);
@@ -267,9 +223,9 @@ int Worker(const Args& args, const RankEnv& env) {
     std::vector<torch::Tensor> state = trainer.model()->parameters();
     for (const torch::Tensor& buffer : trainer.model()->buffers()) state.push_back(buffer);
     const std::string checkpoint =
-        absl::GetFlag(FLAGS_models_dir).empty()
+        flags.models_dir.empty()
             ? ""
-            : absl::StrCat(absl::GetFlag(FLAGS_models_dir), "/Resnet-", args.depth, args.mixed ? "-mixed" : "", "-",
+            : absl::StrCat(flags.models_dir, "/Resnet-", args.depth, args.mixed ? "-mixed" : "", "-",
                            env.world_size, "gpus.ckpt");
     TrainingProgress start;
     if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
@@ -286,7 +242,7 @@ int Worker(const Args& args, const RankEnv& env) {
     BatchLoader loader(train_set, loader_options);
     RunSettings settings;
     settings.epochs = epochs;
-    settings.max_steps = absl::GetFlag(FLAGS_max_steps);
+    settings.max_steps = flags.max_steps;
     settings.label = absl::StrCat("ResNet-", args.depth, " ", PrecisionName(precision), " x", env.world_size);
     settings.verbose = lead;
     settings.world_size = env.world_size;
@@ -336,32 +292,29 @@ int Worker(const Args& args, const RankEnv& env) {
   reducer.reset();
   if (!lead) return 0;
 
-  absl::StatusOr<ImageDataset> test = LoadImageDataset(*kind, data_dir, Split::kTest, absl::GetFlag(FLAGS_synthetic_size));
+  absl::StatusOr<ImageDataset> test = LoadTrainingSplit(flags, Split::kTest);
   if (!test.ok()) return ReportError(test.status().message());
-  const ImageDataset test_set = FirstSamples(*test, absl::GetFlag(FLAGS_test_limit));
+  const ImageDataset& test_set = *test;
   trainer.model()->SetBatchNormTrainingForward(nullptr);
-  const double accuracy = trainer.Evaluate(test_set, absl::GetFlag(FLAGS_eval_batch_size));
+  const double accuracy = trainer.Evaluate(test_set, flags.eval_batch_size);
   std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),
                                static_cast<int>(100 * accuracy))
             << std::flush;
   std::string saved;
-  if (!absl::GetFlag(FLAGS_models_dir).empty()) {
-    saved = absl::StrCat(absl::GetFlag(FLAGS_models_dir), "/Resnet-", args.depth, args.mixed ? "-mixed" : "", "-",
+  if (!flags.models_dir.empty()) {
+    saved = absl::StrCat(flags.models_dir, "/Resnet-", args.depth, args.mixed ? "-mixed" : "", "-",
                          env.world_size, "gpus.pth");
     if (absl::Status s = SaveStateDict(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
     std::cout << "Saved " << saved << "\n";
   }
-  if (!absl::GetFlag(FLAGS_results).empty()) {
+  if (!flags.results.empty()) {
     nlohmann::json record = NewRecord("resnet_ddp", device);
-    record["model"] = absl::StrCat("resnet", args.depth);
-    record["depth"] = args.depth;
+    AddTrainingFields(flags, {args.depth, precision, args.mixed, batch_size, train_set.size(), test_set.size()},
+                      &record);
     record["devices"] = env.world_size;
     record["processes"] = env.world_size;
     record["launcher"] = env.launcher;
     record["backend"] = backend_name;
-    record["precision"] = PrecisionName(precision);
-    record["mixed"] = args.mixed;
-    record["batch_size"] = batch_size;
     record["global_batch_size"] = batch_size * env.world_size;
     record["sync_batchnorm"] = sync_bn;
     record["bucket_cap_mb"] = absl::GetFlag(FLAGS_bucket_cap_mb);
@@ -375,27 +328,24 @@ int Worker(const Args& args, const RankEnv& env) {
                          {"wait_seconds_per_step", reducer_stats.wait_seconds / steps},
                          // NCCL's wait blocks the CUDA stream, not the host (gradient_reducer.h).
                          {"wait_is_host_only", backend_name == "nccl"}};
-    record["dataset"] = DatasetKindName(*kind);
-    record["train_samples"] = train_set.size();
-    record["test_samples"] = test_set.size();
-    record["epochs"] = epochs;
-    record["max_steps"] = absl::GetFlag(FLAGS_max_steps);
-    record["channels_last"] = absl::GetFlag(FLAGS_channels_last);
-    record["augment"] = absl::GetFlag(FLAGS_augment);
     AddRunFields(totals, &record);
     record["test_accuracy"] = accuracy;
     record["model_path"] = saved;
-    if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) return ReportError(s.message());
-    std::cout << "Record appended to " << absl::GetFlag(FLAGS_results) << "\n";
+    if (absl::Status s = AppendRecord(flags.results, record); !s.ok()) return ReportError(s.message());
+    std::cout << "Record appended to " << flags.results << "\n";
   }
   return 0;
 }
 
 int Main(int argc, char** argv) {
   const Args args = ParseArgs(ParseCommandLineOrExit(argc, argv, kUsage));
+  // Checked here, before any worker starts: a mistake is one line, not one per rank.
+  const absl::StatusOr<TrainingFlags> flags = ReadTrainingFlags();
+  if (!flags.ok()) ExitWithUsageError(flags.status().message());
+  CheckDdpFlagsOrExit();
   absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(getenv);
   if (!env.ok()) return ReportError(env.status().message());
-  if (env->has_value()) return Worker(args, **env);
+  if (env->has_value()) return Worker(args, *flags, **env);
 
   absl::StatusOr<bool> gpus = UseGpus(args.processes);
   if (!gpus.ok()) return ReportError(gpus.status().message());

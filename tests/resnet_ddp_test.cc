@@ -210,6 +210,10 @@ TEST(ResNetDdpTest, BadInputIsOneLine) {
       {std::string(kDdp) + "18 2", 2, "expected 3 arguments"},
       {std::string(kDdp) + "20 2 0", 2, "depth must be one of 18, 34, 50"},
       {std::string(kDdp) + "18 2 3", 2, "mixed must be one of 0, 1"},
+      // Flag mistakes are found before any worker starts: one line, not one per rank.
+      {std::string(kDdp) + "18 2 0 --epochs=0", 2, "--epochs must be at least 1"},
+      {std::string(kDdp) + "18 2 0 --optimizer_kernels=apex", 2, "apex"},
+      {std::string(kDdp) + "18 2 0 --bucket_cap_mb=0", 2, "--bucket_cap_mb must be positive"},
       {std::string(kDdp) + "18 2 0 --device=cuda", 1, "no GPU"},
       {"RANK=0 WORLD_SIZE=2 " + std::string(kDdp) + "18 4 0", 1, "started 2 processes but the command line asks for 4"},
       {"RANK=0 WORLD_SIZE=1 " + std::string(kDdp) + "18 1 0 --backend=nccl --dataset=synthetic --synthetic_size=64", 1,

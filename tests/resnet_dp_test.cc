@@ -52,6 +52,8 @@ TEST(ResNetDpTest, BadInputIsOneLine) {
       {"18 9 0", 2, "gpus must be one of"},
       {"18 2 0 --device=cuda", 1, "this host has no GPU"},
       {"18 2 0 --device=tpu", 2, "--device must be auto, cuda or cpu"},
+      {"18 2 0 --epochs=0", 2, "--epochs must be at least 1"},
+      {"18 2 0 --dataset=imagenet", 2, "imagenet"},
       {"18 2 0 --device=cpu --dataset=cifar10 --data_dir=/nonexistent", 1, "/nonexistent"},
   };
   for (const Case& c : cases) {
