@@ -354,7 +354,14 @@ torch::Tensor QuantizedResNet::forward(const torch::Tensor& images) const {
 namespace {
 
 // A float literal TorchScript reads back to the same double.
-std::string Literal(double value) { return absl::StrFormat("%.17g", value); }
+// A TorchScript float literal that keeps every bit of a finite `value`.
+// %.17g prints a whole number without a point (a nearly diverged model's
+// scale of 356541952), which TorchScript would read as an int.
+std::string Literal(double value) {
+  std::string text = absl::StrFormat("%.17g", value);
+  if (text.find_first_of(".e") == std::string::npos) text += ".0";
+  return text;
+}
 
 // "quantized.conv2d[_relu](input, self.name, scale, zero_point)".
 std::string ConvCall(const ConvUnit& unit, const std::string& input, const std::string& name) {
@@ -501,6 +508,13 @@ absl::StatusOr<std::unique_ptr<QuantizedResNet>> QuantizeResNet(
       c10::InferenceMode inference;
       for (const torch::Tensor& batch : calibration_batches) {
         impl->Float(batch.to(at::kCPU, at::kFloat), /*observe=*/true);
+      }
+      bool finite = true;
+      impl->ForEachObserver([&finite](RangeObserver& o) { finite = finite && std::isfinite(o.min) && std::isfinite(o.max); });
+      if (!finite) {
+        return absl::InvalidArgumentError(
+            "the calibration batches make some activations infinite or NaN, which int8 cannot represent: "
+            "has the model diverged?");
       }
       impl->ForEachObserver([](RangeObserver& o) { o.StartHistogram(); });
       for (const torch::Tensor& batch : calibration_batches) {

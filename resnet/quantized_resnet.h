@@ -82,7 +82,8 @@ class QuantizedResNet {
 // the model itself is not modified) with activation ranges observed on
 // `calibration_batches` (float [N, 3, H, W], normalized like the inputs the
 // quantized model will see). Errors: InvalidArgument for an unknown or
-// unsupported engine, no calibration batches, or a badly shaped batch;
+// unsupported engine, no calibration batches, a badly shaped batch, or
+// batches that make an activation infinite or NaN (a diverged model);
 // FailedPrecondition when the model does not have the expected ResNet layout
 // or the LibTorch lacks the quantized kernels.
 absl::StatusOr<std::unique_ptr<QuantizedResNet>> QuantizeResNet(

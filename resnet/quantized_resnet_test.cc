@@ -115,5 +115,32 @@ TEST(QuantizedResNetTest, TorchScriptEqualsForwardAndSavesAndLoads) {
   EXPECT_TRUE(torch::allclose(loaded.forward({x}).toTensor(), expected, /*rtol=*/0, /*atol=*/1e-6));
 }
 
+// A diverged model's activations are huge, and so are its ranges' scales:
+// above 2^53 every double is a whole number, which the TorchScript source
+// must still write as a float (a sweep's quick ResNet-50 hit this).
+TEST(QuantizedResNetTest, TorchScriptTakesWholeNumberScales) {
+  torch::manual_seed(4);
+  ResNet model = *MakeResNet(18);
+  model->eval();
+  const double huge = 5e17;  // the input's scale comes to about 1.6e16: whole, and printed without an exponent
+  std::vector<torch::Tensor> calibration = {huge * torch::randn({8, 3, 32, 32})};
+  auto quantized = QuantizeResNet(model, calibration);
+  ASSERT_TRUE(quantized.ok()) << quantized.status();
+  auto script = (*quantized)->ToTorchScript();
+  ASSERT_TRUE(script.ok()) << script.status();
+  torch::Tensor x = huge * torch::randn({4, 3, 32, 32});
+  c10::InferenceMode inference;
+  torch::Tensor expected = (*quantized)->forward(x);
+  EXPECT_TRUE(torch::equal(script->forward({x}).toTensor(), expected));
+}
+
+TEST(QuantizedResNetTest, RejectsInfiniteActivations) {
+  ResNet model = ModelWithBatchNormStats(18);
+  auto quantized = QuantizeResNet(model, {1e38 * torch::randn({4, 3, 32, 32})});
+  ASSERT_FALSE(quantized.ok());
+  EXPECT_EQ(quantized.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(quantized.status().message().find("diverged"), std::string::npos) << quantized.status();
+}
+
 }  // namespace
 }  // namespace dlspeed
