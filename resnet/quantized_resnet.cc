@@ -510,7 +510,9 @@ absl::StatusOr<std::unique_ptr<QuantizedResNet>> QuantizeResNet(
         impl->Float(batch.to(at::kCPU, at::kFloat), /*observe=*/true);
       }
       bool finite = true;
-      impl->ForEachObserver([&finite](RangeObserver& o) { finite = finite && std::isfinite(o.min) && std::isfinite(o.max); });
+      impl->ForEachObserver([&finite](RangeObserver& o) {
+        finite = finite && std::isfinite(o.min) && std::isfinite(o.max);
+      });
       if (!finite) {
         return absl::InvalidArgumentError(
             "the calibration batches make some activations infinite or NaN, which int8 cannot represent: "

@@ -33,7 +33,8 @@ ABSL_FLAG(bool, sync_each_step, false,
 ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
 ABSL_FLAG(std::string, results, "results.jsonl",
           "JSON Lines file to append records to (resnet_ddp: rank 0 appends; empty: none)");
-ABSL_FLAG(std::string, models_dir, "models", "where trained models are saved (resnet_ddp: by rank 0; empty: not saved)");
+ABSL_FLAG(std::string, models_dir, "models",
+          "where trained models are saved (resnet_ddp: by rank 0; empty: not saved)");
 
 namespace dlspeed {
 
@@ -52,7 +53,8 @@ absl::StatusOr<TrainingFlags> ReadTrainingFlags() {
   absl::StatusOr<DatasetKind> dataset = ParseDatasetKind(absl::GetFlag(FLAGS_dataset));
   if (!dataset.ok()) return dataset.status();
   flags.dataset = *dataset;
-  flags.data_dir = absl::GetFlag(FLAGS_data_dir).empty() ? DefaultDataDir(flags.dataset) : absl::GetFlag(FLAGS_data_dir);
+  flags.data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (flags.data_dir.empty()) flags.data_dir = DefaultDataDir(flags.dataset);
   flags.precision = absl::GetFlag(FLAGS_precision);
   flags.train_limit = absl::GetFlag(FLAGS_train_limit);
   flags.test_limit = absl::GetFlag(FLAGS_test_limit);

@@ -28,25 +28,26 @@
 
 namespace dlspeed {
 
-// The shared flags' values, checked.
+// The shared flags' values, checked; ReadTrainingFlags fills every field (the
+// defaults are the flags', in training_flags.cc).
 struct TrainingFlags {
-  int64_t epochs = 20;
-  int64_t eval_batch_size = 128;
+  int64_t epochs = 0;
+  int64_t eval_batch_size = 0;
   std::string precision;  // --precision as given: auto, fp16 or bf16 (for ParseMixedPrecision)
-  DatasetKind dataset = DatasetKind::kFashionMnist;
+  DatasetKind dataset = DatasetKind::kSynthetic;
   std::string data_dir;  // --data_dir, or the dataset's usual place
   int64_t train_limit = 0;
   int64_t test_limit = 0;
-  int64_t synthetic_size = 50000;
+  int64_t synthetic_size = 0;
   int64_t max_steps = 0;
   bool channels_last = false;
-  bool augment = true;
+  bool augment = false;
   int32_t threads = 0;
-  int32_t workers = 2;
-  double lr = 0.1;
+  int32_t workers = 0;
+  double lr = 0;
   uint64_t seed = 0;
-  bool cudnn_benchmark = true;
-  bool tf32 = true;
+  bool cudnn_benchmark = false;
+  bool tf32 = false;
   OptimizerKernels optimizer_kernels = OptimizerKernels::kFused;
   bool sync_each_step = false;
   std::string results;     // empty: no record
@@ -78,7 +79,7 @@ LoaderOptions LoaderOptionsFromFlags(const TrainingFlags& flags, int64_t batch_s
 // What a run trained: depth, precision and the batch per step (per process
 // for resnet_ddp), and the data sets' sizes.
 struct TrainedRun {
-  int depth = 18;
+  int depth = 0;
   Precision precision = Precision::kFp32;
   bool mixed = false;
   int64_t batch_size = 0;

@@ -193,7 +193,7 @@ const int kOverheadRegistered = [] {
   const bool cuda = BenchmarkDevice().is_cuda();
   const int64_t batch = cuda ? 512 : 32;
   std::vector<std::pair<std::string, Precision>> precisions = {{"fp32", Precision::kFp32}};
-  if (BenchmarkDevice().is_cuda()) precisions.push_back({"fp16", Precision::kFp16});
+  if (cuda) precisions.push_back({"fp16", Precision::kFp16});
   for (const auto& [name, precision] : precisions) {
     benchmark::RegisterBenchmark(("DdpOverhead/" + name).c_str(), DdpOverhead, precision)
         ->ArgNames({"depth", "batch", "own_buckets"})

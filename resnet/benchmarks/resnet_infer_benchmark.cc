@@ -38,9 +38,13 @@ bool OnCuda(Variant variant) {
          variant == Variant::kCudaGraphFrozen;
 }
 
+// The variants scripted from the eager model (ScriptResNet).
 bool Scripted(Variant variant) {
   return variant == Variant::kScript || variant == Variant::kCudaScript || variant == Variant::kCudaGraphFrozen;
 }
+
+// The variants that run a TorchScript module: those, and the int8 one's.
+bool RunsTorchScript(Variant variant) { return Scripted(variant) || variant == Variant::kInt8Script; }
 
 // One prepared model per (depth, variant), built on first use: random weights,
 // BatchNorm statistics from a few training-mode passes, then eval. A
@@ -56,7 +60,7 @@ struct Prepared {
 
 Prepared& Get(int depth, Variant variant, int64_t batch) {
   static std::map<std::tuple<int, Variant, int64_t>, Prepared> cache;
-  const auto key = std::make_tuple(depth, variant, Scripted(variant) ? batch : 0);
+  const auto key = std::make_tuple(depth, variant, RunsTorchScript(variant) ? batch : 0);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   torch::manual_seed(0);

@@ -120,9 +120,11 @@ def worker(rank, args, port):
     images = torch.randn(args.batch, 3, 32, 32, generator=generator).to(device)
     labels = torch.randint(10, (args.batch,), generator=generator).to(device)
 
+    def sgd(net):
+        return torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
     def train_step(net):
-        optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-        return TrainStep(lambda x, y: F.cross_entropy(net(x), y), [(images, labels)], optimizer, args.precision,
+        return TrainStep(lambda x, y: F.cross_entropy(net(x), y), [(images, labels)], sgd(net), args.precision,
                          device)
 
     if args.paired:
@@ -143,8 +145,7 @@ def worker(rank, args, port):
         dist.destroy_process_group()
         return
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    times, skipped = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,
+    times, skipped = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], sgd(model),
                                       args.precision, device, args.warmup, args.steps)
     if rank == 0:
         print(json.dumps({

@@ -69,9 +69,9 @@ def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, ste
 
 
 def time_paired_steps(first, second, warmup, steps):
-    """Alternates the TrainSteps `first` and `second`, one step each, the order
-    swapped every pair so that neither always follows the other, so that both
-    see the same machine load; returns each one's seconds per timed step."""
+    """Alternates the TrainSteps `first` and `second`, one step each, so that
+    both see the same machine load, swapping their order every pair so that
+    neither always follows the other; returns each one's seconds per timed step."""
     for i in range(warmup):
         first(i)
         second(i)
