@@ -89,14 +89,52 @@ std::string ShellQuote(absl::string_view text) {
   return quoted + "'";
 }
 
+// The short HEAD of the checkout `git_dir_option` ("-C 'dir'" or "" for the
+// working directory) names, with "-dirty" when a tracked file differs from
+// it; "" outside a checkout.
+std::string RevisionOf(const std::string& git_dir_option) {
+  const std::string git = absl::StrCat("git --no-optional-locks ", git_dir_option, " ");
+  const std::string revision = FirstLineOf(git + "rev-parse --short HEAD 2>/dev/null");
+  if (revision.empty()) return "";
+  const bool dirty = !FirstLineOf(git + "status --porcelain --untracked-files=no 2>/dev/null").empty();
+  return dirty ? revision + "-dirty" : revision;
+}
+
 std::string GitRevision() {
   std::string revision;
   if (const char* workspace = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
-    revision = FirstLineOf(absl::StrCat("git -C ", ShellQuote(workspace),
-                                        " rev-parse --short HEAD 2>/dev/null"));
+    revision = RevisionOf(absl::StrCat("-C ", ShellQuote(workspace)));
   }
-  if (revision.empty()) revision = FirstLineOf("git rev-parse --short HEAD 2>/dev/null");
+  if (revision.empty()) revision = RevisionOf("");
   return revision.empty() ? "unknown" : revision;
+}
+
+// Whether /bin/sh reads `word` as itself, unquoted.
+bool IsPlainWord(absl::string_view word) {
+  if (word.empty()) return false;
+  for (char c : word) {
+    if (!absl::ascii_isalnum(c) && !absl::StrContains("_-+=.,:/@%", c)) return false;
+  }
+  return true;
+}
+
+// The program's command line as a shell would take it again: its name
+// without the directory, then each argument, quoted where needed.
+std::string CommandLine() {
+  std::ifstream file("/proc/self/cmdline", std::ios::binary);
+  std::string word;
+  std::string command;
+  bool first = true;
+  while (std::getline(file, word, '\0')) {
+    if (first) {
+      const size_t slash = word.rfind('/');
+      if (slash != std::string::npos) word = word.substr(slash + 1);
+    }
+    if (!first) command += ' ';
+    command += IsPlainWord(word) ? word : ShellQuote(word);
+    first = false;
+  }
+  return command.empty() ? "unknown" : command;
 }
 
 std::string Hostname() {
@@ -170,6 +208,7 @@ nlohmann::json DescribeRuntime(const c10::Device& device) {
   runtime["host_malloc"] = HostMallocPolicy();
   runtime["hostname"] = Hostname();
   runtime["git_revision"] = GitRevision();
+  runtime["command"] = CommandLine();
   runtime["timestamp"] = UtcTimestamp();
   return runtime;
 }

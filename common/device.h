@@ -37,8 +37,11 @@ void ApplyBackendSettings(const BackendSettings& settings);
 // Facts about the process and machine for a result record: device,
 // device_name, libtorch_version, cuda_version (null without CUDA), threads,
 // interop_threads, cudnn_benchmark, allow_tf32_cudnn, allow_tf32_cublas (as in
-// effect now), hostname, git_revision ("unknown" if not found) and timestamp
-// (UTC, ISO 8601). Never fails.
+// effect now), hostname, git_revision (the short HEAD of the checkout `bazel
+// run` started from, else of the working directory, with "-dirty" when a
+// tracked file differs from it; "unknown" outside one), command (the program's
+// name and arguments, quoted for a shell: what reruns it) and timestamp (UTC,
+// ISO 8601). Never fails.
 nlohmann::json DescribeRuntime(const c10::Device& device);
 
 // What the CUDA caching allocator has done on a device since the process

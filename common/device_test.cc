@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <string>
 
@@ -111,9 +112,26 @@ TEST(DeviceTest, GitRevisionComesFromBuildWorkspaceDirectory) {
   ASSERT_FALSE(expected.empty());
   setenv("BUILD_WORKSPACE_DIRECTORY", repo.c_str(), /*overwrite=*/1);
   EXPECT_EQ(DescribeRuntime(c10::Device(c10::kCPU))["git_revision"], expected);
+  // An untracked file leaves the revision clean; a change to a tracked one marks it.
+  std::ofstream(repo / "notes.txt") << "first\n";
+  EXPECT_EQ(DescribeRuntime(c10::Device(c10::kCPU))["git_revision"], expected);
+  ASSERT_EQ(system((git + "add notes.txt && " + git +
+                    "-c user.email=t@example.com -c user.name=t commit -q -m notes").c_str()),
+            0);
+  const std::string second = FirstLine(git + "rev-parse --short HEAD");
+  EXPECT_EQ(DescribeRuntime(c10::Device(c10::kCPU))["git_revision"], second);
+  std::ofstream(repo / "notes.txt") << "changed\n";
+  EXPECT_EQ(DescribeRuntime(c10::Device(c10::kCPU))["git_revision"], second + "-dirty");
   setenv("BUILD_WORKSPACE_DIRECTORY", (repo / "missing").c_str(), /*overwrite=*/1);
   EXPECT_NE(DescribeRuntime(c10::Device(c10::kCPU))["git_revision"], "");  // never fails
   unsetenv("BUILD_WORKSPACE_DIRECTORY");
+}
+
+TEST(DeviceTest, CommandIsTheProgramAndItsArguments) {
+  // This test's own command line: the binary's name without its directory,
+  // then any arguments the runner gave it.
+  const std::string command = DescribeRuntime(c10::Device(c10::kCPU))["command"];
+  EXPECT_TRUE(command == "device_test" || command.rfind("device_test ", 0) == 0) << command;
 }
 
 }  // namespace

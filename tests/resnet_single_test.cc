@@ -28,8 +28,12 @@ TEST(ResNetSingleTest, TrainsPrintsRecordsAndSaves) {
   const std::string results = dir + "/results.jsonl";
   std::system(("mkdir -p " + dir).c_str());
   std::ofstream(results) << "{\"earlier\": true}\n";
-  CommandResult run = RunBinary("--depths=18 --epochs=2 --max_steps=3 --batch_size=16 --train_limit=96 --test_limit=50 "
-                      "--workers=1 --results=" + results + " --models_dir=" + dir + "/models");
+  // The models go to a folder whose name needs quoting, to check the
+  // records' "command", which a shell must read back as this command line.
+  const std::string args = "--depths=18 --epochs=2 --max_steps=3 --batch_size=16 --train_limit=96 "
+                           "--test_limit=50 --workers=1 --results=" + results;
+  const std::string models_flag = "--models_dir=" + dir + "/my models";
+  CommandResult run = RunBinary(args + " '" + models_flag + "'");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   for (const char* line : {"Non-mixed,18\n", "Mixed precision,18\n", "Average time: ", "Total time: ",
                            "Accuracy of the network on the 50 test images: ", "| ResNet-18 | fp32 |",
@@ -55,13 +59,14 @@ TEST(ResNetSingleTest, TrainsPrintsRecordsAndSaves) {
     EXPECT_LE(r["test_accuracy"].get<double>(), 1.0);
     EXPECT_TRUE(r.contains("libtorch_version"));
     EXPECT_TRUE(r.contains("device_name"));
+    EXPECT_EQ(r["command"], "resnet_single " + args + " '" + models_flag + "'");
   }
   EXPECT_EQ(records[1]["precision"], "fp32");
   EXPECT_EQ(records[2]["precision"], "bf16");
 
   for (const std::string name : {"Resnet-18-1gpu.pth", "Resnet-18-mixed-1gpu.pth"}) {
     ResNet model = *MakeResNet(18);
-    absl::Status s = LoadStateDict(*model, dir + "/models/" + name, "ResNet-18");
+    absl::Status s = LoadStateDict(*model, dir + "/my models/" + name, "ResNet-18");
     EXPECT_TRUE(s.ok()) << s;
   }
 }

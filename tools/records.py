@@ -13,6 +13,7 @@ can draw them beside the binaries' own records.
 """
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -35,14 +36,30 @@ def cpu_model():
     return "unknown CPU"
 
 
-def git_revision():
-    """The checkout's short HEAD, or "unknown" (as the binaries write it)."""
+def _git(*args):
+    """What git prints for `args` in this checkout, or None when it fails."""
     try:
-        done = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        done = subprocess.run(["git", "--no-optional-locks", "-C", ROOT, *args], capture_output=True, text=True,
                               timeout=30)
     except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_revision():
+    """The checkout's short HEAD, with "-dirty" when a tracked file differs
+    from it, or "unknown" (as the binaries write it)."""
+    revision = _git("rev-parse", "--short", "HEAD")
+    if not revision:
         return "unknown"
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
+    return revision + "-dirty" if _git("status", "--porcelain", "--untracked-files=no") else revision
+
+
+def command_line(argv=None):
+    """The script's command line as a shell would take it again (the
+    binaries' "command"): its name without the directory, then its arguments."""
+    argv = sys.argv if argv is None else argv
+    return " ".join([shlex.quote(os.path.basename(argv[0]))] + [shlex.quote(a) for a in argv[1:]])
 
 
 def utc_timestamp():
@@ -60,7 +77,7 @@ def comparison(work, variant, *, batch_size, threads, cpp_seconds, python_second
         "python_over_cpp": python_seconds / cpp_seconds if cpp_seconds > 0 else None, "rounds": rounds,
         "libtorch_version": libtorch_version, "python_torch_version": python_torch_version, "device": device,
         "device_name": device_name or cpu_model(), "hostname": socket.gethostname(), "timestamp": utc_timestamp(),
-        "git_revision": git_revision(),
+        "git_revision": git_revision(), "command": command_line(),
     }
     record.update(extra)
     return record

@@ -195,8 +195,11 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(len(lines), 3, lines)
         for field in ("schema_version", "binary", "work", "variant", "batch_size", "threads", "cpp_seconds",
                       "python_seconds", "python_over_cpp", "rounds", "libtorch_version", "python_torch_version",
-                      "device", "device_name", "hostname", "timestamp", "git_revision"):
+                      "device", "device_name", "hostname", "timestamp", "git_revision", "command"):
             self.assertIn(field, rec)
+        self.assertRegex(rec["git_revision"], r"^([0-9a-f]{7,}(-dirty)?|unknown)$")
+        self.assertEqual(records.command_line(["/x/y/infer_report.py", "--depth", "50", "--out", "a b"]),
+                         "infer_report.py --depth 50 --out 'a b'")
         self.assertRegex(rec["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertAlmostEqual(rec["python_over_cpp"], 1.2)
         self.assertEqual(done.returncode, 0, done.stderr)
