@@ -12,8 +12,9 @@ channels_last, C++ against Python PyTorch for the same work, and int8 static
 (ResNet) against dynamic (RoBERTa) quantization. Records are grouped by where
 they ran (device name, host, LibTorch version) and data set; the last two of
 ours take a machine's records of all data sets. Of several records with the
-same configuration the latest (by timestamp) is used. Lines that cannot be used
-are listed in the report and on stderr.
+same configuration the latest (by timestamp) is used. Each section ends with
+the commands behind its records (their "command" and "git_revision"). Lines
+that cannot be used are listed in the report and on stderr.
 
   python3 tools/report.py results.jsonl --out report   # report/report.md, report/*.png
 
@@ -725,6 +726,38 @@ def draw(figures, records, key, out, drawn, files):
     return lines
 
 
+MAX_COMMANDS = 60  # a section lists at most this many commands
+
+
+def commands(records):
+    """The Markdown that lists the commands behind `records` (their "command"
+    and "git_revision" fields), each once, in the file's order, in a fenced
+    block; records that do not name their command are counted."""
+    runs, unnamed = {}, 0
+    for r in sorted(records, key=lambda r: r["_line"]):
+        command = r.get("command")
+        if isinstance(command, str) and command.strip():
+            runs.setdefault(f"git {r.get('git_revision') or 'unknown'}: {command}", None)
+        else:
+            unnamed += 1
+    if not runs and not unnamed:
+        return []
+    lines = ["### Commands", ""]
+    if runs:
+        shown = list(runs)[:MAX_COMMANDS]
+        fence = "`" * max(3, 1 + max(len(run) for run in re.findall(r"`+", "\n".join(shown)) or [""]))
+        lines += ["The runs behind the records above, each with the git revision it ran at; a binary's "
+                  "command runs again from `bazel-bin/<package>/`, a script's from `tools/`.", "",
+                  fence] + shown + [fence, ""]
+        if len(runs) > MAX_COMMANDS:
+            lines += [f"- and {len(runs) - MAX_COMMANDS} more.", ""]
+    if unnamed:
+        lines += [f"- {unnamed} record{'s do' if unnamed > 1 else ' does'} not say how "
+                  f"{'they were' if unnamed > 1 else 'it was'} run (written before the records named their "
+                  "command).", ""]
+    return lines
+
+
 def render(path, records, skipped, out):
     """Writes out/report.md and the charts."""
     lines = ["# dlspeed results report", "",
@@ -753,6 +786,7 @@ def render(path, records, skipped, out):
             lines += draw(FIGURES, kept, key, out, drawn, files)
             if repeated:
                 lines += ["### Repeated configurations", ""] + [f"- {note}" for note in repeated] + [""]
+            lines += commands(kept)
         kept, repeated = latest(comparisons[machine])
         shown = draw(MACHINE_FIGURES, everything + kept, machine + ("",), out, drawn, files)
         if shown or repeated:
@@ -760,6 +794,7 @@ def render(path, records, skipped, out):
                       "Figures from this machine's records of all data sets.", ""] + shown
             if repeated:
                 lines += ["### Repeated configurations", ""] + [f"- {note}" for note in repeated] + [""]
+            lines += commands(kept)
     missing = [(name, title, needs) for name, title, stem, _, needs in FIGURES + MACHINE_FIGURES
                if stem not in drawn]
     if missing and records:

@@ -253,6 +253,31 @@ class GpuInferenceTest(unittest.TestCase):
             pngs = [n for n in os.listdir(out) if n.endswith(".png") and "fig7" in n]
             self.assertEqual(len(pngs), 1, os.listdir(out))
 
+    def test_commands_are_listed_once_with_their_revision(self):
+        base = {"schema_version": 1, "binary": "resnet_gpu_script", "model": "resnet18", "depth": 18, "mixed": False,
+                "batch_size": 32, "dataset": "cifar10", "device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3",
+                "hostname": "gpu-01", "libtorch_version": "2.14.1", "timestamp": "2026-11-27T10:00:00Z",
+                "test_samples": 10000, "test_accuracy": 0.93, "throughput_unit": "images/s", "precision": "fp32",
+                "batch_seconds": {"median": 0.001}, "total_seconds": 0.3, "throughput": 32000}
+        script = "resnet_gpu_script -m 0 -r 18 --model='a ```b.pth'"  # a fence inside must not end the block
+        lines = [dict(base, variant=name, command=script, git_revision="abc1234")
+                 for name in ("eager", "torchscript", "cuda-graph")]  # one run, three records
+        lines.append(dict(base, variant="eager", precision="fp16", command="resnet_gpu_script -m 1 -r 18",
+                          git_revision="abc1234-dirty"))
+        lines.append(dict(base, variant="torchscript", precision="fp16"))  # from before records named commands
+        with tempfile.TemporaryDirectory() as out:
+            path = os.path.join(out, "commands.jsonl")
+            with open(path, "w") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in lines))
+            done = run_report(path, out)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            with open(os.path.join(out, "report.md")) as f:
+                report = f.read()
+        section = report.split("### Commands")[1]
+        self.assertIn("\n````\ngit abc1234: " + script + "\ngit abc1234-dirty: resnet_gpu_script -m 1 -r 18\n````\n",
+                      section)
+        self.assertIn("- 1 record does not say how it was run", section)
+
 
 class OlderSchemaTest(unittest.TestCase):
     def test_records_of_another_schema_are_skipped_by_line(self):
