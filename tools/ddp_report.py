@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,9 +52,10 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def run(cmd):
-    """Runs cmd; on failure prints its last lines and exits non-zero."""
-    done = subprocess.run(cmd, capture_output=True, text=True)
+def run(cmd, env=None):
+    """Runs cmd (in `env`, default this process's); on failure prints its last
+    lines and exits non-zero."""
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
         print("\n".join(tail), file=sys.stderr)
@@ -89,8 +91,11 @@ def step_by_step(args, benchmark, python_step_seconds):
     depth and batch, Python record)."""
     own_buckets = 0 if args.device == "cuda" else 1  # the reducer's default on each device
     name = f"DdpOverhead/{args.precision}/depth:{args.depth}/batch:{args.batch}/own_buckets:{own_buckets}/"
-    report = json.loads(run([benchmark, f"--benchmark_filter={name}", f"--benchmark_min_time={args.paired_seconds}",
-                             "--benchmark_format=json"]))
+    # The benchmark takes the GPU where there is one: on the CPU it must not see it.
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="") if args.device == "cpu" else None
+    out = run([benchmark, f"--benchmark_filter={name}", f"--benchmark_min_time={args.paired_seconds}",
+               "--benchmark_format=json"], env).strip()
+    report = json.loads(out) if out else {}  # nothing at all when no benchmark matches the filter
     cpp = report["benchmarks"][0] if report.get("benchmarks") else None
     steps = max(10, round(args.paired_seconds / (2 * python_step_seconds)))
     python = json.loads(run([args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--paired",
@@ -150,10 +155,14 @@ def main():
     args = parser.parse_args()
     single, ddp = (os.path.join(args.bin_dir, name) for name in ("resnet_single", "resnet_ddp"))
     benchmark = os.path.join(args.bin_dir, "benchmarks", "reducer_benchmark")
-    for path in (single, ddp, benchmark, args.python):
+    for path in (single, ddp, benchmark):
         if not os.path.exists(path):
             sys.exit(f"ddp_report: {path} not found: bazel build //resnet:resnet_single //resnet:resnet_ddp "
-                     "//resnet/benchmarks:reducer_benchmark, or pass --bin_dir / --python")
+                     "//resnet/benchmarks:reducer_benchmark, or pass --bin_dir")
+    resolved = args.python if os.sep in args.python else shutil.which(args.python)  # a path, or a name on PATH
+    if not resolved or not os.path.exists(resolved):
+        sys.exit(f"ddp_report: --python {args.python} not found")
+    args.python = resolved
     if args.paired_seconds <= 0:
         sys.exit("ddp_report: --paired_seconds must be positive")
     if args.precision == "fp16" and args.device != "cuda":
@@ -170,7 +179,9 @@ def main():
               "--workers=1", "--models_dir="]
     if args.device == "cuda":
         common += ["--device=cuda", "--sync_each_step"]  # the peers sync each step on a GPU too
-    cpu = ["--device=cpu", "--backend=gloo"]
+    else:
+        common += ["--device=cpu"]  # as the peers, also on a host with a GPU
+    cpu = ["--backend=gloo"]
     mixed = args.precision == "fp16"
     variants = {  # name -> command (without --results)
         "single": [single, f"--depths={d}", "--modes=" + ("mixed" if mixed else "fp32")] + common,

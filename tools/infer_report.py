@@ -30,6 +30,11 @@ def cpp_round(binary, depth, batch, min_time):
     pattern = "^(" + "|".join(VARIANTS) + f")/depth:{depth}/batch:{batch}/real_time$"
     out = subprocess.run([binary, f"--benchmark_filter={pattern}", f"--benchmark_min_time={min_time}",
                           "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
+    if not out.strip():  # Google Benchmark prints nothing to stdout when the filter matches no benchmark
+        listed = subprocess.run([binary, "--benchmark_list_tests"], capture_output=True, text=True).stdout.split()
+        shapes = sorted({"/".join(n.split("/")[1:3]) for n in listed if n.split("/")[0] in VARIANTS})
+        sys.exit(f"infer_report: {binary} has no benchmark for depth {depth} at batch {batch}; the --depth/--batch "
+                 f"pairs it has: {', '.join(shapes) or 'none'}")
     report = json.loads(out)
     # The median batch, as the Python peer reports (real_time is the mean; older binaries lack the counter).
     return ({run["name"].split("/")[0]: run.get("median_ms", run["real_time"]) for run in report["benchmarks"]},

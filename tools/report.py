@@ -414,21 +414,40 @@ def time_by_batch(records, binaries):
     runs = {k: sorted(v, key=lambda r: r["batch_size"]) for k, v in runs.items() if len(v) > 1}
     if not runs:
         return None
-    rows, values, used = [], {}, []
+    rows, values, used, estimated = [], {}, [], False
     for key in sorted(runs, key=lambda k: (len(k[0]), k[0], train_order(runs[k][0]))):
         group = ", ".join(key)
         for r in runs[key]:
-            rows.append([*key, r["batch_size"], fmt(r["avg_epoch_seconds"], ".2f"), fmt(r.get("throughput"), ".0f"),
+            seconds, mark = epoch_time(r)
+            estimated = estimated or mark == "*"
+            rows.append([*key, r["batch_size"], fmt(r["avg_epoch_seconds"], ".2f"),
+                         fmt(seconds, ".2f") + mark if seconds is not None else "-", fmt(r.get("throughput"), ".0f"),
                          r.get("max_steps") or "all"])
-            values[group, f"batch {r['batch_size']}"] = r["avg_epoch_seconds"]
+            if seconds is not None:
+                values[group, f"batch {r['batch_size']}"] = seconds
             used.append(r)
     used.sort(key=lambda r: r["batch_size"])
-    caption = ("Average epoch time (epochs after the first) of each configuration run at two or more batch sizes; "
-               "DDP's batch is per process, DP's is split over its devices.")
-    notes = [] if all(row[-1] == "all" for row in rows) else ["Runs with a step count stopped each epoch early."]
-    return chart_result(["model", "method", "precision", "batch", "avg epoch (s)", unit(used), "steps an epoch"],
-                        rows, values, used, lambda r: f"batch {r['batch_size']}", "average epoch time (s)", ".2f",
+    caption = ("Epoch time (the average over the epochs after the first) of each configuration run at two or more "
+               "batch sizes; DDP's batch is per process, DP's is split over its devices.")
+    notes = [] if not estimated else [
+        "Epoch times marked * are the whole training set at the run's throughput (train samples / images or "
+        "samples a second): those runs stopped each epoch after a number of steps, so their own epochs hold more "
+        "samples at a larger batch and do not compare."]
+    return chart_result(["model", "method", "precision", "batch", "avg epoch (s)", "epoch time compared (s)",
+                         unit(used), "steps an epoch"],
+                        rows, values, used, lambda r: f"batch {r['batch_size']}", "epoch time (s)", ".2f",
                         None, caption, notes)
+
+
+def epoch_time(r):
+    """(seconds, mark): the run's average epoch time when its epochs were
+    whole, else the whole training set's time at its throughput (marked *);
+    (None, "") when neither is known."""
+    if not r.get("max_steps"):
+        return r["avg_epoch_seconds"], ""
+    if positive(r.get("throughput")) and positive(r.get("train_samples")):
+        return quotient(r["train_samples"], r["throughput"]), "*"
+    return None, ""
 
 
 def inference(records, binary, device=None):

@@ -84,8 +84,29 @@ class ReportTest(unittest.TestCase):
         self.assertIn("1.0 = ResNet-18: 1 device, fp32, batch 512 (9.84 s an epoch)", self.report)
 
     def test_time_by_batch_size(self):
-        self.assertEqual(self.row("Figure 3", "ResNet-18", "1 device", "fp32", "256")[4], "11.05")
-        self.assertEqual(self.row("Figure 3", "ResNet-18", "1 device", "fp32", "512")[4], "9.84")
+        self.assertEqual(self.row("Figure 3", "ResNet-18", "1 device", "fp32", "256")[4:6], ["11.05", "11.05"])
+        self.assertEqual(self.row("Figure 3", "ResNet-18", "1 device", "fp32", "512")[4:6], ["9.84", "9.84"])
+
+    def test_time_by_batch_size_of_epochs_cut_short_is_from_throughput(self):
+        # 3 steps an epoch: batch 128's epoch holds twice the images of batch
+        # 64's, so its own epoch time (0.27 s against 0.15 s) says nothing.
+        base = {"schema_version": 1, "binary": "resnet_single", "model": "resnet18", "depth": 18, "devices": 1,
+                "precision": "fp32", "mixed": False, "dataset": "fashion-mnist", "device": "cpu",
+                "device_name": "Test CPU", "hostname": "h", "libtorch_version": "2.13.0", "max_steps": 3,
+                "train_samples": 1024, "throughput_unit": "images/s", "timestamp": "2026-11-27T10:00:00Z"}
+        lines = [dict(base, batch_size=64, avg_epoch_seconds=0.15, throughput=1280.0),
+                 dict(base, batch_size=128, avg_epoch_seconds=0.27, throughput=1422.0)]
+        with tempfile.TemporaryDirectory() as out:
+            path = os.path.join(out, "short.jsonl")
+            with open(path, "w") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in lines))
+            done = run_report(path, out)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            with open(os.path.join(out, "report.md")) as f:
+                section = f.read().split("### Figure 3")[1].split("\n#")[0]
+        self.assertIn("| ResNet-18 | 1 device | fp32 | 64 | 0.15 | 0.80* | 1280 | 3 |", section)
+        self.assertIn("| ResNet-18 | 1 device | fp32 | 128 | 0.27 | 0.72* | 1422 | 3 |", section)
+        self.assertIn("whole training set at the run's throughput", section)
 
     def test_latest_of_repeated_configuration_is_used(self):
         # Lines 10 (5.80 s, earlier) and 11 (5.30 s): 9.84 / 5.30 = 1.857.

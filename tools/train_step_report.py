@@ -46,7 +46,7 @@ def cpp_round(binary, precision, depth, batch, min_time, kernels):
     runs = report["benchmarks"]
     if not runs:
         sys.exit(f"train_step_report: benchmark {name} did not run")
-    return runs[0]["real_time"], report["context"]  # ms per step
+    return runs[0]["median_ms"], report["context"]  # the median step in ms, as the Python peer's
 
 
 def python_round(precision, depth, batch, steps, implementation):

@@ -1,11 +1,13 @@
 // Google Benchmark of one ResNet training step of resnet_single's loop
 // (ResNetTrainer::Step: forward, cross-entropy, backward, SGD on fused or
-// foreach kernels) on a fixed synthetic batch already on the device. tools/peer/resnet_train_step.py
-// times the same step in Python PyTorch; tools/train_step_report.py runs both
-// and prints the ratio.
+// foreach kernels) on a fixed synthetic batch already on the device, with
+// the median step (counter median_ms) beside the mean time.
+// tools/peer/resnet_train_step.py times the same step in Python PyTorch;
+// tools/train_step_report.py runs both and prints the ratio of medians.
 //
 //   bazel run -c opt //resnet/benchmarks:train_step_benchmark -- --benchmark_filter=fp32/18/64
 #include <string>
+#include <vector>
 
 #include <ATen/Context.h>
 #include <benchmark/benchmark.h>
@@ -47,11 +49,17 @@ void TrainStep(benchmark::State& state, Precision precision) {
   torch::Tensor labels = torch::randint(10, {batch}, torch::TensorOptions().dtype(torch::kLong).device(device));
   for (int i = 0; i < 3; ++i) trainer.Step(images, labels, nullptr);  // warm-up
   SynchronizeDevice(device);
+  std::vector<double> seconds;
   for (auto _ : state) {
+    Stopwatch one;
     trainer.Step(images, labels, nullptr);
     SynchronizeDevice(device);
+    seconds.push_back(one.Seconds());
   }
   state.SetItemsProcessed(state.iterations() * batch);
+  // Google Benchmark's time is the mean; the Python peer reports the median
+  // step, which a few slow steps on a shared machine move less.
+  state.counters["median_ms"] = 1e3 * Summarize(seconds).median;
   state.counters["images_per_second"] =
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
