@@ -1,7 +1,10 @@
 #include "common/distributed/process_group.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -52,20 +55,64 @@ std::shared_ptr<::gloo::transport::Device> GlooDevice(const RankEnv& env) {
 
 }  // namespace
 
-StopAgreement::StopAgreement(ProcessGroup* group, c10::Device device, int64_t period)
+StopAgreement::StopAgreement(ProcessGroup* group, c10::Device device, std::chrono::milliseconds interval,
+                             int64_t max_period)
     : group_(group),
-      period_(period < 1 ? 1 : period),
-      flag_(at::zeros({1}, at::TensorOptions().dtype(at::kInt).device(device))) {}
+      interval_seconds_(std::chrono::duration<double>(interval).count()),
+      max_period_(max_period < 1 ? 1 : max_period),
+      since_(std::chrono::steady_clock::now()),
+      flag_(at::zeros({2}, at::TensorOptions().dtype(at::kFloat).device(device))) {}
 
 int StopAgreement::Check() {
   if (group_ == nullptr) return PendingStopSignal();
-  if (++steps_ % period_ != 0) return 0;
-  flag_.fill_(PendingStopSignal());
+  if (++steps_ < period_) return 0;
+  const auto now = std::chrono::steady_clock::now();
+  const double step_seconds = std::chrono::duration<double>(now - since_).count() / static_cast<double>(steps_);
+  // [the pending signal, this rank's mean step], both reduced with MAX.
+  flag_.copy_(at::tensor({static_cast<float>(PendingStopSignal()), static_cast<float>(step_seconds)}));
   std::vector<at::Tensor> tensors = {flag_};
   c10d::AllreduceOptions max;
   max.reduceOp = c10d::ReduceOp::MAX;
   group_->backend().allreduce(tensors, max)->wait();
-  return flag_.item<int>();
+  const at::Tensor agreed = flag_.cpu();
+  const double slowest = agreed[1].item<double>();
+  // The same on every rank: computed from the same reduced value.
+  period_ = slowest > 0 ? std::clamp<int64_t>(static_cast<int64_t>(interval_seconds_ / slowest), 1, max_period_)
+                        : max_period_;
+  steps_ = 0;
+  since_ = std::chrono::steady_clock::now();
+  return static_cast<int>(agreed[0].item<float>());
+}
+
+absl::Status ProcessGroup::AwaitRankZero(const std::string& name) {
+  const std::string key = absl::StrCat("dlspeed/rank0/", name);
+  try {
+    if (env_.rank == 0) {
+      store_->set(key, "1");
+      return absl::OkStatus();
+    }
+    // Rank 0's heartbeat must move within this long while it works.
+    constexpr auto kSilence = 20 * kHeartbeatPeriod;
+    std::vector<uint8_t> last_beat;
+    auto last_change = std::chrono::steady_clock::now();
+    while (!store_->check({key})) {
+      std::vector<uint8_t> beat =
+          store_->check({HeartbeatKey(0)}) ? store_->get(HeartbeatKey(0)) : std::vector<uint8_t>();
+      const auto now = std::chrono::steady_clock::now();
+      if (beat != last_beat) {
+        last_beat = std::move(beat);
+        last_change = now;
+      } else if (now - last_change > kSilence) {
+        return absl::UnavailableError(absl::StrCat("rank 0 stopped responding while the others waited for it (",
+                                                   name, ")"));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  } catch (const std::exception& error) {
+    return absl::UnavailableError(absl::StrCat("rank 0 (host of the rendezvous store) is unreachable: ",
+                                               ShortCollectiveError(error.what())));
+  }
+  return absl::OkStatus();
 }
 
 std::string ShortCollectiveError(const std::string& what) {

@@ -70,6 +70,14 @@ class ProcessGroup {
   // unreachable". Takes about two heartbeat periods.
   std::string DescribeFailedPeers();
 
+  // For work rank 0 does alone between collectives (evaluating, saving a
+  // model), which may outlast the collective timeout that the other ranks'
+  // next collective would wait under. Every rank calls it after that work,
+  // with a name new each time; rank 0 returns at once, the others when rank 0
+  // has called it, however long that takes while rank 0's heartbeat goes on.
+  // Unavailable when rank 0 stops beating or its store stops answering.
+  absl::Status AwaitRankZero(const std::string& name);
+
  private:
   ProcessGroup(RankEnv env, std::string backend_name, c10::intrusive_ptr<c10d::Store> store,
                c10::intrusive_ptr<c10d::Backend> backend);
@@ -85,19 +93,29 @@ class ProcessGroup {
 
 // Makes every rank stop at the same step when any of them got SIGINT/SIGTERM
 // (common/stop_signal.h; launchers pass signals on, but ranks see them at
-// different steps). Every `period` steps Check() allreduces the pending signal
-// (MAX) and returns it; on other steps it returns 0 without communicating, so
-// the training loop pays one tiny allreduce and device sync per period. With
-// no group (one process) it returns the local signal at every step.
+// different steps). Check(), called after every step, allreduces the pending
+// signal (MAX) at the first step and then about every `interval` of training,
+// and returns it; on other steps it returns 0 without communicating. Each
+// agreement also takes the slowest rank's mean step time since the last one,
+// from which every rank computes the same number of steps to the next (1 to
+// `max_period`): a signal is acted on within about `interval` or one step,
+// and the training loop pays one tiny allreduce and device sync per
+// interval. With no group (one process) it returns the local signal at every
+// step.
 class StopAgreement {
  public:
-  StopAgreement(ProcessGroup* group, c10::Device device, int64_t period = 10);
+  StopAgreement(ProcessGroup* group, c10::Device device,
+                std::chrono::milliseconds interval = std::chrono::seconds(1), int64_t max_period = 100);
   int Check();
+  int64_t period() const { return period_; }  // steps until the next agreement
 
  private:
   ProcessGroup* group_;
-  int64_t period_;
+  double interval_seconds_;
+  int64_t max_period_;
+  int64_t period_ = 1;
   int64_t steps_ = 0;
+  std::chrono::steady_clock::time_point since_;
   at::Tensor flag_;
 };
 

@@ -2,8 +2,11 @@
 
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 
 namespace dlspeed {
 namespace {
@@ -35,10 +38,49 @@ constexpr Names kLaunchers[] = {
     {"mpi", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"},
 };
 
+// Whether SLURM's variables describe a job step of several tasks that this
+// process is one of. An interactive shell (`srun --pty bash`) is a step of
+// one task, and a batch script is not a step at all, yet both carry
+// SLURM_PROCID=0: a program started from them is not one of several.
+bool InSlurmStepOfSeveralTasks(const EnvLookup& lookup) {
+  const char* step = lookup("SLURM_STEP_ID");
+  if (step == nullptr || *step == '\0') step = lookup("SLURM_STEPID");
+  const char* tasks = lookup("SLURM_NTASKS");
+  int count = 0;
+  return step != nullptr && *step != '\0' && tasks != nullptr && absl::SimpleAtoi(tasks, &count) && count > 1;
+}
+
+// The tasks SLURM placed on node `node` (SLURM_NODEID), from a list such as
+// SLURM_TASKS_PER_NODE's "4(x2),3": 4 on each of the first two nodes, then 3.
+absl::StatusOr<std::optional<int>> SlurmTasksOnNode(const EnvLookup& lookup, int node) {
+  for (const char* name : {"SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE"}) {
+    const char* text = lookup(name);
+    if (text == nullptr || *text == '\0') continue;
+    int first_node = 0;
+    for (absl::string_view item : absl::StrSplit(text, ',')) {
+      int tasks = 0, repeat = 1;
+      const size_t open = item.find("(x");
+      const bool parsed = open == absl::string_view::npos
+                              ? absl::SimpleAtoi(item, &tasks)
+                              : absl::EndsWith(item, ")") && absl::SimpleAtoi(item.substr(0, open), &tasks) &&
+                                    absl::SimpleAtoi(item.substr(open + 2, item.size() - open - 3), &repeat);
+      if (!parsed || tasks < 1 || repeat < 1) {
+        return absl::InvalidArgumentError(absl::StrCat(name, "='", text, "' is not a list such as 4(x2),3"));
+      }
+      if (node < first_node + repeat) return std::optional<int>(tasks);
+      first_node += repeat;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(name, "='", text, "' lists no node ", node, " (SLURM_NODEID)"));
+  }
+  return std::optional<int>();
+}
+
 }  // namespace
 
 absl::StatusOr<std::optional<RankEnv>> RankEnvFromEnvironment(const EnvLookup& lookup) {
   for (const Names& names : kLaunchers) {
+    const bool slurm = std::string(names.launcher) == "slurm";
+    if (slurm && !InSlurmStepOfSeveralTasks(lookup)) continue;
     absl::StatusOr<std::optional<int>> rank = ReadInt(lookup, names.rank);
     if (!rank.ok()) return rank.status();
     if (!rank->has_value()) continue;
@@ -65,10 +107,21 @@ absl::StatusOr<std::optional<RankEnv>> RankEnvFromEnvironment(const EnvLookup& l
     if (!local_rank.ok()) return local_rank.status();
     absl::StatusOr<std::optional<int>> local_world_size = ReadInt(lookup, names.local_world_size);
     if (!local_world_size.ok()) return local_world_size.status();
+    if (slurm && !local_world_size->has_value()) {  // SLURM_NTASKS_PER_NODE needs --ntasks-per-node
+      absl::StatusOr<std::optional<int>> node = ReadInt(lookup, "SLURM_NODEID");
+      if (!node.ok()) return node.status();
+      local_world_size = SlurmTasksOnNode(lookup, node->value_or(0));
+      if (!local_world_size.ok()) return local_world_size.status();
+    }
     env.local_rank = local_rank->value_or(env.rank);
     env.local_world_size = local_world_size->value_or(env.world_size);
-    if (env.local_rank < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(names.local_rank, "=", env.local_rank, " is negative"));
+    if (env.local_world_size < 1 || env.local_world_size > env.world_size) {
+      return absl::InvalidArgumentError(absl::StrCat(names.local_world_size, "=", env.local_world_size,
+                                                     " is outside 1..", names.world_size, "=", env.world_size));
+    }
+    if (env.local_rank < 0 || env.local_rank >= env.local_world_size) {
+      return absl::InvalidArgumentError(absl::StrCat(names.local_rank, "=", env.local_rank, " is outside [0, ",
+                                                     env.local_world_size, ") (the processes on this machine)"));
     }
 
     if (const char* addr = lookup("MASTER_ADDR"); addr != nullptr && *addr != '\0') {

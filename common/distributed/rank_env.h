@@ -8,8 +8,12 @@
 //   if (!env->has_value()) { /* not started by a launcher: start workers */ }
 //
 // Precedence: torchrun's RANK/WORLD_SIZE (also set by our launcher), then
-// SLURM (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID), then Open MPI
+// SLURM (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; the tasks on this node from
+// SLURM_NTASKS_PER_NODE or SLURM_[STEP_]TASKS_PER_NODE), then Open MPI
 // (OMPI_COMM_WORLD_RANK, ...) and MPICH/Intel MPI (PMI_RANK, PMI_SIZE).
+// SLURM's variables count only in a job step of several tasks (srun -n N with
+// N > 1): an interactive `srun --pty bash` (one task) or a batch script (no
+// step) sets SLURM_PROCID too, and a program started there launches its own.
 // Under SLURM and MPI, MASTER_ADDR and MASTER_PORT still name the rendezvous;
 // SLURM_LAUNCH_NODE_IPADDR stands in for MASTER_ADDR and 29500 for the port.
 #ifndef DLSPEED_COMMON_DISTRIBUTED_RANK_ENV_H_
@@ -38,7 +42,8 @@ using EnvLookup = std::function<const char*(const char*)>;
 
 // The rank environment set by a launcher, nullopt when none is set, or
 // InvalidArgument naming the variable that is malformed or inconsistent
-// (a rank outside [0, world size), a port outside 1..65535, ...).
+// (a rank outside [0, world size), a local rank outside [0, local world
+// size), a port outside 1..65535, ...).
 absl::StatusOr<std::optional<RankEnv>> RankEnvFromEnvironment(const EnvLookup& lookup);
 
 }  // namespace dlspeed

@@ -54,13 +54,63 @@ TEST(RankEnvTest, TorchrunDefaultsLocalRankAndRendezvous) {
 
 TEST(RankEnvTest, ReadsSlurmVariablesWithTheLaunchNodeAsMaster) {
   absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(
-      Env({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"},
-           {"SLURM_LAUNCH_NODE_IPADDR", "192.168.1.2"}}));
+      Env({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"}, {"SLURM_STEP_ID", "0"},
+           {"SLURM_NTASKS_PER_NODE", "4"}, {"SLURM_LAUNCH_NODE_IPADDR", "192.168.1.2"}}));
   ASSERT_TRUE(env.ok()) << env.status();
+  ASSERT_TRUE(env->has_value());
   EXPECT_EQ((*env)->launcher, "slurm");
   EXPECT_EQ((*env)->rank, 5);
   EXPECT_EQ((*env)->local_rank, 1);
+  EXPECT_EQ((*env)->local_world_size, 4);
   EXPECT_EQ((*env)->master_addr, "192.168.1.2");
+}
+
+TEST(RankEnvTest, SlurmWithoutAStepOfSeveralTasksIsNoLauncher) {
+  // An interactive `srun --pty bash`: a step of one task.
+  absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(
+      Env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"SLURM_LOCALID", "0"}, {"SLURM_STEP_ID", "0"}}));
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_FALSE(env->has_value());
+  // A batch script of a 4-task job: not a step.
+  env = RankEnvFromEnvironment(Env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "4"}, {"SLURM_LOCALID", "0"}}));
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_FALSE(env->has_value());
+  // SLURM_STEPID, the older name, counts as SLURM_STEP_ID.
+  env = RankEnvFromEnvironment(Env({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "1"},
+                                    {"SLURM_STEPID", "3"}, {"MASTER_ADDR", "node1"}}));
+  ASSERT_TRUE(env.ok()) << env.status();
+  ASSERT_TRUE(env->has_value());
+  EXPECT_EQ((*env)->rank, 1);
+}
+
+TEST(RankEnvTest, SlurmTasksOnThisNodeWithoutNtasksPerNode) {
+  // 11 tasks: 4 on each of nodes 0 and 1, 3 on node 2.
+  const std::map<std::string, std::string> job = {{"SLURM_NTASKS", "11"}, {"SLURM_STEP_ID", "0"},
+                                                  {"SLURM_TASKS_PER_NODE", "4(x2),3"}, {"MASTER_ADDR", "node0"}};
+  auto with = [&](std::map<std::string, std::string> more) {
+    more.insert(job.begin(), job.end());
+    return RankEnvFromEnvironment(Env(more));
+  };
+  absl::StatusOr<std::optional<RankEnv>> env = with({{"SLURM_PROCID", "9"}, {"SLURM_LOCALID", "1"},
+                                                     {"SLURM_NODEID", "2"}});
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ((*env)->local_world_size, 3);
+  env = with({{"SLURM_PROCID", "5"}, {"SLURM_LOCALID", "1"}, {"SLURM_NODEID", "1"}});
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ((*env)->local_world_size, 4);
+  // The step's own list wins over the job's.
+  env = with({{"SLURM_PROCID", "1"}, {"SLURM_LOCALID", "1"}, {"SLURM_NODEID", "0"},
+              {"SLURM_STEP_TASKS_PER_NODE", "2(x4),3"}});
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ((*env)->local_world_size, 2);
+  for (const char* bad : {"4(x2", "four", "0", "4(x0)"}) {
+    env = with({{"SLURM_PROCID", "1"}, {"SLURM_LOCALID", "1"}, {"SLURM_STEP_TASKS_PER_NODE", bad}});
+    ASSERT_FALSE(env.ok()) << bad;
+    EXPECT_NE(env.status().message().find("SLURM_STEP_TASKS_PER_NODE"), std::string::npos) << env.status();
+  }
+  env = with({{"SLURM_PROCID", "1"}, {"SLURM_LOCALID", "1"}, {"SLURM_NODEID", "5"}});
+  ASSERT_FALSE(env.ok());
+  EXPECT_NE(env.status().message().find("no node 5"), std::string::npos) << env.status();
 }
 
 TEST(RankEnvTest, ReadsOpenMpiVariables) {
@@ -94,7 +144,11 @@ TEST(RankEnvTest, RejectsInconsistentOrMalformedValues) {
       {{{"RANK", "0"}}, "WORLD_SIZE"},
       {{{"RANK", "0"}, {"WORLD_SIZE", "0"}}, "WORLD_SIZE=0"},
       {{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}, "MASTER_PORT=70000"},
-      {{{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}}, "MASTER_ADDR"},
+      {{{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_STEP_ID", "0"}}, "MASTER_ADDR"},
+      {{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "2"}, {"LOCAL_WORLD_SIZE", "2"}}, "LOCAL_RANK=2"},
+      {{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "-1"}, {"LOCAL_WORLD_SIZE", "2"}}, "LOCAL_RANK=-1"},
+      {{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "0"}, {"LOCAL_WORLD_SIZE", "0"}}, "LOCAL_WORLD_SIZE=0"},
+      {{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "0"}, {"LOCAL_WORLD_SIZE", "8"}}, "LOCAL_WORLD_SIZE=8"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(Env(c.vars));
