@@ -36,6 +36,12 @@ absl::Status AppendRecord(const std::string& path, const nlohmann::json& record)
                         nlohmann::json::error_handler_t::replace));
 }
 
+int64_t WholePercent(double fraction, int64_t total) {
+  if (total <= 0) return 0;
+  const int64_t correct = std::llround(fraction * static_cast<double>(total));
+  return 100 * correct / total;
+}
+
 nlohmann::json NewRecord(absl::string_view binary, const c10::Device& device) {
   nlohmann::json record = DescribeRuntime(device);
   record["binary"] = std::string(binary);

@@ -32,6 +32,11 @@ namespace dlspeed {
 // atomically (see AppendLineAtomically). Invalid UTF-8 in strings is replaced.
 absl::Status AppendRecord(const std::string& path, const nlohmann::json& record);
 
+// The study's whole percentage, 100 * correct // total, from the fraction
+// correct / total (0 when total is 0): 5700 of 10000 is 57, where
+// int(100 * 0.57) would be 56.
+int64_t WholePercent(double fraction, int64_t total);
+
 // DescribeRuntime(device) plus "binary" and "schema_version" (1): the start
 // of every record.
 nlohmann::json NewRecord(absl::string_view binary, const c10::Device& device);

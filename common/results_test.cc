@@ -42,6 +42,23 @@ TEST(ResultsTest, RecordsRoundTripAndAppendKeepsEarlierLines) {
   EXPECT_EQ(records[1], second);
 }
 
+TEST(ResultsTest, WholePercentIsTheStudysIntegerDivision) {
+  // int(100 * 0.57) is 56: the fraction 5700 / 10000 is a little under 0.57.
+  EXPECT_EQ(static_cast<int>(100 * (5700.0 / 10000.0)), 56);
+  EXPECT_EQ(WholePercent(5700.0 / 10000.0, 10000), 57);
+  EXPECT_EQ(WholePercent(29.0 / 50.0, 50), 58);
+  EXPECT_EQ(WholePercent(9999.0 / 10000.0, 10000), 99);  // floors, as 100 * correct // total
+  EXPECT_EQ(WholePercent(1.0, 10000), 100);
+  EXPECT_EQ(WholePercent(0.0, 10000), 0);
+  EXPECT_EQ(WholePercent(0.0, 0), 0);
+  for (int64_t total : {1, 7, 50, 640, 10000}) {
+    for (int64_t correct = 0; correct <= total; ++correct) {
+      ASSERT_EQ(WholePercent(static_cast<double>(correct) / static_cast<double>(total), total), 100 * correct / total)
+          << correct << " of " << total;
+    }
+  }
+}
+
 TEST(ResultsTest, RejectsNonObjectsAndSurvivesBadUtf8) {
   const fs::path path = fs::path(testing::TempDir()) / "results_test_bad.jsonl";
   fs::remove(path);

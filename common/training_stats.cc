@@ -41,4 +41,11 @@ EpochStats EpochRecorder::Finish(int64_t skipped_steps) {
   return stats;
 }
 
+double UntimedSeconds(const c10::Device& device, const std::function<void()>& work) {
+  SynchronizeDevice(device);
+  Stopwatch watch;
+  work();
+  return watch.Seconds();
+}
+
 }  // namespace dlspeed

@@ -62,6 +62,12 @@ class EpochRecorder {
   int64_t samples_ = 0;
 };
 
+// Runs `work` (a checkpoint write) between training steps and returns its
+// seconds, which the training loops leave out of the epoch's time. The device
+// is synchronised first, so that training work still queued on it is not
+// counted as `work`'s.
+double UntimedSeconds(const c10::Device& device, const std::function<void()>& work);
+
 }  // namespace dlspeed
 
 #endif  // DLSPEED_COMMON_TRAINING_STATS_H_

@@ -22,6 +22,7 @@
 #include "common/data/augment.h"
 #include "common/data/dataset.h"
 #include "common/device.h"
+#include "common/run_main.h"
 #include "common/results.h"
 #include "common/timing.h"
 #include "resnet/quantized_resnet.h"
@@ -177,7 +178,7 @@ int Main(int argc, char** argv) {
   const double seconds = total.Seconds();
   const double accuracy = static_cast<double>(correct) / static_cast<double>(test_set.size());
   std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),
-                               static_cast<int>(100 * accuracy))
+                               WholePercent(accuracy, test_set.size()))
             << "Time used: " << seconds << "\n";
   const Summary batches = timer.StepSummary();
   std::cout << absl::StrFormat("%s, %d threads: %.2f ms a batch of %d (median; p10 %.2f, p90 %.2f), %.0f images/s\n",
@@ -209,4 +210,4 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace dlspeed
 
-int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }
+int main(int argc, char** argv) { return dlspeed::RunMain(dlspeed::Main, argc, argv); }

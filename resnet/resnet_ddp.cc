@@ -41,9 +41,11 @@
 #include "common/distributed/process_group.h"
 #include "common/distributed/rank_env.h"
 #include "common/distributed/sync_batchnorm.h"
+#include "common/run_main.h"
 #include "common/results.h"
 #include "common/step_trace.h"
 #include "common/stop_signal.h"
+#include "common/training_stats.h"
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
 #include "resnet/train.h"
@@ -127,7 +129,9 @@ std::optional<std::pair<int, int64_t>> ParseKill(const std::string& text) {
 // The flags only resnet_ddp has; a bad value exits with one usage line.
 void CheckDdpFlagsOrExit() {
   if (absl::GetFlag(FLAGS_batch_size) < 1) ExitWithUsageError("--batch_size must be at least 1");
-  if (absl::GetFlag(FLAGS_timeout_s) <= 0) ExitWithUsageError("--timeout_s must be positive");
+  if (const double t = absl::GetFlag(FLAGS_timeout_s); !(t > 0 && t <= 1e6)) {
+    ExitWithUsageError("--timeout_s must be above 0 and at most 1000000 (11.6 days)");
+  }
   if (absl::GetFlag(FLAGS_bucket_cap_mb) <= 0) ExitWithUsageError("--bucket_cap_mb must be positive");
   if (absl::GetFlag(FLAGS_own_bucket_min_mb) <= 0) ExitWithUsageError("--own_bucket_min_mb must be positive");
   ParseKill(absl::GetFlag(FLAGS_test_kill));
@@ -247,25 +251,25 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
     settings.verbose = lead;
     settings.world_size = env.world_size;
     settings.trace = lead ? &*trace : nullptr;  // rank 0's steps
-    // The record's reducer figures cover the epochs after the first, as its
-    // step times do.
-    settings.on_epoch_start = [&](int64_t epoch) {
-      if (epoch == 1) reducer->ResetStats();
-    };
+    // The record's reducer figures cover the timed epochs, as its step times do.
+    settings.on_timing_start = [&] { reducer->ResetStats(); };
     settings.start_epoch = start.epoch;
     settings.start_step = start.steps_done;
     int64_t global_step = 0;
     const int64_t every = absl::GetFlag(FLAGS_checkpoint_every);
     StopAgreement stop(group->get(), device);
-    settings.after_step = [&](int64_t epoch, int64_t steps_done) {
+    settings.after_step = [&](int64_t epoch, int64_t steps_done) -> double {
       ++global_step;
       if (kill_at && kill_at->first == env.rank && kill_at->second == global_step) raise(SIGKILL);
       const int signal = stop.Check();
+      double untimed = 0;
       if (lead && !checkpoint.empty() && (signal != 0 || (every > 0 && global_step % every == 0))) {
-        if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
-          std::cerr << "resnet_ddp: " << s.message() << std::endl;
-          std::_Exit(1);
-        }
+        untimed = UntimedSeconds(device, [&] {
+          if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
+            std::cerr << "resnet_ddp: " << s.message() << std::endl;
+            std::_Exit(1);
+          }
+        });
       }
       if (signal != 0) {
         backend->barrier()->wait();  // the checkpoint is written before anyone leaves
@@ -276,6 +280,7 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
         }
         std::_Exit(128 + signal);
       }
+      return untimed;
     };
     if (lead) std::cout << (args.mixed ? "Mixed precision," : "Non-mixed,") << args.depth << std::endl;
     totals = TrainEpochs(trainer, loader, settings);
@@ -298,7 +303,7 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
   trainer.model()->SetBatchNormTrainingForward(nullptr);
   const double accuracy = trainer.Evaluate(test_set, flags.eval_batch_size);
   std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),
-                               static_cast<int>(100 * accuracy))
+                               WholePercent(accuracy, test_set.size()))
             << std::flush;
   std::string saved;
   if (!flags.models_dir.empty()) {
@@ -363,4 +368,4 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace dlspeed
 
-int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }
+int main(int argc, char** argv) { return dlspeed::RunMain(dlspeed::Main, argc, argv); }

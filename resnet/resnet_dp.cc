@@ -19,6 +19,7 @@
 #include "common/data/dataset.h"
 #include "common/data/loader.h"
 #include "common/device.h"
+#include "common/run_main.h"
 #include "common/results.h"
 #include "common/step_trace.h"
 #include "resnet/data_parallel.h"
@@ -118,7 +119,7 @@ int Main(int argc, char** argv) {
   const RunTotals totals = TrainEpochs(trainer, loader, settings);
   const double accuracy = trainer.Evaluate(test_set, flags->eval_batch_size);
   std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),
-                               static_cast<int>(100 * accuracy))
+                               WholePercent(accuracy, test_set.size()))
             << std::flush;
 
   std::string saved;
@@ -145,4 +146,4 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace dlspeed
 
-int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }
+int main(int argc, char** argv) { return dlspeed::RunMain(dlspeed::Main, argc, argv); }

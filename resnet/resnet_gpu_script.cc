@@ -33,6 +33,7 @@
 #include "common/data/augment.h"
 #include "common/data/dataset.h"
 #include "common/device.h"
+#include "common/run_main.h"
 #include "common/results.h"
 #include "common/timing.h"
 #include "resnet/resnet.h"
@@ -235,7 +236,8 @@ int Main(int argc, char** argv) {
         continue;
       }
       std::cout << absl::StrFormat("%s %s%s: Accuracy of the network on the %d test images: %d %%\n", variant, precision,
-                                   reduced ? " channels_last" : "", test_set.size(), static_cast<int>(100 * pass.accuracy))
+                                   reduced ? " channels_last" : "", test_set.size(),
+                                   WholePercent(pass.accuracy, test_set.size()))
                 << absl::StrFormat("Time used: %.4f s (%.3f ms a batch of %d, median; p10 %.3f, p90 %.3f; %.0f images/s)\n",
                                    pass.seconds, 1e3 * pass.batches.median, batch_size, 1e3 * pass.batches.p10,
                                    1e3 * pass.batches.p90, pass.throughput)
@@ -269,4 +271,4 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace dlspeed
 
-int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }
+int main(int argc, char** argv) { return dlspeed::RunMain(dlspeed::Main, argc, argv); }

@@ -26,10 +26,12 @@
 #include "common/data/dataset.h"
 #include "common/data/loader.h"
 #include "common/device.h"
+#include "common/run_main.h"
 #include "common/results.h"
 #include "common/step_trace.h"
 #include "common/stop_signal.h"
 #include "common/timing.h"
+#include "common/training_stats.h"
 #include "resnet/resnet.h"
 #include "resnet/resnet_checkpoint.h"
 #include "resnet/train.h"
@@ -167,14 +169,17 @@ int Main(int argc, char** argv) {
       }
       const int64_t every = absl::GetFlag(FLAGS_checkpoint_every);
       int64_t steps_this_run = 0;
-      settings.after_step = [&](int64_t epoch, int64_t steps_done) {
+      settings.after_step = [&](int64_t epoch, int64_t steps_done) -> double {
         ++steps_this_run;
         const int signal = PendingStopSignal();
+        double untimed = 0;
         if (!checkpoint.empty() && (signal != 0 || (every > 0 && steps_this_run % every == 0))) {
-          if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
-            std::cerr << "resnet_single: " << s.message() << std::endl;
-            std::_Exit(1);
-          }
+          untimed = UntimedSeconds(*device, [&] {
+            if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
+              std::cerr << "resnet_single: " << s.message() << std::endl;
+              std::_Exit(1);
+            }
+          });
         }
         if (signal != 0) {
           std::cerr << "resnet_single: stopped by signal " << signal << " at epoch " << epoch + 1 << ", step "
@@ -185,12 +190,13 @@ int Main(int argc, char** argv) {
           std::_Exit(128 + signal);
         }
         if (absl::GetFlag(FLAGS_test_kill_at_step) == steps_this_run) raise(SIGKILL);
+        return untimed;
       };
       const RunTotals totals = TrainEpochs(trainer, loader, settings);
       if (!checkpoint.empty()) std::filesystem::remove(checkpoint);  // the run is complete
       const double accuracy = trainer.Evaluate(test_set, flags->eval_batch_size);
       std::cout << absl::StrFormat("Accuracy of the network on the %d test images: %d %%\n", test_set.size(),
-                                   static_cast<int>(100 * accuracy))
+                                   WholePercent(accuracy, test_set.size()))
                 << std::flush;
 
       std::string saved;
@@ -234,4 +240,4 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace dlspeed
 
-int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }
+int main(int argc, char** argv) { return dlspeed::RunMain(dlspeed::Main, argc, argv); }

@@ -70,12 +70,16 @@ EpochStats ResNetTrainer::TrainEpoch(BatchLoader& loader, int64_t epoch, const S
   }
   const bool cuda = options_.device.is_cuda();
   const auto memory_format = options_.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  // A resumed epoch draws the batches it has done (the loader's order depends
+  // on them) before its clock starts.
+  for (int64_t step = 0; step < first_step && step < steps; ++step) {
+    if (!loader.Next()) break;
+  }
   EpochRecorder recorder(epoch, options_.device, options_.sync_each_step);
   const int64_t skipped_before = skipped_steps_;
-  for (int64_t step = 0; step < steps; ++step) {
+  for (int64_t step = first_step; step < steps; ++step) {
     std::optional<Batch> batch = loader.Next();
     if (!batch) break;
-    if (step < first_step) continue;
     recorder.StartStep();
     torch::Tensor images = batch->images.to(options_.device, /*non_blocking=*/cuda).contiguous(memory_format);
     torch::Tensor labels = batch->labels.to(options_.device, /*non_blocking=*/cuda);

@@ -58,7 +58,7 @@ class ResNetTrainer {
 
   // Trains one epoch over the loader (StartEpoch(epoch) is called here). A
   // resumed epoch passes first_step: its earlier batches are drawn (the order
-  // stays that of a whole epoch) but not trained on.
+  // stays that of a whole epoch) but not trained on, nor timed.
   EpochStats TrainEpoch(BatchLoader& loader, int64_t epoch, const StepCallback& on_step = nullptr,
                         int64_t first_step = 0);
 

@@ -19,32 +19,49 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
   int64_t later_samples = 0;
   double later_seconds = 0;
   const c10::Device device = trainer.options().device;
-  CudaAllocatorCounts allocator;  // over the later epochs
+  CudaAllocatorCounts allocator;  // over the timed epochs
+  const int64_t steps = settings.max_steps > 0 ? std::min(settings.max_steps, loader.batches_per_epoch())
+                                               : loader.batches_per_epoch();
+  int64_t start_epoch = settings.start_epoch, start_step = settings.start_step;
+  if (start_epoch > 0 || start_step > 0) {
+    totals.resumed_epoch = start_epoch;
+    totals.resumed_step = start_step;
+  }
+  if (start_step >= steps) {  // a checkpoint written after an epoch's last step
+    ++start_epoch;
+    start_step = 0;
+  }
   Stopwatch total;
-  for (int64_t epoch = settings.start_epoch; epoch < settings.epochs; ++epoch) {
-    const int64_t first_step = epoch == settings.start_epoch ? settings.start_step : 0;
-    if (settings.on_epoch_start) settings.on_epoch_start(epoch);
+  for (int64_t epoch = start_epoch; epoch < settings.epochs; ++epoch) {
+    const int64_t first_step = epoch == start_epoch ? start_step : 0;
+    // The first epoch this process runs is left out, as the study leaves out
+    // the first: it pays for warm-up, or it is the rest of a resumed one. With
+    // a single epoch to run, that one is timed.
+    const bool timed = epoch > start_epoch || start_epoch == settings.epochs - 1;
+    if (timed && totals.timed_epochs.empty() && settings.on_timing_start) settings.on_timing_start();
     const CudaAllocatorCounts allocator_before = ReadCudaAllocatorCounts(device);
-    const int64_t steps = settings.max_steps > 0 ? std::min(settings.max_steps, loader.batches_per_epoch())
-                                                 : loader.batches_per_epoch();
     Progress progress(absl::StrCat(settings.label, " epoch ", epoch + 1, "/", settings.epochs),
                       steps, settings.verbose ? stderr : nullptr);
+    double untimed = 0;  // checkpoint writes in this epoch
     EpochStats stats = trainer.TrainEpoch(
         loader, epoch,
         [&](int64_t step, int64_t epoch_steps) {
           if (settings.verbose) progress.Update(step);
           if (settings.on_step) settings.on_step(step, epoch_steps);
-          if (settings.after_step) settings.after_step(epoch, step);
+          if (settings.after_step) untimed += settings.after_step(epoch, step);
           if (settings.trace != nullptr) {
             if (absl::Status s = settings.trace->AfterStep(); !s.ok()) std::cerr << s.message() << std::endl;
           }
         },
         first_step);
     if (settings.verbose) progress.Finish();
+    stats.seconds = std::max(0.0, stats.seconds - untimed);
+    totals.checkpoint_seconds += untimed;
     totals.epoch_seconds.push_back(stats.seconds);
     totals.skipped_steps += stats.skipped_steps;
     totals.final_train_loss = stats.mean_loss;
-    if (epoch > 0 || settings.epochs == 1) {
+    if (timed) {
+      totals.timed_epochs.push_back(epoch + 1);
       later_seconds += stats.seconds;
       later_samples += stats.samples * settings.world_size;
       later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
@@ -58,7 +75,8 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
                 << std::flush;
     }
   }
-  totals.average_epoch_seconds = later_seconds / static_cast<double>(settings.epochs > 1 ? settings.epochs - 1 : 1);
+  totals.average_epoch_seconds =
+      totals.timed_epochs.empty() ? 0 : later_seconds / static_cast<double>(totals.timed_epochs.size());
   totals.total_seconds = total.Seconds();
   totals.throughput = later_seconds > 0 ? later_samples / later_seconds : 0;
   totals.step_seconds = Summarize(later_steps);
@@ -73,6 +91,12 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
 
 void AddRunFields(const RunTotals& totals, nlohmann::json* record) {
   (*record)["epoch_seconds"] = totals.epoch_seconds;
+  (*record)["timed_epochs"] = totals.timed_epochs;
+  (*record)["checkpoint_seconds"] = totals.checkpoint_seconds;
+  (*record)["resumed_from"] =
+      totals.resumed_epoch < 0
+          ? nlohmann::json(nullptr)
+          : nlohmann::json{{"epoch", totals.resumed_epoch + 1}, {"steps_done", totals.resumed_step}};
   (*record)["avg_epoch_seconds"] = totals.average_epoch_seconds;
   (*record)["total_seconds"] = totals.total_seconds;
   (*record)["step_seconds"] = ToJson(totals.step_seconds);

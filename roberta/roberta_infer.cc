@@ -23,6 +23,7 @@
 #include "common/atomic_file.h"
 #include "common/cli.h"
 #include "common/device.h"
+#include "common/run_main.h"
 #include "common/results.h"
 #include "common/timing.h"
 #include "roberta/roberta.h"
@@ -232,4 +233,4 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace dlspeed
 
-int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }
+int main(int argc, char** argv) { return dlspeed::RunMain(dlspeed::Main, argc, argv); }

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -38,10 +39,12 @@
 #include "common/distributed/launcher.h"
 #include "common/distributed/process_group.h"
 #include "common/distributed/rank_env.h"
+#include "common/run_main.h"
 #include "common/optim/optimizer_kernels.h"
 #include "common/results.h"
 #include "common/step_trace.h"
 #include "common/stop_signal.h"
+#include "common/training_stats.h"
 #include "roberta/roberta.h"
 #include "roberta/roberta_checkpoint.h"
 #include "roberta/roberta_trainer.h"
@@ -295,6 +298,9 @@ int Train(const RankEnv& env, bool distributed) {
   std::vector<double> epoch_seconds, dev_accuracies, later_steps;
   double best = -1, later_seconds = 0, last_loss = 0;
   int64_t later_samples = 0, skipped = 0, measured_skipped = 0;
+  std::vector<int64_t> timed_epochs;  // 1-based: the epochs the averages cover
+  double checkpoint_seconds = 0;      // checkpoint writes, left out of the epochs' times
+  nlohmann::json resumed_from;        // null, or where a resumed run started
   CudaAllocatorCounts allocator;  // over the later epochs' training, evaluation left out
   std::string saved;
   try {
@@ -316,17 +322,21 @@ int Train(const RankEnv& env, bool distributed) {
     const int64_t every = absl::GetFlag(FLAGS_checkpoint_every);
     int64_t steps_this_run = 0;
     StopAgreement stop(group.get(), device);
-    auto after_step = [&](int64_t epoch, int64_t steps_done) {
+    // Returns the seconds of a checkpoint write, which the epoch's time leaves out.
+    auto after_step = [&](int64_t epoch, int64_t steps_done) -> double {
       ++steps_this_run;
       if (absl::GetFlag(FLAGS_test_kill_at_step) == steps_this_run) raise(SIGKILL);
       const int signal = stop.Check();
+      double untimed = 0;
       if (lead && !checkpoint.empty() && (signal != 0 || (every > 0 && steps_this_run % every == 0))) {
-        if (absl::Status s = trainer.SaveCheckpoint(checkpoint, epoch, steps_done); !s.ok()) {
-          std::cerr << "roberta_train: " << s.message() << std::endl;
-          std::_Exit(1);
-        }
+        untimed = UntimedSeconds(device, [&] {
+          if (absl::Status s = trainer.SaveCheckpoint(checkpoint, epoch, steps_done); !s.ok()) {
+            std::cerr << "roberta_train: " << s.message() << std::endl;
+            std::_Exit(1);
+          }
+        });
       }
-      if (signal == 0) return;
+      if (signal == 0) return untimed;
       if (group) group->backend().barrier()->wait();
       if (lead) {
         std::cerr << "roberta_train: stopped by signal " << signal << " at epoch " << epoch + 1 << ", step " << steps_done
@@ -335,47 +345,69 @@ int Train(const RankEnv& env, bool distributed) {
       }
       std::_Exit(128 + signal);
     };
+    if (start_epoch > 0 || start_step > 0) resumed_from = {{"epoch", start_epoch + 1}, {"steps_done", start_step}};
+    if (start_step >= steps_per_epoch) {  // a checkpoint written after an epoch's last step
+      ++start_epoch;
+      start_step = 0;
+    }
     for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
       Progress progress(absl::StrCat(model_name, " epoch ", epoch + 1, "/", epochs), steps_per_epoch,
                         lead ? stderr : nullptr);
       const CudaAllocatorCounts allocator_before = ReadCudaAllocatorCounts(device);
-      const EpochStats stats = trainer.TrainEpoch(
+      double untimed = 0;  // checkpoint writes in this epoch
+      EpochStats stats = trainer.TrainEpoch(
           batcher, epoch,
           [&](int64_t step, int64_t) {
             if (lead) progress.Update(step);
-            after_step(epoch, step);
+            untimed += after_step(epoch, step);
             if (lead) {  // rank 0's steps
               if (absl::Status s = trace->AfterStep(); !s.ok()) std::cerr << s.message() << std::endl;
             }
           },
           epoch == start_epoch ? start_step : 0);
       progress.Finish();
+      stats.seconds = std::max(0.0, stats.seconds - untimed);
+      checkpoint_seconds += untimed;
       epoch_seconds.push_back(stats.seconds);
       last_loss = stats.mean_loss;
       skipped += stats.skipped_steps;
-      if (epoch > 0 || epochs == 1) {
+      // The first epoch this process runs is left out, as the study leaves
+      // out the first: it pays for warm-up, or it is the rest of a resumed
+      // one. With a single epoch to run, that one is timed.
+      if (epoch > start_epoch || start_epoch == epochs - 1) {
+        timed_epochs.push_back(epoch + 1);
         later_seconds += stats.seconds;
         later_samples += stats.samples * env.world_size;
         later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
         measured_skipped += stats.skipped_steps;
         allocator += ReadCudaAllocatorCounts(device) - allocator_before;
       }
-      if (!lead) continue;
-      const double accuracy = dev.size() > 0 ? trainer.Evaluate(dev, 2 * batch_size, max_len) : 0.0;
-      dev_accuracies.push_back(accuracy);
-      const std::string line = absl::StrCat(
-          absl::StrFormat("Epoch %d | time %.2f s | train loss %.4f | train accuracy %.4f | ", epoch + 1, stats.seconds,
-                          stats.mean_loss, stats.train_accuracy),
-          dev.size() > 0 ? absl::StrFormat("dev accuracy %.4f", accuracy) : std::string("no dev set"));
-      std::cout << line << "\n" << std::flush;
-      if (absl::GetFlag(FLAGS_log_file)) {
-        if (absl::Status s = AppendLineAtomically(log_path, line); !s.ok()) return ReportError(s.message());
+      if (lead) {
+        const double accuracy = dev.size() > 0 ? trainer.Evaluate(dev, 2 * batch_size, max_len) : 0.0;
+        dev_accuracies.push_back(accuracy);
+        const std::string line = absl::StrCat(
+            absl::StrFormat("Epoch %d | time %.2f s | train loss %.4f | train accuracy %.4f | ", epoch + 1,
+                            stats.seconds, stats.mean_loss, stats.train_accuracy),
+            dev.size() > 0 ? absl::StrFormat("dev accuracy %.4f", accuracy) : std::string("no dev set"));
+        std::cout << line << "\n" << std::flush;
+        if (absl::GetFlag(FLAGS_log_file)) {
+          if (absl::Status s = AppendLineAtomically(log_path, line); !s.ok()) return ReportError(s.message());
+        }
+        if (dev.size() == 0 || accuracy > best) {  // without a dev set: the last epoch's model
+          best = accuracy;
+          if (!absl::GetFlag(FLAGS_save_dir).empty()) {
+            saved = absl::GetFlag(FLAGS_save_dir);
+            if (absl::Status s = SaveRobertaFolder(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
+          }
+        }
       }
-      if (dev.size() > 0 && accuracy <= best) continue;  // without a dev set: the last epoch's model
-      best = accuracy;
-      if (!absl::GetFlag(FLAGS_save_dir).empty()) {
-        saved = absl::GetFlag(FLAGS_save_dir);
-        if (absl::Status s = SaveRobertaFolder(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
+      // Rank 0 evaluates and saves alone. The others wait for it here, for as
+      // long as it takes, rather than in their next collective, whose timeout
+      // that work may outlast.
+      if (group) {
+        if (absl::Status s = group->AwaitRankZero(absl::StrCat("epoch-", epoch + 1)); !s.ok()) {
+          throw std::runtime_error(std::string(s.message()));
+        }
       }
     }
     if (group) group->backend().barrier()->wait();
@@ -390,7 +422,7 @@ int Train(const RankEnv& env, bool distributed) {
   reducer.reset();
   if (!lead) return 0;
 
-  const double average = later_seconds / static_cast<double>(epochs > 1 ? epochs - 1 : 1);
+  const double average = timed_epochs.empty() ? 0 : later_seconds / static_cast<double>(timed_epochs.size());
   std::cout << "Average epoch time: " << average << " s, " << (later_seconds > 0 ? later_samples / later_seconds : 0)
             << " samples/s\n";
   if (!saved.empty()) std::cout << "Saved the best model (dev accuracy " << best << ") to " << saved << "\n";
@@ -418,7 +450,10 @@ int Train(const RankEnv& env, bool distributed) {
     record["dev_samples"] = dev.size();
     record["synthetic"] = absl::GetFlag(FLAGS_train_data).empty();
     record["epoch_seconds"] = epoch_seconds;
+    record["timed_epochs"] = timed_epochs;
     record["avg_epoch_seconds"] = average;
+    record["checkpoint_seconds"] = checkpoint_seconds;
+    record["resumed_from"] = resumed_from;
     record["step_seconds"] = ToJson(Summarize(later_steps));
     record["sync_each_step"] = options.sync_each_step;
     record["throughput"] = later_seconds > 0 ? later_samples / later_seconds : 0;
@@ -443,6 +478,9 @@ int Main(int argc, char** argv) {
   if (!positional.empty()) ExitWithUsageError(absl::StrCat("unexpected argument '", positional[0], "'"));
   const int nproc = absl::GetFlag(FLAGS_gpus) > 0 ? absl::GetFlag(FLAGS_gpus) : absl::GetFlag(FLAGS_nproc);
   if (nproc < 1 || nproc > 64) ExitWithUsageError("--nproc must be between 1 and 64");
+  if (const double t = absl::GetFlag(FLAGS_timeout_s); !(t > 0 && t <= 1e6)) {
+    ExitWithUsageError("--timeout_s must be above 0 and at most 1000000 (11.6 days)");
+  }
   absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(getenv);
   if (!env.ok()) return ReportError(env.status().message());
   if (env->has_value()) return Train(**env, /*distributed=*/(*env)->world_size > 1);
@@ -457,4 +495,4 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace dlspeed
 
-int main(int argc, char** argv) { return dlspeed::Main(argc, argv); }
+int main(int argc, char** argv) { return dlspeed::RunMain(dlspeed::Main, argc, argv); }

@@ -98,12 +98,16 @@ EpochStats RobertaTrainer::TrainEpoch(TextBatcher& batcher, int64_t epoch, const
   int64_t steps = batcher.batches_per_epoch();
   if (options_.max_steps_per_epoch > 0 && options_.max_steps_per_epoch < steps) steps = options_.max_steps_per_epoch;
   const bool cuda = options_.device.is_cuda();
+  // A resumed epoch draws the batches it has done (the batcher's order depends
+  // on them) before its clock starts.
+  for (int64_t step = 0; step < first_step && step < steps; ++step) {
+    if (!batcher.Next()) break;
+  }
   EpochRecorder recorder(epoch, options_.device, options_.sync_each_step);
   const int64_t skipped_before = skipped_steps_;
-  for (int64_t step = 0; step < steps; ++step) {
+  for (int64_t step = first_step; step < steps; ++step) {
     std::optional<TextBatch> batch = batcher.Next();
     if (!batch) break;
-    if (step < first_step) continue;
     recorder.StartStep();
     const torch::Tensor ids = batch->input_ids.to(options_.device, /*non_blocking=*/cuda);
     const torch::Tensor mask = ModelMask(*batch, options_.device, /*non_blocking=*/cuda);

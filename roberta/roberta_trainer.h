@@ -59,7 +59,7 @@ class RobertaTrainer {
 
   // Trains one epoch over the batcher (StartEpoch(epoch) is called here).
   // EpochStats::throughput is in samples per second. A resumed epoch passes
-  // first_step: its earlier batches are drawn but not trained on.
+  // first_step: its earlier batches are drawn but not trained on, nor timed.
   EpochStats TrainEpoch(TextBatcher& batcher, int64_t epoch, const StepCallback& on_step = nullptr,
                         int64_t first_step = 0);
 

@@ -124,6 +124,17 @@ TEST(ResNetDdpTest, JoinsWhenStartedTorchrunStyle) {
   EXPECT_FALSE(ReadModel(dir + "/models/Resnet-18-mixed-2gpus.pth").empty());
 }
 
+TEST(ResNetDdpTest, AnInteractiveSlurmShellStartsItsOwnWorkers) {
+  // What `srun --pty bash` leaves in the shell: a step of one task. The
+  // program is not one of several SLURM tasks; it starts its 2 processes.
+  const std::string dir = ScratchDir("slurm_shell");
+  CommandResult run = RunCommand(
+      "SLURM_JOB_ID=7 SLURM_STEP_ID=0 SLURM_PROCID=0 SLURM_NTASKS=1 SLURM_LOCALID=0 SLURM_NODEID=0 " +
+      std::string(kDdp) + "18 2 0 --batch_size=8 " + TrainingFlags(dir));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("2 processes (resnet_ddp)"), std::string::npos) << run.output;
+}
+
 TEST(ResNetDdpTest, AKilledRankStopsEveryProcessWithALineNamingIt) {
   const std::string dir = ScratchDir("fault");
   const auto start = std::chrono::steady_clock::now();
@@ -214,6 +225,10 @@ TEST(ResNetDdpTest, BadInputIsOneLine) {
       {std::string(kDdp) + "18 2 0 --epochs=0", 2, "--epochs must be at least 1"},
       {std::string(kDdp) + "18 2 0 --optimizer_kernels=apex", 2, "apex"},
       {std::string(kDdp) + "18 2 0 --bucket_cap_mb=0", 2, "--bucket_cap_mb must be positive"},
+      {std::string(kDdp) + "18 2 0 --timeout_s=nan", 2, "--timeout_s must be above 0"},
+      {std::string(kDdp) + "18 2 0 --timeout_s=1e9", 2, "--timeout_s must be above 0"},
+      {"RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 LOCAL_WORLD_SIZE=1 " + std::string(kDdp) + "18 2 0", 1,
+       "LOCAL_RANK=1 is outside [0, 1)"},
       {std::string(kDdp) + "18 2 0 --device=cuda", 1, "no GPU"},
       {"RANK=0 WORLD_SIZE=2 " + std::string(kDdp) + "18 4 0", 1, "started 2 processes but the command line asks for 4"},
       {"RANK=0 WORLD_SIZE=1 " + std::string(kDdp) + "18 1 0 --backend=nccl --dataset=synthetic --synthetic_size=64", 1,

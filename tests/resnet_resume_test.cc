@@ -8,12 +8,15 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "common/serialize/torch_save_reader.h"
 #include "tests/subprocess.h"
+#include "common/testing/json_lines.h"
 #include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
@@ -54,6 +57,33 @@ TEST(ResNetResumeTest, KilledAndResumedEndsBitExactWithAnUninterruptedRun) {
   ASSERT_EQ(a.size(), 122u);
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, tensor] : a) EXPECT_TRUE(tensor.equal(b.at(name))) << name << " differs";
+}
+
+TEST(ResNetResumeTest, ACheckpointAtAnEpochsEndResumesWithTheNextEpoch) {
+  const std::string dir = Dir("epoch_end");
+  const std::string flags =
+      "resnet/resnet_single --depths=18 --modes=fp32 --epochs=3 --max_steps=2 --batch_size=16 --train_limit=128 "
+      "--test_limit=16 --workers=1 --threads=1 --checkpoint_every=1 --models_dir=" + dir;
+  // Step 2 is epoch 1's last: its checkpoint says epoch 1, 2 steps done.
+  CommandResult killed = RunCommand(flags + " --results= --test_kill_at_step=2");
+  EXPECT_NE(killed.exit_code, 0) << killed.output;
+  ASSERT_TRUE(std::filesystem::exists(dir + "/Resnet-18-1gpu.ckpt"));
+  CommandResult resume = RunCommand(flags + " --results=" + dir + "/results.jsonl --resume");
+  ASSERT_EQ(resume.exit_code, 0) << resume.output;
+  EXPECT_NE(resume.output.find("at epoch 1, step 2"), std::string::npos) << resume.output;
+  EXPECT_EQ(resume.output.find("epoch 1/3:"), std::string::npos) << "an empty epoch 1 ran:\n" << resume.output;
+  EXPECT_NE(resume.output.find("epoch 2/3: "), std::string::npos) << resume.output;
+  EXPECT_NE(resume.output.find("epoch 3/3: "), std::string::npos) << resume.output;
+
+  const std::vector<nlohmann::json> records = ReadJsonLines(dir + "/results.jsonl");
+  ASSERT_EQ(records.size(), 1u);
+  const nlohmann::json& r = records[0];
+  EXPECT_EQ(r["resumed_from"], (nlohmann::json{{"epoch", 1}, {"steps_done", 2}}));
+  EXPECT_EQ(r["epoch_seconds"].size(), 2u);  // epochs 2 and 3
+  // Epoch 2 is this process's first (its warm-up); the averages are epoch 3's.
+  EXPECT_EQ(r["timed_epochs"], nlohmann::json::array({3}));
+  EXPECT_DOUBLE_EQ(r["avg_epoch_seconds"].get<double>(), r["epoch_seconds"][1].get<double>());
+  EXPECT_GT(r["checkpoint_seconds"].get<double>(), 0.0);  // 4 checkpoints, left out of the epochs
 }
 
 TEST(ResNetResumeTest, SigtermStopsAtAStepWithACheckpoint) {

@@ -127,6 +127,17 @@ TEST(RobertaE2eTest, KilledAndResumedEndsBitExactAndSigtermLeavesACheckpoint) {
   EXPECT_TRUE(std::ifstream(dir + "/stopped.ckpt").good());
 }
 
+TEST(RobertaE2eTest, RanksWaitForRankZerosEvaluationLongerThanTheTimeout) {
+  // After each epoch rank 0 alone evaluates 150,000 dev sequences, for longer
+  // than --timeout_s=3 (about 6 s here). The other rank waits for it instead
+  // of timing out in its next collective.
+  CommandResult run = RunCommand(std::string("roberta/roberta_train --model_name ") + kFixture +
+                                 " --nproc 2 --synthetic_size=600000 --epochs=2 --max_steps=1 --batch-size 4 "
+                                 "--max_len=32 --timeout_s=3 --results= --save_dir= --nolog_file");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("Epoch 2 | "), std::string::npos) << run.output;
+}
+
 TEST(RobertaE2eTest, BadInputIsOneLine) {
   const std::string dir = ScratchDir("roberta_bad");
   std::ofstream(dir + "/big_ids.txt") << "[[0, 5, 2], [0, 499, 2]]";  // the fixture's vocabulary is 120
@@ -147,6 +158,7 @@ TEST(RobertaE2eTest, BadInputIsOneLine) {
       {train + "--model_name " + kFixture + " --train_data " + dir + "/broken", 1, "broken_ids.txt"},
       {train + "--model_name " + kFixture + " --train_data " + dir + "/missing", 1, "missing_ids.txt"},
       {train + "--nproc 0", 2, "--nproc"},
+      {train + "--timeout_s 0", 2, "--timeout_s must be above 0"},
       {train + "--max_len 64 --synthetic_min_len 65", 2, "--synthetic_min_len"},
       {"roberta/roberta_infer --results= --log= --model_path " + dir, 1, "config.json"},
   };
