@@ -54,7 +54,8 @@ VARIANTS = ["eager", "torchscript", "torchscript-frozen", "torchscript-file", "i
 # one of another type (null is as if absent) is skipped. The report tells apart
 # records that differ in them, which needs values of one kind (and hashable).
 OPTIONAL = {"threads": int, "sequence_length": int, "max_len": int, "device": str, "engine": str, "precision": str,
-            "mixed": bool, "channels_last": bool, "overlap": bool}
+            "mixed": bool, "channels_last": bool, "overlap": bool, "augment": bool, "optimizer_kernels": str,
+            "cpp_optimizer_kernels": str, "python_implementation": str}
 
 
 def is_number(value):
@@ -217,7 +218,11 @@ def method(r):
 
 
 def precision(r):
-    return r["precision"] + (" channels_last" if r.get("channels_last") else "")
+    """The precision and what else sets a training run apart from the
+    defaults: channels_last, no augmentation, the SGD's foreach kernels."""
+    return (r["precision"] + (" channels_last" if r.get("channels_last") else "")
+            + (" no augmentation" if r.get("augment") is False else "")
+            + (" foreach SGD" if r.get("optimizer_kernels") == "foreach" else ""))
 
 
 def batch(r):
@@ -252,11 +257,10 @@ def describe(r):
 def config(r):
     """What makes two records measurements of the same thing."""
     if r["binary"] == COMPARE:
-        return (r["binary"], r["work"], r["variant"], r["batch_size"], r.get("threads"), r.get("device"),
+        return (r["binary"], r["work"], compare_variant(r), r["batch_size"], r.get("threads"), r.get("device"),
                 r.get("sequence_length"))
     if r["binary"] in TRAIN:
-        return (r["binary"], r["model"], r["precision"], r["devices"], r["batch_size"],
-                bool(r.get("channels_last")), r.get("overlap") is not False)
+        return (r["binary"], r["model"], precision(r), r["devices"], r["batch_size"], r.get("overlap") is not False)
     return (r["binary"], r["model"], r["variant"], r["batch_size"], r.get("threads"), r.get("device"),
             bool(r.get("mixed")), r.get("engine") or "", r.get("precision") or "fp32", bool(r.get("channels_last")))
 
@@ -529,6 +533,16 @@ def compare_group(r, records):
     return label
 
 
+def compare_variant(r):
+    """A cpp_vs_python record's variant, with the optimizers of a training
+    step where the record names them (C++'s SGD kernels, Python's
+    torch.optim implementation)."""
+    cpp, python = r.get("cpp_optimizer_kernels"), r.get("python_implementation")
+    if not isinstance(cpp, str) and not isinstance(python, str):
+        return r["variant"]
+    return f"{r['variant']} (SGD: C++ {cpp or '?'}, Python {python or '?'})"
+
+
 def torch_version(version):
     return str(version).split("+")[0]  # "2.13.0+cpu" -> "2.13.0"
 
@@ -542,13 +556,13 @@ def cpp_against_python(records):
     rows, values, notes = [], {}, []
     for r in rs:
         ratio = quotient(r["python_seconds"], r["cpp_seconds"])
-        rows.append([r["work"], r["variant"], r["batch_size"], r.get("threads") or "-",
+        rows.append([r["work"], compare_variant(r), r["batch_size"], r.get("threads") or "-",
                      fmt(times(r["cpp_seconds"], 1e3), ".2f"), fmt(times(r["python_seconds"], 1e3), ".2f"),
                      speedup_text(ratio, ""),
                      r.get("rounds") if isinstance(r.get("rounds"), int) else "-",
                      r.get("python_torch_version") or "-"])
         if ratio is not None:
-            values[compare_group(r, rs), r["variant"]] = ratio
+            values[compare_group(r, rs), compare_variant(r)] = ratio
     mismatched = sorted({f"{r['work']} (LibTorch {r.get('libtorch_version')}, Python torch "
                          f"{r.get('python_torch_version')})" for r in rs
                          if torch_version(r.get("python_torch_version")) != torch_version(r.get("libtorch_version"))})
@@ -559,7 +573,7 @@ def cpp_against_python(records):
                "and roberta_infer_report.py: > 1 means C++ faster, 1.0 = the same speed; the table gives both "
                "medians (ms a step or batch).")
     return chart_result(["work", "variant", "batch", "threads", "C++ ms (median)", "Python ms (median)",
-                         "Python / C++", "rounds", "Python torch"], rows, values, rs, lambda r: r["variant"],
+                         "Python / C++", "rounds", "Python torch"], rows, values, rs, compare_variant,
                         "Python time / C++ time (> 1: C++ faster)", ".2f", 1.0, caption, notes)
 
 

@@ -274,6 +274,37 @@ class GpuInferenceTest(unittest.TestCase):
             pngs = [n for n in os.listdir(out) if n.endswith(".png") and "fig7" in n]
             self.assertEqual(len(pngs), 1, os.listdir(out))
 
+    def test_runs_that_differ_in_augmentation_or_optimizer_are_both_shown(self):
+        base = {"schema_version": 1, "binary": "resnet_single", "model": "resnet18", "depth": 18, "devices": 1,
+                "precision": "fp32", "mixed": False, "batch_size": 512, "dataset": "cifar10", "device": "cuda:0",
+                "device_name": "GPU", "hostname": "h", "libtorch_version": "2.11.0", "train_samples": 50000,
+                "timestamp": "2026-11-27T10:00:00Z", "throughput_unit": "images/s"}
+        compare = {"schema_version": 1, "binary": "cpp_vs_python", "work": "resnet18 train step", "variant": "fp32",
+                   "batch_size": 512, "threads": 16, "device": "cuda", "device_name": "GPU", "hostname": "h",
+                   "libtorch_version": "2.11.0", "python_torch_version": "2.11.0", "rounds": 3,
+                   "timestamp": "2026-11-27T10:00:00Z"}
+        lines = [dict(base, avg_epoch_seconds=10.0, throughput=5000.0),
+                 dict(base, avg_epoch_seconds=8.0, throughput=6250.0, augment=False),
+                 dict(base, avg_epoch_seconds=9.0, throughput=5500.0, optimizer_kernels="foreach"),
+                 dict(compare, cpp_seconds=0.007, python_seconds=0.0068, cpp_optimizer_kernels="fused",
+                      python_implementation="default"),
+                 dict(compare, cpp_seconds=0.0075, python_seconds=0.0068, cpp_optimizer_kernels="foreach",
+                      python_implementation="default")]
+        with tempfile.TemporaryDirectory() as out:
+            path = os.path.join(out, "distinct.jsonl")
+            with open(path, "w") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in lines))
+            done = run_report(path, out)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            with open(os.path.join(out, "report.md")) as f:
+                report = f.read()
+        self.assertNotIn("Repeated configurations", report)
+        self.assertIn("| ResNet-18 | 1 device | fp32 | 512 |", report)
+        self.assertIn("| ResNet-18 | 1 device | fp32 no augmentation | 512 |", report)
+        self.assertIn("| ResNet-18 | 1 device | fp32 foreach SGD | 512 |", report)
+        self.assertIn("| resnet18 train step | fp32 (SGD: C++ fused, Python default) | 512 |", report)
+        self.assertIn("| resnet18 train step | fp32 (SGD: C++ foreach, Python default) | 512 |", report)
+
     def test_commands_are_listed_once_with_their_revision(self):
         base = {"schema_version": 1, "binary": "resnet_gpu_script", "model": "resnet18", "depth": 18, "mixed": False,
                 "batch_size": 32, "dataset": "cifar10", "device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3",
