@@ -55,12 +55,7 @@ def cpu_name():
 def run(cmd, env=None):
     """Runs cmd (in `env`, default this process's); on failure prints its last
     lines and exits non-zero."""
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
-        print("\n".join(tail), file=sys.stderr)
-        sys.exit(f"ddp_report: exit code {done.returncode} from: {' '.join(cmd)}")
-    return done.stdout
+    return result_records.output_of("ddp_report", subprocess.run(cmd, capture_output=True, text=True, env=env))
 
 
 def run_binary(cmd, results):

@@ -28,8 +28,8 @@ VARIANTS = ["eager", "torchscript-frozen", "int8", "int8-torchscript"]
 
 def cpp_round(binary, depth, batch, min_time):
     pattern = "^(" + "|".join(VARIANTS) + f")/depth:{depth}/batch:{batch}/real_time$"
-    out = subprocess.run([binary, f"--benchmark_filter={pattern}", f"--benchmark_min_time={min_time}",
-                          "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
+    command = [binary, f"--benchmark_filter={pattern}", f"--benchmark_min_time={min_time}", "--benchmark_format=json"]
+    out = records.output_of("infer_report", subprocess.run(command, capture_output=True, text=True))
     if not out.strip():  # Google Benchmark prints nothing to stdout when the filter matches no benchmark
         listed = subprocess.run([binary, "--benchmark_list_tests"], capture_output=True, text=True).stdout.split()
         shapes = sorted({"/".join(n.split("/")[1:3]) for n in listed if n.split("/")[0] in VARIANTS})
@@ -42,9 +42,9 @@ def cpp_round(binary, depth, batch, min_time):
 
 
 def python_round(depth, batch, iters):
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "peer", "resnet_infer.py"), "--depth",
-                          str(depth), "--batch", str(batch), "--iters", str(iters)],
-                         check=True, capture_output=True, text=True).stdout
+    command = [sys.executable, os.path.join(ROOT, "tools", "peer", "resnet_infer.py"), "--depth", str(depth),
+               "--batch", str(batch), "--iters", str(iters)]
+    out = records.output_of("infer_report", subprocess.run(command, capture_output=True, text=True))
     results = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return {r["variant"]: r["median_ms"] for r in results}, results[0]
 

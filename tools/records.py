@@ -83,6 +83,16 @@ def comparison(work, variant, *, batch_size, threads, cpp_seconds, python_second
     return record
 
 
+def output_of(prog, done):
+    """The stdout of a finished subprocess.run (with capture_output=True,
+    text=True); when the command failed, its last lines and one line naming
+    it on stderr, then exit 1."""
+    if done.returncode != 0:
+        print("\n".join((done.stdout + done.stderr).strip().splitlines()[-15:]), file=sys.stderr)
+        sys.exit(f"{prog}: exit code {done.returncode} from: {' '.join(map(str, done.args))}")
+    return done.stdout
+
+
 def check_writable(path, prog):
     """Exits with one line and status 2 when `path` cannot be appended to
     (creates it empty when it does not exist)."""

@@ -34,8 +34,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def cpp_round(binary, precision, depth, batch, min_time, kernels):
     fused = 1 if kernels == "fused" else 0
     name = f"{precision}/depth:{depth}/batch:{batch}/channels_last:0/fused:{fused}/real_time"
-    out = subprocess.run([binary, f"--benchmark_filter=^{name}$", f"--benchmark_min_time={min_time}",
-                          "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
+    command = [binary, f"--benchmark_filter=^{name}$", f"--benchmark_min_time={min_time}", "--benchmark_format=json"]
+    out = records.output_of("train_step_report", subprocess.run(command, capture_output=True, text=True))
     if not out.strip():  # Google Benchmark prints nothing to stdout when the filter matches no benchmark
         listed = subprocess.run([binary, "--benchmark_list_tests"], capture_output=True, text=True).stdout.split()
         shapes = sorted({"/".join(n.split("/")[1:3]) for n in listed
@@ -50,10 +50,10 @@ def cpp_round(binary, precision, depth, batch, min_time, kernels):
 
 
 def python_round(precision, depth, batch, steps, implementation):
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "peer", "resnet_train_step.py"),
-                          "--depth", str(depth), "--batch", str(batch), "--steps", str(steps),
-                          "--precision", precision, "--implementation", implementation],
-                         check=True, capture_output=True, text=True).stdout
+    command = [sys.executable, os.path.join(ROOT, "tools", "peer", "resnet_train_step.py"), "--depth", str(depth),
+               "--batch", str(batch), "--steps", str(steps), "--precision", precision,
+               "--implementation", implementation]
+    out = records.output_of("train_step_report", subprocess.run(command, capture_output=True, text=True))
     result = json.loads(out)
     return result["median_ms"], result
 
