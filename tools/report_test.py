@@ -43,6 +43,18 @@ def run_report(results, out):
     return subprocess.run([python_with_matplotlib(), REPORT, results, "--out", out], capture_output=True, text=True)
 
 
+def report_of(test, records):
+    """The report.md that report.py writes for `records` (dicts), checking that it succeeds."""
+    with tempfile.TemporaryDirectory() as out:
+        path = os.path.join(out, "results.jsonl")
+        with open(path, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in records))
+        done = run_report(path, out)
+        test.assertEqual(done.returncode, 0, done.stderr)
+        with open(os.path.join(out, "report.md"), encoding="utf-8") as f:
+            return f.read()
+
+
 class ReportTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -96,14 +108,7 @@ class ReportTest(unittest.TestCase):
                 "train_samples": 1024, "throughput_unit": "images/s", "timestamp": "2026-11-27T10:00:00Z"}
         lines = [dict(base, batch_size=64, avg_epoch_seconds=0.15, throughput=1280.0),
                  dict(base, batch_size=128, avg_epoch_seconds=0.27, throughput=1422.0)]
-        with tempfile.TemporaryDirectory() as out:
-            path = os.path.join(out, "short.jsonl")
-            with open(path, "w") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in lines))
-            done = run_report(path, out)
-            self.assertEqual(done.returncode, 0, done.stderr)
-            with open(os.path.join(out, "report.md")) as f:
-                section = f.read().split("### Figure 3")[1].split("\n#")[0]
+        section = report_of(self, lines).split("### Figure 3")[1].split("\n#")[0]
         self.assertIn("| ResNet-18 | 1 device | fp32 | 64 | 0.15 | 0.80* | 1280 | 3 |", section)
         self.assertIn("| ResNet-18 | 1 device | fp32 | 128 | 0.27 | 0.72* | 1422 | 3 |", section)
         self.assertIn("whole training set at the run's throughput", section)
@@ -290,14 +295,7 @@ class GpuInferenceTest(unittest.TestCase):
                       python_implementation="default"),
                  dict(compare, cpp_seconds=0.0075, python_seconds=0.0068, cpp_optimizer_kernels="foreach",
                       python_implementation="default")]
-        with tempfile.TemporaryDirectory() as out:
-            path = os.path.join(out, "distinct.jsonl")
-            with open(path, "w") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in lines))
-            done = run_report(path, out)
-            self.assertEqual(done.returncode, 0, done.stderr)
-            with open(os.path.join(out, "report.md")) as f:
-                report = f.read()
+        report = report_of(self, lines)
         self.assertNotIn("Repeated configurations", report)
         self.assertIn("| ResNet-18 | 1 device | fp32 | 512 |", report)
         self.assertIn("| ResNet-18 | 1 device | fp32 no augmentation | 512 |", report)
@@ -317,15 +315,7 @@ class GpuInferenceTest(unittest.TestCase):
         lines.append(dict(base, variant="eager", precision="fp16", command="resnet_gpu_script -m 1 -r 18",
                           git_revision="abc1234-dirty"))
         lines.append(dict(base, variant="torchscript", precision="fp16"))  # from before records named commands
-        with tempfile.TemporaryDirectory() as out:
-            path = os.path.join(out, "commands.jsonl")
-            with open(path, "w") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in lines))
-            done = run_report(path, out)
-            self.assertEqual(done.returncode, 0, done.stderr)
-            with open(os.path.join(out, "report.md")) as f:
-                report = f.read()
-        section = report.split("### Commands")[1]
+        section = report_of(self, lines).split("### Commands")[1]
         self.assertIn("\n````\ngit abc1234: " + script + "\ngit abc1234-dirty: resnet_gpu_script -m 1 -r 18\n````\n",
                       section)
         self.assertIn("- 1 record does not say how it was run", section)
