@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
@@ -95,6 +97,7 @@ ABSL_FLAG(std::string, checkpoint, "models/roberta-train.ckpt",
 ABSL_FLAG(int64_t, checkpoint_every, 0, "steps between checkpoints (0: only when stopped by a signal)");
 ABSL_FLAG(bool, resume, false, "every rank continues from --checkpoint, if it exists (a shared file system)");
 ABSL_FLAG(int64_t, test_kill_at_step, 0, "for resume tests: SIGKILL this process after this many steps");
+ABSL_FLAG(double, test_rank0_pause_s, 0, "for tests: rank 0 sleeps this long after each epoch's evaluation");
 
 namespace dlspeed {
 namespace {
@@ -400,6 +403,7 @@ int Train(const RankEnv& env, bool distributed) {
             if (absl::Status s = SaveRobertaFolder(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
           }
         }
+        std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_test_rank0_pause_s)));
       }
       // Rank 0 evaluates and saves alone. The others wait for it here, for as
       // long as it takes, rather than in their next collective, whose timeout

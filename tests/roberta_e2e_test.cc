@@ -128,14 +128,15 @@ TEST(RobertaE2eTest, KilledAndResumedEndsBitExactAndSigtermLeavesACheckpoint) {
 }
 
 TEST(RobertaE2eTest, RanksWaitForRankZerosEvaluationLongerThanTheTimeout) {
-  // After each epoch rank 0 alone evaluates 150,000 dev sequences, for longer
-  // than --timeout_s=3 (about 6 s here). The other rank waits for it instead
-  // of timing out in its next collective.
+  // After its epoch rank 0 alone evaluates, then (for the test) sleeps 10 s:
+  // longer than --timeout_s=5. The other rank waits for it instead of timing
+  // out in its next collective.
   CommandResult run = RunCommand(std::string("roberta/roberta_train --model_name ") + kFixture +
-                                 " --nproc 2 --synthetic_size=600000 --epochs=2 --max_steps=1 --batch-size 4 "
-                                 "--max_len=32 --timeout_s=3 --results= --save_dir= --nolog_file");
+                                 " --nproc 2 --synthetic_size=64 --epochs=1 --max_steps=1 --batch-size 4 "
+                                 "--max_len=32 --timeout_s=5 --test_rank0_pause_s=10 --results= --save_dir= "
+                                 "--nolog_file");
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("Epoch 2 | "), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("Epoch 1 | "), std::string::npos) << run.output;
 }
 
 TEST(RobertaE2eTest, BadInputIsOneLine) {
