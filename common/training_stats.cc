@@ -41,6 +41,15 @@ EpochStats EpochRecorder::Finish(int64_t skipped_steps) {
   return stats;
 }
 
+EpochPlan PlanEpochs(int64_t epochs, int64_t steps_per_epoch, int64_t start_epoch, int64_t start_step) {
+  EpochPlan plan{epochs, start_epoch, start_step};
+  if (plan.first_step >= steps_per_epoch) {  // a checkpoint written after an epoch's last step
+    ++plan.first_epoch;
+    plan.first_step = 0;
+  }
+  return plan;
+}
+
 double UntimedSeconds(const c10::Device& device, const std::function<void()>& work) {
   SynchronizeDevice(device);
   Stopwatch watch;

@@ -62,6 +62,20 @@ class EpochRecorder {
   int64_t samples_ = 0;
 };
 
+// The epochs a run trains and which of them its averages cover, shared by
+// the ResNet and RoBERTa loops. A resumed run starts at its checkpoint's
+// epoch and steps done; a checkpoint written after an epoch's last step
+// starts the next epoch. The first epoch a process runs is left out of the
+// averages, as the study leaves out the first: it pays for warm-up, or it is
+// the rest of a resumed one. With a single epoch to run, that one is timed.
+struct EpochPlan {
+  int64_t epochs = 1;       // the run's epochs, all of them
+  int64_t first_epoch = 0;  // 0-based: where this process starts
+  int64_t first_step = 0;   // steps of first_epoch already done
+  bool Timed(int64_t epoch) const { return epoch > first_epoch || first_epoch == epochs - 1; }
+};
+EpochPlan PlanEpochs(int64_t epochs, int64_t steps_per_epoch, int64_t start_epoch = 0, int64_t start_step = 0);
+
 // Runs `work` (a checkpoint write) between training steps and returns its
 // seconds, which the training loops leave out of the epoch's time. The device
 // is synchronised first, so that training work still queued on it is not

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "common/device.h"
 #include "common/results.h"
+#include "common/training_stats.h"
 
 namespace dlspeed {
 
@@ -22,22 +23,15 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
   CudaAllocatorCounts allocator;  // over the timed epochs
   const int64_t steps = settings.max_steps > 0 ? std::min(settings.max_steps, loader.batches_per_epoch())
                                                : loader.batches_per_epoch();
-  int64_t start_epoch = settings.start_epoch, start_step = settings.start_step;
-  if (start_epoch > 0 || start_step > 0) {
-    totals.resumed_epoch = start_epoch;
-    totals.resumed_step = start_step;
+  if (settings.start_epoch > 0 || settings.start_step > 0) {
+    totals.resumed_epoch = settings.start_epoch;
+    totals.resumed_step = settings.start_step;
   }
-  if (start_step >= steps) {  // a checkpoint written after an epoch's last step
-    ++start_epoch;
-    start_step = 0;
-  }
+  const EpochPlan plan = PlanEpochs(settings.epochs, steps, settings.start_epoch, settings.start_step);
   Stopwatch total;
-  for (int64_t epoch = start_epoch; epoch < settings.epochs; ++epoch) {
-    const int64_t first_step = epoch == start_epoch ? start_step : 0;
-    // The first epoch this process runs is left out, as the study leaves out
-    // the first: it pays for warm-up, or it is the rest of a resumed one. With
-    // a single epoch to run, that one is timed.
-    const bool timed = epoch > start_epoch || start_epoch == settings.epochs - 1;
+  for (int64_t epoch = plan.first_epoch; epoch < settings.epochs; ++epoch) {
+    const int64_t first_step = epoch == plan.first_epoch ? plan.first_step : 0;
+    const bool timed = plan.Timed(epoch);
     if (timed && totals.timed_epochs.empty() && settings.on_timing_start) settings.on_timing_start();
     const CudaAllocatorCounts allocator_before = ReadCudaAllocatorCounts(device);
     Progress progress(absl::StrCat(settings.label, " epoch ", epoch + 1, "/", settings.epochs),

@@ -349,11 +349,8 @@ int Train(const RankEnv& env, bool distributed) {
       std::_Exit(128 + signal);
     };
     if (start_epoch > 0 || start_step > 0) resumed_from = {{"epoch", start_epoch + 1}, {"steps_done", start_step}};
-    if (start_step >= steps_per_epoch) {  // a checkpoint written after an epoch's last step
-      ++start_epoch;
-      start_step = 0;
-    }
-    for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
+    const EpochPlan plan = PlanEpochs(epochs, steps_per_epoch, start_epoch, start_step);
+    for (int64_t epoch = plan.first_epoch; epoch < epochs; ++epoch) {
       Progress progress(absl::StrCat(model_name, " epoch ", epoch + 1, "/", epochs), steps_per_epoch,
                         lead ? stderr : nullptr);
       const CudaAllocatorCounts allocator_before = ReadCudaAllocatorCounts(device);
@@ -367,17 +364,14 @@ int Train(const RankEnv& env, bool distributed) {
               if (absl::Status s = trace->AfterStep(); !s.ok()) std::cerr << s.message() << std::endl;
             }
           },
-          epoch == start_epoch ? start_step : 0);
+          epoch == plan.first_epoch ? plan.first_step : 0);
       progress.Finish();
       stats.seconds = std::max(0.0, stats.seconds - untimed);
       checkpoint_seconds += untimed;
       epoch_seconds.push_back(stats.seconds);
       last_loss = stats.mean_loss;
       skipped += stats.skipped_steps;
-      // The first epoch this process runs is left out, as the study leaves
-      // out the first: it pays for warm-up, or it is the rest of a resumed
-      // one. With a single epoch to run, that one is timed.
-      if (epoch > start_epoch || start_epoch == epochs - 1) {
+      if (plan.Timed(epoch)) {
         timed_epochs.push_back(epoch + 1);
         later_seconds += stats.seconds;
         later_samples += stats.samples * env.world_size;
