@@ -122,6 +122,10 @@ absl::StatusOr<RobertaConfig> NamedRobertaConfig(const std::string& name) {
                                                  ", or give a checkpoint folder)"));
 }
 
+int64_t MaxSequenceLength(const RobertaConfig& config) {
+  return config.max_position_embeddings - config.pad_token_id - 1;
+}
+
 absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json) {
   if (!json.is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
   constexpr int64_t kMaxSize = (int64_t{1} << 31) - 1;  // any real config's sizes are far below
@@ -165,6 +169,11 @@ absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json) 
                             std::make_pair("attention_probs_dropout_prob", &config.attention_probs_dropout_prob)}) {
     if (absl::Status s = read_double(key, value); !s.ok()) return s;
   }
+  if (json.contains("classifier_dropout") && !json["classifier_dropout"].is_null()) {
+    double p = 0;
+    if (absl::Status s = read_double("classifier_dropout", &p); !s.ok()) return s;
+    config.classifier_dropout = p;
+  }
   if (json.contains("model_type") && json["model_type"].is_string()) config.model_type = json["model_type"];
   if (config.model_type != "roberta" && config.model_type != "xlm-roberta") {
     return absl::InvalidArgumentError(absl::StrCat("config.json: model_type '", config.model_type,
@@ -190,7 +199,8 @@ absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json) 
         "config.json: num_labels, vocab_size, type_vocab_size or max_position_embeddings is too small");
   }
   for (auto [key, p] : {std::make_pair("hidden_dropout_prob", config.hidden_dropout_prob),
-                        std::make_pair("attention_probs_dropout_prob", config.attention_probs_dropout_prob)}) {
+                        std::make_pair("attention_probs_dropout_prob", config.attention_probs_dropout_prob),
+                        std::make_pair("classifier_dropout", config.classifier_dropout.value_or(0.0))}) {
     if (!(p >= 0 && p < 1)) return absl::InvalidArgumentError(absl::StrCat("config.json: ", key, " ", p, " is not in [0, 1)"));
   }
   if (!(config.layer_norm_eps > 0 && std::isfinite(config.layer_norm_eps))) {
@@ -238,6 +248,7 @@ nlohmann::json RobertaConfigToJson(const RobertaConfig& config) {
           {"layer_norm_eps", config.layer_norm_eps},
           {"hidden_dropout_prob", config.hidden_dropout_prob},
           {"attention_probs_dropout_prob", config.attention_probs_dropout_prob},
+          {"classifier_dropout", config.classifier_dropout ? nlohmann::json(*config.classifier_dropout) : nlohmann::json()},
           {"initializer_range", 0.02},
           {"position_embedding_type", "absolute"},
           {"problem_type", "single_label_classification"},
@@ -316,7 +327,7 @@ RobertaClassifierImpl::RobertaClassifierImpl(const RobertaConfig& config)
       layers(),
       classifier_dense(config.hidden_size, config.hidden_size),
       classifier_out(config.hidden_size, config.num_labels),
-      dropout(config.hidden_dropout_prob) {
+      dropout(config.classifier_dropout.value_or(config.hidden_dropout_prob)) {
   auto roberta = Namespace(*this, "roberta");
   roberta->register_module("embeddings", embeddings);
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {

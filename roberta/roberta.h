@@ -3,7 +3,8 @@
 // semantics (RobertaForSequenceClassification / XLMRobertaForSequenceClassification):
 // position ids count non-padding tokens from pad_token_id + 1, the attention
 // mask hides padding, GELU (erf), post-LayerNorm, and the classifier head
-// dense -> tanh -> out_proj on the first token (<s>); dropout only in training.
+// dense -> tanh -> out_proj on the first token (<s>); dropout only in training
+// (the head's is classifier_dropout when config.json sets it).
 //
 //   absl::StatusOr<dlspeed::RobertaConfig> config = dlspeed::NamedRobertaConfig("xlm-roberta-base");
 //   dlspeed::RobertaClassifier model(*config);
@@ -15,6 +16,7 @@
 #define DLSPEED_ROBERTA_ROBERTA_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,8 @@ struct RobertaConfig {
   double layer_norm_eps = 1e-5;
   double hidden_dropout_prob = 0.1;
   double attention_probs_dropout_prob = 0.1;
+  // The classifier head's dropout; none (config.json's null): hidden_dropout_prob.
+  std::optional<double> classifier_dropout;
   int64_t num_labels = 4;
 };
 
@@ -68,6 +72,11 @@ double RobertaParameterCount(const RobertaConfig& config);
 // times xlm-roberta-xxl), so that a corrupt file cannot make the loader try
 // to allocate terabytes.
 inline constexpr double kMaxRobertaParameters = 34359738368.0;
+
+// The longest sequence, <s> and </s> included, whose positions the model's
+// position embeddings cover (they number real tokens from pad_token_id + 1):
+// 512 for roberta-base's 514.
+int64_t MaxSequenceLength(const RobertaConfig& config);
 
 // A config from a Hugging Face config.json (its RoBERTa fields; num_labels
 // from "num_labels" or the size of "id2label"); InvalidArgument when a field

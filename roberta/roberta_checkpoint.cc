@@ -20,8 +20,12 @@ std::string ShapeText(const at::Tensor& t) {
   return out.str();
 }
 
+// Tensors of a checkpoint the classifier has no use for: a masked-LM head,
+// the pooler (with or without the "roberta." prefix: a base model's save has
+// none), and transformers' buffers.
 bool Ignored(const std::string& name) {
   return absl::StartsWith(name, "lm_head.") || absl::StartsWith(name, "roberta.pooler.") ||
+         absl::StartsWith(name, "pooler.") ||
          absl::EndsWith(name, "position_ids") || absl::EndsWith(name, "token_type_ids");
 }
 

@@ -25,8 +25,8 @@ struct LoadedRoberta {
 };
 
 // Reads DIR/config.json and DIR/model.safetensors. Tensor names may carry the
-// "roberta." prefix or not; lm_head.*, roberta.pooler.* and the position_ids /
-// token_type_ids buffers are ignored. `num_labels` > 0 overrides the config's
+// "roberta." prefix or not (a base model's save); lm_head.*, the pooler and
+// the position_ids / token_type_ids buffers are ignored. `num_labels` > 0 overrides the config's
 // (a checkpoint with another label count keeps its encoder and gets a new
 // head). Errors name the file: a missing file, a tensor with the wrong shape
 // (both shapes given), an encoder tensor missing from the checkpoint.

@@ -118,9 +118,20 @@ int Main(int argc, char** argv) {
     dev = std::move(*loaded);
   }
   if (dev.size() == 0) return ReportError("the dev set is empty");
+  if (dev.num_labels > config.num_labels) {
+    return ReportError(absl::StrCat("the dev set has label ", dev.num_labels - 1, " but the model has ",
+                                    config.num_labels, " classes"));
+  }
   if (MaxTokenId(dev) >= config.vocab_size) {
     return ReportError(absl::StrCat("the dev set has token id ", MaxTokenId(dev), " but the model's vocabulary has ",
                                     config.vocab_size, " (a tokenizer for another model?)"));
+  }
+
+  // Batches truncate to --max_len; the model's positions must cover what is left.
+  if (const int64_t longest = std::min(max_len, LongestSequence(dev)); longest > MaxSequenceLength(config)) {
+    return ReportError(absl::StrCat("sequences of ", longest, " tokens (--max_len ", max_len,
+                                    ") are longer than the model's ", MaxSequenceLength(config),
+                                    " positions (max_position_embeddings ", config.max_position_embeddings, ")"));
   }
 
   model->to(*device);
@@ -149,7 +160,8 @@ int Main(int argc, char** argv) {
   TextBatcher batcher(dev, options);
 
   c10::InferenceMode inference;
-  AutocastScope autocast(*device, precision);
+  std::optional<AutocastScope> autocast;  // for the timed passes
+  autocast.emplace(*device, precision);
   auto run = [&](const TextBatch& batch) {
     const torch::Tensor ids = batch.input_ids.to(*device);
     // The eager model takes no mask for a batch without padding (its fastest
@@ -175,13 +187,19 @@ int Main(int argc, char** argv) {
     batch_seconds.push_back(one.Seconds());
   }
   const double seconds = total.Seconds();
+  autocast.reset();
   double agreement = -1;
   if (!reference.is_empty()) {
     int64_t same = 0;
     batcher.StartEpoch(0);
     while (std::optional<TextBatch> batch = batcher.Next()) {
       const torch::Tensor ids = batch->input_ids.to(*device), mask = batch->attention_mask.to(*device);
-      same += model->forward(ids, mask).argmax(1).eq(reference->forward(ids, mask).argmax(1)).sum().item<int64_t>();
+      torch::Tensor predicted;
+      {
+        AutocastScope as_timed(*device, precision);  // the reference runs in fp32
+        predicted = model->forward(ids, mask).argmax(1);
+      }
+      same += predicted.eq(reference->forward(ids, mask).argmax(1)).sum().item<int64_t>();
     }
     agreement = static_cast<double>(same) / static_cast<double>(dev.size());
   }

@@ -1,6 +1,7 @@
 #include "roberta/roberta.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -15,6 +16,7 @@
 #include "resnet/resnet_script.h"
 #include "roberta/roberta_checkpoint.h"
 #include "roberta/roberta_script.h"
+#include "common/serialize/safetensors.h"
 #include "common/testing/scratch_dir.h"
 
 namespace dlspeed {
@@ -237,6 +239,33 @@ TEST(RobertaTest, ANewLabelCountKeepsTheEncoderAndSaysTheHeadIsNew) {
   EXPECT_EQ(loaded->model->config().num_labels, 7);
 }
 
+TEST(RobertaTest, ABaseModelsSaveLoadsWithANewHead) {
+  // transformers' XLMRobertaModel saves the encoder without the "roberta."
+  // prefix, with a pooler and no classifier.
+  absl::StatusOr<NamedTensors> classifier = ReadSafetensors(std::string(kFixture) + "/model.safetensors");
+  ASSERT_TRUE(classifier.ok()) << classifier.status();
+  NamedTensors base;
+  for (const auto& [name, tensor] : *classifier) {
+    if (name.rfind("classifier.", 0) == 0) continue;
+    base.emplace_back(name.rfind("roberta.", 0) == 0 ? name.substr(8) : name, tensor);
+  }
+  const int64_t hidden = LoadRobertaFolder(kFixture)->model->config().hidden_size;
+  base.emplace_back("pooler.dense.weight", torch::zeros({hidden, hidden}));
+  base.emplace_back("pooler.dense.bias", torch::zeros({hidden}));
+  const std::string dir = ScratchPath("roberta_base_model");
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(std::string(kFixture) + "/config.json", dir + "/config.json");
+  ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", base).ok());
+
+  absl::StatusOr<LoadedRoberta> loaded = LoadRobertaFolder(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_NE(loaded->summary.find("initialised randomly"), std::string::npos) << loaded->summary;
+  absl::StatusOr<LoadedRoberta> fixture = LoadRobertaFolder(kFixture);
+  const torch::Tensor a = loaded->model->named_parameters()["roberta.encoder.layer.1.output.dense.weight"];
+  const torch::Tensor b = fixture->model->named_parameters()["roberta.encoder.layer.1.output.dense.weight"];
+  EXPECT_TRUE(a.equal(b));
+}
+
 TEST(RobertaTest, NamedConfigsAndBadInput) {
   absl::StatusOr<RobertaConfig> base = NamedRobertaConfig("xlm-roberta-base");
   ASSERT_TRUE(base.ok());
@@ -259,6 +288,35 @@ TEST(RobertaTest, NamedConfigsAndBadInput) {
   }
 
   EXPECT_EQ(LoadRobertaFolder(ScratchPath("no_such_folder")).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(RobertaTest, ClassifierDropoutIsReadAndWritten) {
+  nlohmann::json json = RobertaConfigToJson(*NamedRobertaConfig("roberta-base"));
+  EXPECT_TRUE(json["classifier_dropout"].is_null());
+  EXPECT_FALSE(RobertaConfigFromJson(json)->classifier_dropout.has_value());
+  json["classifier_dropout"] = 0.3;
+  absl::StatusOr<RobertaConfig> config = RobertaConfigFromJson(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->classifier_dropout, 0.3);
+  EXPECT_EQ(RobertaConfigToJson(*config)["classifier_dropout"], 0.3);
+  json["classifier_dropout"] = 1.5;
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("classifier_dropout"), std::string::npos);
+}
+
+TEST(RobertaTest, MaxSequenceLengthIsWhatThePositionsCover) {
+  EXPECT_EQ(MaxSequenceLength(*NamedRobertaConfig("roberta-base")), 512);
+  RobertaConfig config = *NamedRobertaConfig("roberta-base");
+  config.vocab_size = 50;
+  config.hidden_size = 8;
+  config.num_attention_heads = 2;
+  config.intermediate_size = 16;
+  config.num_hidden_layers = 1;
+  config.max_position_embeddings = 10;
+  RobertaClassifier model(config);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_NO_THROW(model->forward(torch::full({1, MaxSequenceLength(config)}, 5, torch::kLong)));
+  EXPECT_THROW(model->forward(torch::full({1, MaxSequenceLength(config) + 1}, 5, torch::kLong)), c10::Error);
 }
 
 TEST(RobertaTest, ParameterCountIsTheModelsAndBoundsConfigs) {

@@ -220,6 +220,9 @@ int Train(const RankEnv& env, bool distributed) {
       dev = std::move(*loaded_dev);
     }
     data_origin = absl::StrCat(absl::GetFlag(FLAGS_train_data), ": ", train.size(), " train / ", dev.size(), " dev");
+    if (train.size() == 0) {
+      return ReportError(absl::StrCat(absl::GetFlag(FLAGS_train_data), " has no training sequences"));
+    }
   }
   for (const TextDataset* data : {&train, &dev}) {
     if (data->num_labels > config.num_labels) {
@@ -234,6 +237,14 @@ int Train(const RankEnv& env, bool distributed) {
         }
       }
     }
+  }
+
+  // Batches truncate to --max_len; the model's positions must cover what is left.
+  const int64_t longest = std::min(max_len, std::max(LongestSequence(train), LongestSequence(dev)));
+  if (longest > MaxSequenceLength(config)) {
+    return ReportError(absl::StrCat("sequences of ", longest, " tokens (--max_len ", max_len,
+                                    ") are longer than the model's ", MaxSequenceLength(config),
+                                    " positions (max_position_embeddings ", config.max_position_embeddings, ")"));
   }
 
   // Process group and gradient reducer when there are several processes.

@@ -185,6 +185,12 @@ int64_t MaxTokenId(const TextDataset& data) {
   return max_id;
 }
 
+int64_t LongestSequence(const TextDataset& data) {
+  size_t longest = 0;
+  for (const std::vector<int64_t>& ids : data.ids) longest = std::max(longest, ids.size());
+  return static_cast<int64_t>(longest);
+}
+
 absl::StatusOr<TextDataset> ReadIdsAndLabels(const std::string& prefix) {
   const std::string ids_path = prefix + "_ids.txt";
   const std::string labels_path = prefix + "_labels.txt";

@@ -58,6 +58,8 @@ struct TextDataset {
 // The largest token id in `data` (-1 if it holds none), to check against a
 // model's vocab_size before training.
 int64_t MaxTokenId(const TextDataset& data);
+// The most tokens any example of `data` has (0 if it holds none).
+int64_t LongestSequence(const TextDataset& data);
 
 // Reads the study's format: <prefix>_ids.txt holds one JSON array of arrays
 // of token ids (or JSON Lines: one array per line), <prefix>_labels.txt one

@@ -111,6 +111,7 @@ TEST(TextDataTest, ReadsIdsAndLabels) {
   EXPECT_EQ(data->labels, (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(data->num_labels, 4);
   EXPECT_EQ(MaxTokenId(*data), 7);
+  EXPECT_EQ(LongestSequence(*data), 4);
 }
 
 TEST(TextDataTest, ReadsPrettyPrintedAndEmptyArrays) {
@@ -124,6 +125,7 @@ TEST(TextDataTest, ReadsPrettyPrintedAndEmptyArrays) {
   EXPECT_EQ(empty->size(), 0);
   EXPECT_EQ(empty->num_labels, 0);
   EXPECT_EQ(MaxTokenId(*empty), -1);
+  EXPECT_EQ(LongestSequence(*empty), 0);
 }
 
 TEST(TextDataTest, ReadsJsonLinesIds) {

@@ -145,6 +145,10 @@ TEST(RobertaE2eTest, BadInputIsOneLine) {
   std::ofstream(dir + "/big_labels.txt") << "[1, 2]";
   std::ofstream(dir + "/broken_ids.txt") << "[[0, 5, 2], [0,";
   std::ofstream(dir + "/broken_labels.txt") << "[1, 2]";
+  std::ofstream(dir + "/empty_ids.txt") << "[]";
+  std::ofstream(dir + "/empty_labels.txt") << "[]";
+  std::ofstream(dir + "/label9_ids.txt") << "[[0, 5, 2], [0, 6, 2]]";
+  std::ofstream(dir + "/label9_labels.txt") << "[1, 9]";
   struct Case {
     std::string command;
     int exit_code;
@@ -161,7 +165,16 @@ TEST(RobertaE2eTest, BadInputIsOneLine) {
       {train + "--nproc 0", 2, "--nproc"},
       {train + "--timeout_s 0", 2, "--timeout_s must be above 0"},
       {train + "--max_len 64 --synthetic_min_len 65", 2, "--synthetic_min_len"},
+      {train + "--model_name " + kFixture + " --train_data " + dir + "/empty", 1, "has no training sequences"},
+      // The fixture's 40 positions cover 38 tokens; synthetic sequences run up to --max_len.
+      {train + "--model_name " + kFixture + " --max_len 39", 1,
+       "sequences of 39 tokens (--max_len 39) are longer than the model's 38 positions"},
       {"roberta/roberta_infer --results= --log= --model_path " + dir, 1, "config.json"},
+      {std::string("roberta/roberta_infer --results= --log= --max_len 39 --model_path ") + kFixture, 1,
+       "sequences of 39 tokens"},
+      {std::string("roberta/roberta_infer --results= --log= --model_path ") + kFixture + " --dev_data " + dir +
+           "/label9",
+       1, "the dev set has label 9 but the model has 4 classes"},
   };
   for (const Case& c : cases) {
     CommandResult run = RunCommand(c.command);
