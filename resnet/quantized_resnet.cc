@@ -79,6 +79,13 @@ constexpr EngineInfo kEngines[] = {
     {"qnnpack", at::QEngine::QNNPACK, false},
 };
 
+const EngineInfo* FindEngine(const std::string& name) {
+  for (const EngineInfo& e : kEngines) {
+    if (name == e.name) return &e;
+  }
+  return nullptr;
+}
+
 // Selects an engine for a scope and restores the previous one.
 class QEngineGuard {
  public:
@@ -104,6 +111,7 @@ struct RangeObserver {
   static constexpr int64_t kBins = 2048;
   float min = std::numeric_limits<float>::infinity();
   float max = -std::numeric_limits<float>::infinity();
+  bool non_finite = false;  // a batch held an inf or NaN (std::min and std::max would skip a NaN)
   at::Tensor histogram;  // kBins counts over [Low(), High()], from the second pass
   double scale = 1.0;
   int64_t zero_point = 0;
@@ -117,9 +125,11 @@ struct RangeObserver {
       histogram += at::histc(t.to(at::kFloat), kBins, Low(), High()).to(at::kDouble);
       return;
     }
-    auto [lo, hi] = at::aminmax(t);
-    min = std::min(min, lo.item<float>());
-    max = std::max(max, hi.item<float>());
+    auto [lo_tensor, hi_tensor] = at::aminmax(t);
+    const float lo = lo_tensor.item<float>(), hi = hi_tensor.item<float>();
+    if (!std::isfinite(lo) || !std::isfinite(hi)) non_finite = true;
+    min = std::min(min, lo);
+    max = std::max(max, hi);
   }
   // Ends the min/max pass: later Observe calls fill the histogram.
   void StartHistogram() {
@@ -430,25 +440,27 @@ int64_t QuantizedResNet::num_classes() const { return impl_->num_classes; }
 std::string QuantizedResNet::engine() const { return impl_->engine_name; }
 at::QEngine QuantizedResNet::qengine() const { return impl_->engine; }
 
-absl::StatusOr<std::unique_ptr<QuantizedResNet>> QuantizeResNet(
-    const ResNet& model, const std::vector<torch::Tensor>& calibration_batches,
-    const QuantizeOptions& options) {
-  // The engine: known to this library and compiled into the LibTorch.
-  const EngineInfo* info = nullptr;
-  std::vector<std::string> names;
-  for (const EngineInfo& e : kEngines) {
-    names.push_back(e.name);
-    if (options.engine == e.name) info = &e;
-  }
+absl::Status CheckQuantizedEngine(const std::string& engine) {
+  const EngineInfo* info = FindEngine(engine);
   if (info == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown quantized engine '", options.engine,
-                                                   "' (choose one of ", absl::StrJoin(names, ", "), ")"));
+    std::vector<std::string> names;
+    for (const EngineInfo& e : kEngines) names.push_back(e.name);
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown quantized engine '", engine, "' (choose one of ", absl::StrJoin(names, ", "), ")"));
   }
   const auto& supported = at::globalContext().supportedQEngines();
   if (std::find(supported.begin(), supported.end(), info->engine) == supported.end()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("quantized engine '", options.engine, "' is not supported by this LibTorch build"));
+        absl::StrCat("quantized engine '", engine, "' is not supported by this LibTorch build"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<QuantizedResNet>> QuantizeResNet(
+    const ResNet& model, const std::vector<torch::Tensor>& calibration_batches,
+    const QuantizeOptions& options) {
+  if (absl::Status s = CheckQuantizedEngine(options.engine); !s.ok()) return s;
+  const EngineInfo* info = FindEngine(options.engine);
   if (calibration_batches.empty()) {
     return absl::InvalidArgumentError("QuantizeResNet needs at least one calibration batch");
   }
@@ -511,7 +523,7 @@ absl::StatusOr<std::unique_ptr<QuantizedResNet>> QuantizeResNet(
       }
       bool finite = true;
       impl->ForEachObserver([&finite](RangeObserver& o) {
-        finite = finite && std::isfinite(o.min) && std::isfinite(o.max);
+        finite = finite && !o.non_finite && std::isfinite(o.min) && std::isfinite(o.max);
       });
       if (!finite) {
         return absl::InvalidArgumentError(

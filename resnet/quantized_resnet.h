@@ -46,6 +46,10 @@ struct QuantizeOptions {
   std::string engine = "x86";
 };
 
+// OK when `engine` is one QuantizeOptions names and this LibTorch has it;
+// otherwise InvalidArgument saying which engines there are.
+absl::Status CheckQuantizedEngine(const std::string& engine);
+
 // An int8 ResNet made by QuantizeResNet. Immutable after construction.
 class QuantizedResNet {
  public:

@@ -1,5 +1,6 @@
 #include "resnet/quantized_resnet.h"
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -140,6 +141,22 @@ TEST(QuantizedResNetTest, RejectsInfiniteActivations) {
   ASSERT_FALSE(quantized.ok());
   EXPECT_EQ(quantized.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(quantized.status().message().find("diverged"), std::string::npos) << quantized.status();
+}
+
+TEST(QuantizedResNetTest, RejectsANaNInOneOfSeveralBatches) {
+  // std::min and std::max skip a NaN after a finite batch; the check must not.
+  ResNet model = ModelWithBatchNormStats(18);
+  torch::Tensor poisoned = torch::randn({4, 3, 32, 32});
+  poisoned[0][0][0][0] = std::numeric_limits<float>::quiet_NaN();
+  auto quantized = QuantizeResNet(model, {torch::randn({4, 3, 32, 32}), poisoned});
+  EXPECT_EQ(quantized.status().code(), absl::StatusCode::kInvalidArgument) << quantized.status();
+}
+
+TEST(QuantizedResNetTest, CheckQuantizedEngineNamesTheChoices) {
+  EXPECT_TRUE(CheckQuantizedEngine("x86").ok());
+  const absl::Status unknown = CheckQuantizedEngine("tensorrt");
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.message().find("x86, fbgemm, onednn, qnnpack"), std::string::npos) << unknown;
 }
 
 }  // namespace

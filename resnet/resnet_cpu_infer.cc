@@ -7,6 +7,7 @@
 //   bazel run //resnet:resnet_cpu_infer -- -q 1 -r 50 -m 0 -ts 0
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,16 +32,16 @@
 #include "resnet/resnet_script.h"
 
 ABSL_FLAG(int32_t, q, 0, "1: int8 static quantization (the study's -q)");
-ABSL_FLAG(int32_t, r, 18, "ResNet depth: 18, 34 or 50 (the study's -r)");
+ABSL_FLAG(int32_t, r, 0, "ResNet depth: 18, 34 or 50 (the study's -r; default 18, or what a --script_file says)");
 ABSL_FLAG(int32_t, m, 0, "1: the model trained with mixed precision (the study's -m)");
 ABSL_FLAG(int32_t, ts, 0, "1: TorchScript built in C++, frozen and optimized (the study's -ts)");
 ABSL_FLAG(std::string, model, "", "state_dict to load (default: models/Resnet-<r>[-mixed]-1gpu.pth)");
 ABSL_FLAG(std::string, script_file, "", "a TorchScript file (e.g. exported from Python) to run instead");
-ABSL_FLAG(std::string, save_script, "", "save the TorchScript module built with -ts 1 here");
+ABSL_FLAG(std::string, save_script, "", "save the TorchScript module built with -ts 1 here (with its depth)");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: all cores)");
 ABSL_FLAG(int64_t, batch_size, 32, "test batch size (the study: 32)");
 ABSL_FLAG(int64_t, calib_batches, 10, "training batches to calibrate int8 activation ranges on");
-ABSL_FLAG(std::string, engine, "x86", "quantized engine: x86, fbgemm, onednn");
+ABSL_FLAG(std::string, engine, "x86", "quantized engine: x86, fbgemm, onednn or qnnpack (where this LibTorch has it)");
 ABSL_FLAG(int64_t, warmup_batches, 3, "untimed batches run first");
 ABSL_FLAG(std::string, dataset, "fashion-mnist", "cifar10, fashion-mnist or synthetic");
 ABSL_FLAG(std::string, data_dir, "", "data directory (default: the dataset's usual place)");
@@ -56,6 +57,9 @@ constexpr char kUsage[] =
 
 using Forward = std::function<torch::Tensor(const torch::Tensor&)>;
 
+// The file --save_script stores beside the module, saying what it holds.
+constexpr char kScriptInfoFile[] = "resnet.json";
+
 int CheckBinary(int32_t value, const char* flag) {
   if (value != 0 && value != 1) ExitWithUsageError(absl::StrCat("-", flag, " must be 0 or 1, not ", value));
   return value;
@@ -64,8 +68,10 @@ int CheckBinary(int32_t value, const char* flag) {
 int Main(int argc, char** argv) {
   std::vector<std::string> positional = ParseCommandLineOrExit(argc, argv, kUsage);
   if (!positional.empty()) ExitWithUsageError(absl::StrCat("unexpected argument '", positional[0], "'"));
-  const int depth = absl::GetFlag(FLAGS_r);
-  if (depth != 18 && depth != 34 && depth != 50) ExitWithUsageError(absl::StrCat("-r must be 18, 34 or 50, not ", depth));
+  const int depth_flag = absl::GetFlag(FLAGS_r);  // 0: not given
+  if (depth_flag != 0 && depth_flag != 18 && depth_flag != 34 && depth_flag != 50) {
+    ExitWithUsageError(absl::StrCat("-r must be 18, 34 or 50, not ", depth_flag));
+  }
   const bool quantize = CheckBinary(absl::GetFlag(FLAGS_q), "q");
   const bool mixed = CheckBinary(absl::GetFlag(FLAGS_m), "m");
   const bool script = CheckBinary(absl::GetFlag(FLAGS_ts), "ts");
@@ -78,30 +84,70 @@ int Main(int argc, char** argv) {
   at::set_num_threads(threads);
   const std::string script_file = absl::GetFlag(FLAGS_script_file);
   if (!script_file.empty() && quantize) ExitWithUsageError("--script_file runs a given module as is: drop -q 1");
+  const std::string save_script = absl::GetFlag(FLAGS_save_script);
+  if (!save_script.empty() && (!script || !script_file.empty())) {
+    ExitWithUsageError("--save_script saves the module -ts 1 builds: add -ts 1 (and no --script_file)");
+  }
+  if (absl::GetFlag(FLAGS_threads) < 0 || absl::GetFlag(FLAGS_warmup_batches) < 0 ||
+      absl::GetFlag(FLAGS_test_limit) < 0) {
+    ExitWithUsageError("--threads, --warmup_batches and --test_limit must be at least 0");
+  }
+  if (quantize) {
+    if (absl::GetFlag(FLAGS_calib_batches) < 1) ExitWithUsageError("--calib_batches must be at least 1");
+    if (absl::Status s = CheckQuantizedEngine(absl::GetFlag(FLAGS_engine)); !s.ok()) {
+      ExitWithUsageError(absl::StrCat("--engine: ", s.message()));
+    }
+  }
 
   const std::string data_dir =
       absl::GetFlag(FLAGS_data_dir).empty() ? DefaultDataDir(*kind) : absl::GetFlag(FLAGS_data_dir);
   absl::StatusOr<ImageDataset> test = LoadImageDataset(*kind, data_dir, Split::kTest, /*synthetic_size=*/5000);
   if (!test.ok()) return ReportError(test.status().message());
   const ImageDataset test_set = FirstSamples(*test, absl::GetFlag(FLAGS_test_limit));
+  // A file --save_script wrote says what it holds: {"depth", "num_classes", "mixed", "variant"}.
+  int depth = depth_flag != 0 ? depth_flag : 18;
+  bool model_mixed = mixed;
+  std::string saved_variant;
+  torch::jit::Module scripted;
+  if (!script_file.empty()) {
+    std::map<std::string, std::string> extra = {{kScriptInfoFile, ""}};
+    absl::StatusOr<torch::jit::Module> loaded = LoadScript(script_file, &extra);
+    if (!loaded.ok()) return ReportError(loaded.status().message());
+    scripted = *loaded;
+    depth = depth_flag;  // 0: unknown
+    const nlohmann::json info = extra.count(kScriptInfoFile)
+                                    ? nlohmann::json::parse(extra[kScriptInfoFile], nullptr, /*allow_exceptions=*/false)
+                                    : nlohmann::json();
+    if (info.is_object()) {
+      const int saved_depth = info.contains("depth") && info["depth"].is_number_integer() ? info["depth"].get<int>() : 0;
+      if (depth_flag != 0 && saved_depth != 0 && saved_depth != depth_flag) {
+        return ReportError(absl::StrCat(script_file, " holds a ResNet-", saved_depth, ", not the -r ", depth_flag,
+                                        " asked for"));
+      }
+      if (saved_depth != 0) depth = saved_depth;
+      if (info.contains("mixed") && info["mixed"].is_boolean()) model_mixed = info["mixed"].get<bool>();
+      if (info.contains("variant") && info["variant"].is_string()) saved_variant = info["variant"].get<std::string>();
+    }
+  }
   const std::string model_path =
       !absl::GetFlag(FLAGS_model).empty()
           ? absl::GetFlag(FLAGS_model)
           : absl::StrCat("models/Resnet-", depth, mixed ? "-mixed" : "", "-1gpu.pth");
 
-  std::cout << "Model is Resnet-" << depth << "\n";
+  if (depth != 0) {
+    std::cout << "Model is Resnet-" << depth << "\n";
+  } else {
+    std::cout << "Model is " << script_file << " (it does not say its depth: give -r to record it)\n";
+  }
   torch::manual_seed(0);  // the calibration sample
-  ResNet model = *MakeResNet(depth, test_set.num_classes);
+  ResNet model{nullptr};
   std::string variant = "eager";
   Forward forward;
   std::unique_ptr<QuantizedResNet> quantized;
-  torch::jit::Module scripted;
   if (!script_file.empty()) {
-    absl::StatusOr<torch::jit::Module> loaded = LoadScript(script_file);
-    if (!loaded.ok()) return ReportError(loaded.status().message());
-    scripted = *loaded;
     variant = "torchscript-file";
   } else {
+    model = *MakeResNet(depth, test_set.num_classes);
     absl::Status loaded = LoadStateDict(*model, model_path, absl::StrCat("ResNet-", depth, " with ", test_set.num_classes, " classes"));
     if (!loaded.ok()) {
       if (loaded.code() == absl::StatusCode::kNotFound) {
@@ -137,11 +183,13 @@ int Main(int argc, char** argv) {
     if (!s.ok()) return ReportError(s.status().message());
     scripted = *s;
     variant = quantized ? "int8-torchscript" : "torchscript-frozen";
-    if (!absl::GetFlag(FLAGS_save_script).empty()) {
-      if (absl::Status s = SaveScript(scripted, absl::GetFlag(FLAGS_save_script)); !s.ok()) {
+    if (!save_script.empty()) {
+      const nlohmann::json info = {
+          {"depth", depth}, {"num_classes", test_set.num_classes}, {"mixed", mixed}, {"variant", variant}};
+      if (absl::Status s = SaveScript(scripted, save_script, {{kScriptInfoFile, info.dump()}}); !s.ok()) {
         return ReportError(s.message());
       }
-      std::cout << "Saved " << absl::GetFlag(FLAGS_save_script) << "\n";
+      std::cout << "Saved " << save_script << "\n";
     }
   }
   if (variant == "eager") {
@@ -186,9 +234,10 @@ int Main(int argc, char** argv) {
                                1e3 * batches.p90, timer.Throughput());
   if (!absl::GetFlag(FLAGS_results).empty()) {
     nlohmann::json record = NewRecord("resnet_cpu_infer", c10::Device(c10::kCPU));
-    record["model"] = absl::StrCat("resnet", depth);
-    record["depth"] = depth;
-    record["mixed"] = mixed;
+    record["model"] = depth != 0 ? absl::StrCat("resnet", depth) : "unknown";
+    record["depth"] = depth != 0 ? nlohmann::json(depth) : nlohmann::json();
+    record["mixed"] = model_mixed;
+    if (!saved_variant.empty()) record["saved_variant"] = saved_variant;
     record["quantized"] = quantize;
     record["torchscript"] = script || !script_file.empty();
     record["variant"] = variant;

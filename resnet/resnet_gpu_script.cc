@@ -139,14 +139,17 @@ int Main(int argc, char** argv) {
     }
     variants.emplace_back(v);
   }
+  if (variants.empty()) ExitWithUsageError(absl::StrCat("--variants names none of ", absl::StrJoin(kVariants, ", ")));
   absl::StatusOr<DatasetKind> kind = ParseDatasetKind(absl::GetFlag(FLAGS_dataset));
   if (!kind.ok()) ExitWithUsageError(kind.status().message());
+  // "auto" and "cuda" mean the GPU here: on a host without one, saying so beats a CPU run.
   const std::string device_flag = absl::GetFlag(FLAGS_device);
-  if (device_flag != "cpu" && !torch::cuda::is_available()) {
+  absl::StatusOr<c10::Device> device = ResolveDevice(device_flag == "auto" ? "cuda" : device_flag);
+  if (!device.ok() && device_flag != "cpu" && !torch::cuda::is_available() &&
+      (device_flag == "auto" || absl::StartsWith(device_flag, "cuda"))) {
     return ReportError("no GPU here: resnet_gpu_script times GPU inference (use --device=cpu for the CPU comparison)");
   }
-  absl::StatusOr<c10::Device> device = ResolveDevice(device_flag);
-  if (!device.ok()) return ReportError(device.status().message());
+  if (!device.ok()) ExitWithUsageError(absl::StrCat("--device: ", device.status().message()));
   if (device->is_cpu() && absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   BackendSettings backend;
   backend.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
@@ -203,7 +206,10 @@ int Main(int argc, char** argv) {
       }
       if (variant == "torchscript" || variant == "cuda-graph-frozen") {
         absl::StatusOr<torch::jit::Module> built = ScriptResNet(model);
-        if (!built.ok()) return ReportError(built.status().message());
+        if (!built.ok()) {  // one line, and on to the other variants
+          failed = ReportError(absl::StrCat(variant, " ", precision, ": ", built.status().message()));
+          continue;
+        }
         script = *built;
         if (variant == "torchscript") {
           std::cout << "torchscript " << precision << " graph: " << GraphOperators(script) << "\n";

@@ -308,8 +308,10 @@ std::string GraphOperators(torch::jit::Module& module) {
   return absl::StrJoin(parts, ", ");
 }
 
-absl::Status SaveScript(torch::jit::Module& module, const std::string& path) {
+absl::Status SaveScript(torch::jit::Module& module, const std::string& path,
+                        const std::map<std::string, std::string>& extra_files) {
   std::ostringstream bytes;
+  const torch::jit::ExtraFilesMap extra(extra_files.begin(), extra_files.end());
   try {
     if (HasMkldnnConstants(module)) {
       // The rewrite below is only known to be right for ScriptResNet's graphs.
@@ -321,9 +323,9 @@ absl::Status SaveScript(torch::jit::Module& module, const std::string& path) {
       }
       torch::jit::Module copy = module.clone();
       SerializableMkldnnConstants(copy);
-      copy.save(bytes);
+      copy.save(bytes, extra);
     } else {
-      module.save(bytes);
+      module.save(bytes, extra);
     }
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("cannot write ", path, ": ", ExceptionText(e)));
@@ -332,7 +334,8 @@ absl::Status SaveScript(torch::jit::Module& module, const std::string& path) {
   return WriteFileAtomically(path, absl::string_view(contents.data(), contents.size()));
 }
 
-absl::StatusOr<torch::jit::Module> LoadScript(const std::string& path) {
+absl::StatusOr<torch::jit::Module> LoadScript(const std::string& path,
+                                              std::map<std::string, std::string>* extra_files) {
   std::error_code error;
   const std::filesystem::file_status file = std::filesystem::status(path, error);
   if (!std::filesystem::exists(file)) {
@@ -345,8 +348,20 @@ absl::StatusOr<torch::jit::Module> LoadScript(const std::string& path) {
     return absl::DataLossError(absl::StrCat("cannot load TorchScript from ", path, ": the file is empty"));
   }
   try {
-    torch::jit::Module module = torch::jit::load(path, torch::Device(torch::kCPU));
+    // The loader fills in the names it finds and leaves the others as given.
+    const std::string kAbsent(1, '\0');
+    torch::jit::ExtraFilesMap extra;
+    if (extra_files != nullptr) {
+      for (const auto& item : *extra_files) extra[item.first] = kAbsent;
+    }
+    torch::jit::Module module = torch::jit::load(path, torch::Device(torch::kCPU), extra);
     if (module.hasattr("training")) module.eval();
+    if (extra_files != nullptr) {
+      extra_files->clear();
+      for (const auto& [name, contents] : extra) {
+        if (contents != kAbsent) (*extra_files)[name] = contents;
+      }
+    }
     return module;
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("cannot load TorchScript from ", path,

@@ -16,6 +16,7 @@
 #ifndef DLSPEED_RESNET_RESNET_SCRIPT_H_
 #define DLSPEED_RESNET_RESNET_SCRIPT_H_
 
+#include <map>
 #include <string>
 
 #include <torch/csrc/jit/api/module.h>
@@ -62,11 +63,17 @@ std::string GraphOperators(torch::jit::Module& module);
 // weight constants, which TorchScript cannot serialise: those are written as
 // dense constants converted to MKLDNN as the loaded module runs (same
 // results; `module` itself is not changed).
-absl::Status SaveScript(torch::jit::Module& module, const std::string& path);
+// `extra_files` (name -> contents) are stored beside the module, where
+// Python's torch.jit.load(path, _extra_files=...) can read them too.
+absl::Status SaveScript(torch::jit::Module& module, const std::string& path,
+                        const std::map<std::string, std::string>& extra_files = {});
 
 // Loads a TorchScript archive onto the CPU, in eval mode. A missing file is
-// NotFound, an empty or corrupt one DataLoss; errors name `path`.
-absl::StatusOr<torch::jit::Module> LoadScript(const std::string& path);
+// NotFound, an empty or corrupt one DataLoss; errors name `path`. For each
+// name in `extra_files` the archive holds, its contents are filled in; the
+// other names are erased.
+absl::StatusOr<torch::jit::Module> LoadScript(const std::string& path,
+                                              std::map<std::string, std::string>* extra_files = nullptr);
 
 }  // namespace dlspeed
 

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -126,10 +127,12 @@ TEST(ResNetScriptTest, UnfrozenScriptSavesAndLoads) {
       ScriptResNet(model, ScriptOptions{/*freeze=*/false, /*optimize=*/false});
   ASSERT_TRUE(script.ok()) << script.status();
   const std::string path = ScratchPath("unfrozen.ts");
-  ASSERT_TRUE(SaveScript(*script, path).ok());
-  absl::StatusOr<torch::jit::Module> loaded = LoadScript(path);
+  ASSERT_TRUE(SaveScript(*script, path, {{"resnet.json", "{\"depth\": 18}"}}).ok());
+  std::map<std::string, std::string> extra = {{"resnet.json", ""}, {"absent.txt", ""}};
+  absl::StatusOr<torch::jit::Module> loaded = LoadScript(path, &extra);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ExpectClose(Scripted(*loaded, x), Eager(model, x));
+  EXPECT_EQ(extra, (std::map<std::string, std::string>{{"resnet.json", "{\"depth\": 18}"}}));
 }
 
 TEST(ResNetScriptTest, AttributeNamesReplaceDots) {

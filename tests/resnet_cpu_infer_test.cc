@@ -5,6 +5,7 @@
 #include <fstream>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -55,9 +56,17 @@ TEST_F(ResNetCpuInferTest, EveryVariantRunsAndInt8StaysClose) {
   EXPECT_NE(script.output.find("Creating torchScript..."), std::string::npos);
   EXPECT_EQ(Accuracy(script.output), fp32) << script.output;
 
-  CommandResult loaded = Infer("--script_file=" + Dir() + "/r18.pt");
+  // No -r: the file says it holds a ResNet-18.
+  CommandResult loaded = RunCommand("resnet/resnet_cpu_infer --test_limit=500 --warmup_batches=1 --results=" + Dir() +
+                                    "/r.jsonl --script_file=" + Dir() + "/r18.pt");
   ASSERT_EQ(loaded.exit_code, 0) << loaded.output;
+  EXPECT_NE(loaded.output.find("Model is Resnet-18\n"), std::string::npos) << loaded.output;
   EXPECT_EQ(Accuracy(loaded.output), fp32) << loaded.output;
+  CommandResult other_depth = RunCommand("resnet/resnet_cpu_infer -r 50 --test_limit=10 --results= --script_file=" +
+                                         Dir() + "/r18.pt");
+  EXPECT_EQ(other_depth.exit_code, 1) << other_depth.output;
+  EXPECT_NE(other_depth.output.find("r18.pt holds a ResNet-18, not the -r 50 asked for"), std::string::npos)
+      << other_depth.output;
 
   CommandResult int8 = Infer("-q 1 -ts 0");
   ASSERT_EQ(int8.exit_code, 0) << int8.output;
@@ -80,6 +89,8 @@ TEST_F(ResNetCpuInferTest, EveryVariantRunsAndInt8StaysClose) {
     EXPECT_EQ(r["binary"], "resnet_cpu_infer");
     EXPECT_EQ(r["batch_size"], 32);
     EXPECT_GT(r["throughput"].get<double>(), 0);
+    EXPECT_EQ(r["depth"], 18) << line;
+    if (r["variant"] == "torchscript-file") EXPECT_EQ(r["saved_variant"], "torchscript-frozen") << line;
     variants.push_back(r["variant"]);
   }
   EXPECT_EQ(variants, (std::vector<std::string>{"eager", "torchscript-frozen", "torchscript-file", "int8", "int8-torchscript"}));
@@ -103,6 +114,20 @@ TEST_F(ResNetCpuInferTest, BadInputIsOneLine) {
   CommandResult bad_depth = RunCommand("resnet/resnet_cpu_infer -r 101 --results=");
   EXPECT_EQ(bad_depth.exit_code, 2) << bad_depth.output;
   EXPECT_EQ(CountLines(bad_depth.output), 1) << bad_depth.output;
+
+  // Flags that would be ignored or fail late are usage errors, before any data is read.
+  for (const auto& [args, mentions] : std::vector<std::pair<std::string, std::string>>{
+           {"-q 1 -ts 0 --save_script=" + Dir() + "/never.pt", "--save_script"},
+           {"-q 1 --calib_batches=0", "--calib_batches"},
+           {"-q 1 --engine=tensorrt", "unknown quantized engine 'tensorrt'"},
+           {"--threads=-3", "--threads"},
+           {"--warmup_batches=-1", "--warmup_batches"}}) {
+    CommandResult run = RunCommand("resnet/resnet_cpu_infer --results= --data_dir=/nonexistent " + args);
+    EXPECT_EQ(run.exit_code, 2) << args << "\n" << run.output;
+    EXPECT_NE(run.output.find(mentions), std::string::npos) << args << "\n" << run.output;
+    EXPECT_EQ(CountLines(run.output), 1) << args << "\n" << run.output;
+  }
+  EXPECT_FALSE(std::ifstream(Dir() + "/never.pt").good());
 }
 
 }  // namespace

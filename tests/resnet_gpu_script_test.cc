@@ -69,7 +69,10 @@ TEST(ResNetGpuScriptTest, BadInputIsOneLine) {
       {"-r 18 --variants=eager,xla", 2, "unknown variant 'xla'"},
       {"-r 18 --passes=0", 2, "--passes must be at least 1"},
       {"-r 18 --device=cpu --model=" + Dir() + "/absent.pth", 1, "resnet_single"},
+      {"-r 18 --variants=,", 2, "--variants names none of"},
+      {"-r 18 --device=tpu", 2, "--device"},
       {"-r 18", 1, "no GPU here"},  // RunCommand hides the GPUs
+      {"-r 18 --device=auto", 1, "no GPU here"},
   };
   for (const Case& c : cases) {
     CommandResult run = RunCommand("resnet/resnet_gpu_script " + c.args + " --results= --test_limit=8");

@@ -21,6 +21,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "absl/status/statusor.h"
 #include "common/cuda_graph.h"
 #include "common/device.h"
 #include "common/timing.h"
@@ -58,11 +59,13 @@ struct Prepared {
   std::map<int64_t, std::unique_ptr<CudaGraphRunner>> graphs;  // one per batch size
 };
 
-Prepared& Get(int depth, Variant variant, int64_t batch) {
+// The model for a variant, made once; an error (say, an int8 engine this
+// LibTorch lacks) skips the variant instead of aborting the binary.
+absl::StatusOr<Prepared*> Get(int depth, Variant variant, int64_t batch) {
   static std::map<std::tuple<int, Variant, int64_t>, Prepared> cache;
   const auto key = std::make_tuple(depth, variant, RunsTorchScript(variant) ? batch : 0);
   auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
+  if (it != cache.end()) return &it->second;
   torch::manual_seed(0);
   Prepared prepared;
   prepared.eager = *MakeResNet(depth);
@@ -75,20 +78,35 @@ Prepared& Get(int depth, Variant variant, int64_t batch) {
   // Frozen on the device it runs on: the constants stay where freezing found
   // them, and on a GPU optimize_for_inference can fuse conv+add+relu in cuDNN.
   if (OnCuda(variant)) prepared.eager->to(torch::kCUDA);
-  if (Scripted(variant)) prepared.script = *ScriptResNet(prepared.eager);
+  if (Scripted(variant)) {
+    absl::StatusOr<torch::jit::Module> script = ScriptResNet(prepared.eager);
+    if (!script.ok()) return script.status();
+    prepared.script = *script;
+  }
   if (variant == Variant::kInt8 || variant == Variant::kInt8Script) {
     std::vector<torch::Tensor> calibration;
     for (int i = 0; i < 4; ++i) calibration.push_back(torch::randn({32, 3, 32, 32}));
-    prepared.int8 = std::move(*QuantizeResNet(prepared.eager, calibration));
-    if (variant == Variant::kInt8Script) prepared.script = *prepared.int8->ToTorchScript();
+    absl::StatusOr<std::unique_ptr<QuantizedResNet>> int8 = QuantizeResNet(prepared.eager, calibration);
+    if (!int8.ok()) return int8.status();
+    prepared.int8 = std::move(*int8);
+    if (variant == Variant::kInt8Script) {
+      absl::StatusOr<torch::jit::Module> script = prepared.int8->ToTorchScript();
+      if (!script.ok()) return script.status();
+      prepared.script = *script;
+    }
   }
-  return cache.emplace(key, std::move(prepared)).first->second;
+  return &cache.emplace(key, std::move(prepared)).first->second;
 }
 
 void Infer(benchmark::State& state, Variant variant) {
   const int depth = static_cast<int>(state.range(0));
   const int64_t batch = state.range(1);
-  Prepared& model = Get(depth, variant, batch);
+  absl::StatusOr<Prepared*> prepared = Get(depth, variant, batch);
+  if (!prepared.ok()) {
+    state.SkipWithError(std::string(prepared.status().message()).c_str());
+    return;
+  }
+  Prepared& model = **prepared;
   const bool cuda = OnCuda(variant);
   torch::Tensor images = torch::randn({batch, 3, 32, 32}, cuda ? torch::kCUDA : torch::kCPU);
   // The int8 TorchScript module runs on the engine its weights were packed for.
