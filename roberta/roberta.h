@@ -90,7 +90,8 @@ nlohmann::json RobertaConfigToJson(const RobertaConfig& config);
 // nn::Linear (same parameters and names) that can switch to dynamic int8
 // quantization for inference: per-channel int8 weights, prepacked once, and
 // activations quantized batch by batch (quantized::linear_dynamic), as
-// torch.ao.quantization.quantize_dynamic does for nn.Linear.
+// torch.ao.quantization.quantize_dynamic does for nn.Linear with
+// per_channel_dynamic_qconfig (its default qconfig is per-tensor).
 class RobertaLinearImpl : public torch::nn::LinearImpl {
  public:
   RobertaLinearImpl(int64_t in_features, int64_t out_features)

@@ -3,7 +3,8 @@
 transformers' RoBERTa/XLM-R sequence classifier (random weights, 4 labels,
 SDPA attention) on one fixed batch of random token ids, for the variants
 eager (fp32), torchscript (traced with (input_ids, attention_mask), then
-frozen), int8 (dynamic int8 of every nn.Linear, CPU) and fp16 (GPU only), and
+frozen), int8 (dynamic int8 of every nn.Linear with per-channel weights, as
+roberta_infer --quantize; CPU) and fp16 (GPU only), and
 prints one JSON line per variant with the time of every timed batch.
 
 With --random_lengths the sequences get lengths drawn from [seq/2, seq] and
@@ -79,7 +80,9 @@ def make_variant(variant, model, example, device):
     if variant == "int8":
         with warnings.catch_warnings():  # torch.ao.quantization warns that it is deprecated for torchao
             warnings.simplefilter("ignore")
-            return Logits(torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8))
+            # Per-channel int8 weights, as roberta_infer --quantize (the default qconfig is per-tensor).
+            qconfig = {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+            return Logits(torch.ao.quantization.quantize_dynamic(model, qconfig))
     if variant == "torchscript":
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings from transformers' Python-side checks
