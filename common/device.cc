@@ -167,9 +167,11 @@ absl::StatusOr<c10::Device> ResolveDevice(absl::string_view flag) {
     if (text == "cuda") return c10::Device(c10::kCUDA);
     int index = -1;
     const int count = static_cast<int>(torch::cuda::device_count());
-    if (!absl::SimpleAtoi(absl::string_view(text).substr(5), &index) || index < 0 ||
-        index >= count) {
-      return absl::InvalidArgumentError(absl::StrFormat(
+    if (!absl::SimpleAtoi(absl::string_view(text).substr(5), &index) || index < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--device=", flag, ": expected auto, cpu, cuda or cuda:N"));
+    }
+    if (index >= count) {
+      return absl::FailedPreconditionError(absl::StrFormat(
           "--device=%s: no such CUDA device (this machine has cuda:0 to cuda:%d)", flag,
           count - 1));
     }

@@ -20,8 +20,9 @@
 namespace dlspeed {
 
 // Parses a --device value: "auto" (CUDA when available, else CPU), "cpu",
-// "cuda" (the current CUDA device) or "cuda:N". Fails, naming the value, when
-// CUDA is asked for but absent, N is out of range, or the text is not a device.
+// "cuda" (the current CUDA device) or "cuda:N". Fails, naming the value:
+// InvalidArgument when the text is not a device (a usage error),
+// FailedPrecondition when CUDA is asked for but absent or N is out of range.
 absl::StatusOr<c10::Device> ResolveDevice(absl::string_view flag);
 
 // Global backend switches that change GPU speed (and fp32 results).

@@ -104,9 +104,6 @@ absl::StatusOr<bool> UseGpus(int processes_here) {
   const std::string device = absl::GetFlag(FLAGS_device);
   const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
   if (device == "cpu") return false;
-  if (device != "auto" && device != "cuda") {
-    return absl::InvalidArgumentError(absl::StrCat("--device must be auto, cuda or cpu, not '", device, "'"));
-  }
   if (gpus == 0) {
     if (device == "cuda") return absl::InvalidArgumentError("--device=cuda: this host has no GPU (use --device=cpu)");
     return false;
@@ -135,6 +132,22 @@ void CheckDdpFlagsOrExit() {
   if (absl::GetFlag(FLAGS_bucket_cap_mb) <= 0) ExitWithUsageError("--bucket_cap_mb must be positive");
   if (absl::GetFlag(FLAGS_own_bucket_min_mb) <= 0) ExitWithUsageError("--own_bucket_min_mb must be positive");
   ParseKill(absl::GetFlag(FLAGS_test_kill));
+  const std::string device = absl::GetFlag(FLAGS_device);
+  if (device != "auto" && device != "cuda" && device != "cpu") {
+    ExitWithUsageError(absl::StrCat("--device must be auto, cuda or cpu, not '", device, "'"));
+  }
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend != "auto" && backend != "nccl" && backend != "gloo") {
+    ExitWithUsageError(absl::StrCat("unknown backend '", backend, "' (choose auto, gloo or nccl)"));
+  }
+}
+
+// The flags checked against the device the processes train on.
+void CheckDeviceFlagsOrExit(const std::string& precision, const c10::Device& device) {
+  absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(precision, device);
+  if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
+  absl::StatusOr<StepTrace> trace = StepTraceFromFlags(device);
+  if (!trace.ok()) ExitWithUsageError(trace.status().message());
 }
 
 int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
@@ -354,6 +367,10 @@ int Main(int argc, char** argv) {
 
   absl::StatusOr<bool> gpus = UseGpus(args.processes);
   if (!gpus.ok()) return ReportError(gpus.status().message());
+  CheckDeviceFlagsOrExit(flags->precision, *gpus ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU));
+  if (absl::GetFlag(FLAGS_backend) == "nccl" && !*gpus) {
+    return ReportError("--backend=nccl needs GPUs; use gloo on the CPU");
+  }
   if (!*gpus && absl::GetFlag(FLAGS_device) == "auto") {
     std::cout << "resnet_ddp: no GPU here: running " << args.processes << " processes on the CPU with Gloo\n"
               << std::flush;

@@ -145,11 +145,13 @@ int Main(int argc, char** argv) {
   // "auto" and "cuda" mean the GPU here: on a host without one, saying so beats a CPU run.
   const std::string device_flag = absl::GetFlag(FLAGS_device);
   absl::StatusOr<c10::Device> device = ResolveDevice(device_flag == "auto" ? "cuda" : device_flag);
-  if (!device.ok() && device_flag != "cpu" && !torch::cuda::is_available() &&
-      (device_flag == "auto" || absl::StartsWith(device_flag, "cuda"))) {
+  if (!device.ok() && device.status().code() == absl::StatusCode::kInvalidArgument) {
+    ExitWithUsageError(device.status().message());
+  }
+  if (!device.ok() && !torch::cuda::is_available()) {
     return ReportError("no GPU here: resnet_gpu_script times GPU inference (use --device=cpu for the CPU comparison)");
   }
-  if (!device.ok()) ExitWithUsageError(absl::StrCat("--device: ", device.status().message()));
+  if (!device.ok()) return ReportError(device.status().message());
   if (device->is_cpu() && absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   BackendSettings backend;
   backend.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);

@@ -106,6 +106,9 @@ int Main(int argc, char** argv) {
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
   if (batch_size < 1) ExitWithUsageError("--batch_size must be at least 1");
   absl::StatusOr<c10::Device> device = ResolveDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok() && device.status().code() == absl::StatusCode::kInvalidArgument) {
+    ExitWithUsageError(device.status().message());
+  }
   if (!device.ok()) return ReportError(device.status().message());
   absl::StatusOr<Precision> parsed_precision = ParseMixedPrecision(flags->precision, *device);
   if (!parsed_precision.ok()) ExitWithUsageError(parsed_precision.status().message());

@@ -67,6 +67,13 @@ absl::StatusOr<TrainingFlags> ReadTrainingFlags() {
   flags.seed = absl::GetFlag(FLAGS_seed);
   flags.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
   flags.tf32 = absl::GetFlag(FLAGS_tf32);
+  for (const auto& [name, value] : {std::make_pair("--train_limit", flags.train_limit),
+                                    std::make_pair("--test_limit", flags.test_limit),
+                                    std::make_pair("--max_steps", flags.max_steps),
+                                    std::make_pair("--threads", int64_t{flags.threads}),
+                                    std::make_pair("--workers", int64_t{flags.workers})}) {
+    if (value < 0) return absl::InvalidArgumentError(absl::StrCat(name, " must be 0 or more, not ", value));
+  }
   flags.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
   flags.results = absl::GetFlag(FLAGS_results);
   flags.models_dir = absl::GetFlag(FLAGS_models_dir);

@@ -65,12 +65,16 @@ int Main(int argc, char** argv) {
   const std::vector<std::string> positional = ParseCommandLineOrExit(argc, argv, kUsage);
   if (!positional.empty()) ExitWithUsageError(absl::StrCat("unexpected argument '", positional[0], "'"));
   absl::StatusOr<c10::Device> device = ResolveDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok() && device.status().code() == absl::StatusCode::kInvalidArgument) {
+    ExitWithUsageError(device.status().message());
+  }
   if (!device.ok()) return ReportError(device.status().message());
   const bool script = absl::GetFlag(FLAGS_script), quantize = absl::GetFlag(FLAGS_quantize);
   if (quantize && device->is_cuda()) ExitWithUsageError("--quantize is for the CPU (dynamic int8 kernels); drop --device=cuda");
   const int64_t batch_size = absl::GetFlag(FLAGS_batch_size), max_len = absl::GetFlag(FLAGS_max_len);
-  if (batch_size < 1 || max_len < 3 || absl::GetFlag(FLAGS_warmup_batches) < 0) {
-    ExitWithUsageError("--batch_size must be at least 1, --max_len at least 3, --warmup_batches at least 0");
+  if (batch_size < 1 || max_len < 3 || absl::GetFlag(FLAGS_warmup_batches) < 0 || absl::GetFlag(FLAGS_threads) < 0) {
+    ExitWithUsageError(
+        "--batch_size must be at least 1, --max_len at least 3, --warmup_batches and --threads at least 0");
   }
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   const Precision precision =

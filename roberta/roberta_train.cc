@@ -129,40 +129,50 @@ absl::StatusOr<TextDataset> LoadText(const std::string& source, const std::optio
   return ReadIdsAndLabels(source);
 }
 
-int Train(const RankEnv& env, bool distributed) {
-  const std::string who = absl::StrCat("rank ", env.rank);
+// The device this host's processes train on: a GPU each when there are
+// enough, else the CPU. A --device value that is not a device is a usage error.
+absl::StatusOr<bool> UseGpus(int processes_here) {
   const std::string device_flag = absl::GetFlag(FLAGS_device);
   if (device_flag != "auto" && device_flag != "cuda" && device_flag != "cpu") {
     ExitWithUsageError(absl::StrCat("--device must be auto, cuda or cpu, not '", device_flag, "'"));
   }
   const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-  if (device_flag == "cuda" && gpus == 0) return ReportError("--device=cuda: this host has no GPU (use --device=cpu)");
-  const bool on_gpu = device_flag != "cpu" && gpus > 0;
-  if (on_gpu && env.local_world_size > gpus) {
-    return ReportError(absl::StrCat(env.local_world_size, " processes on this host need one GPU each, but it has ", gpus));
+  if (device_flag == "cuda" && gpus == 0) {
+    return absl::FailedPreconditionError("--device=cuda: this host has no GPU (use --device=cpu)");
   }
-  const c10::Device device = on_gpu ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank))
-                                    : c10::Device(c10::kCPU);
-  if (on_gpu) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);
-  if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
-  // SIGINT/SIGTERM stop every rank at the same step, after a checkpoint.
-  InstallStopSignalHandlers();
+  const bool on_gpu = device_flag != "cpu" && gpus > 0;
+  if (on_gpu && processes_here > gpus) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(processes_here, " processes on this host need one GPU each, but it has ", gpus));
+  }
+  return on_gpu;
+}
 
-  const bool mixed = absl::GetFlag(FLAGS_mixed);
-  absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), device);
-  if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
-  const Precision precision = mixed ? *mixed_precision : Precision::kFp32;
-  absl::StatusOr<StepTrace> trace = StepTraceFromFlags(device);
-  if (!trace.ok()) ExitWithUsageError(trace.status().message());
-  absl::StatusOr<RobertaOptimizer> optimizer = ParseRobertaOptimizer(absl::GetFlag(FLAGS_optimizer));
-  if (!optimizer.ok()) ExitWithUsageError(optimizer.status().message());
-  const absl::StatusOr<OptimizerKernels> optimizer_kernels =
-      ParseOptimizerKernels("optimizer_kernels", absl::GetFlag(FLAGS_optimizer_kernels));
-  if (!optimizer_kernels.ok()) ExitWithUsageError(optimizer_kernels.status().message());
-  const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
+// The flags whose values alone can be wrong, checked by the launcher before
+// it starts any process (one line, not one per rank) and again by each
+// process (started by torchrun or SLURM). Exits with a usage line.
+void CheckFlagsOrExit(const c10::Device& device) {
+  if (absl::StatusOr<Precision> p = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), device); !p.ok()) {
+    ExitWithUsageError(p.status().message());
+  }
+  if (absl::StatusOr<StepTrace> trace = StepTraceFromFlags(device); !trace.ok()) {
+    ExitWithUsageError(trace.status().message());
+  }
+  if (absl::StatusOr<RobertaOptimizer> o = ParseRobertaOptimizer(absl::GetFlag(FLAGS_optimizer)); !o.ok()) {
+    ExitWithUsageError(o.status().message());
+  }
+  if (absl::StatusOr<OptimizerKernels> k =
+          ParseOptimizerKernels("optimizer_kernels", absl::GetFlag(FLAGS_optimizer_kernels));
+      !k.ok()) {
+    ExitWithUsageError(k.status().message());
+  }
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend != "auto" && backend != "nccl" && backend != "gloo") {
+    ExitWithUsageError(absl::StrCat("unknown backend '", backend, "' (choose auto, gloo or nccl)"));
+  }
   const int64_t max_len = absl::GetFlag(FLAGS_max_len);
-  const int64_t epochs = absl::GetFlag(FLAGS_epochs);
-  if (batch_size < 1 || epochs < 1 || max_len < 3 || absl::GetFlag(FLAGS_num_labels) < 1) {
+  if (absl::GetFlag(FLAGS_batch_size) < 1 || absl::GetFlag(FLAGS_epochs) < 1 || max_len < 3 ||
+      absl::GetFlag(FLAGS_num_labels) < 1) {
     ExitWithUsageError("--batch_size, --epochs and --num_labels must be at least 1, --max_len at least 3");
   }
   const int64_t synthetic_min_len = absl::GetFlag(FLAGS_synthetic_min_len);
@@ -170,6 +180,34 @@ int Train(const RankEnv& env, bool distributed) {
     ExitWithUsageError(absl::StrCat("--synthetic_min_len must be 0 or between 2 and --max_len (", max_len, "), not ",
                                     synthetic_min_len));
   }
+  if (absl::GetFlag(FLAGS_threads) < 0 || absl::GetFlag(FLAGS_max_steps) < 0) {
+    ExitWithUsageError("--threads and --max_steps must be 0 or more");
+  }
+}
+
+int Train(const RankEnv& env, bool distributed) {
+  const std::string who = absl::StrCat("rank ", env.rank);
+  absl::StatusOr<bool> use_gpus = UseGpus(env.local_world_size);
+  if (!use_gpus.ok()) return ReportError(use_gpus.status().message());
+  const bool on_gpu = *use_gpus;
+  const c10::Device device = on_gpu ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank))
+                                    : c10::Device(c10::kCPU);
+  CheckFlagsOrExit(device);
+  if (on_gpu) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);
+  if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  // SIGINT/SIGTERM stop every rank at the same step, after a checkpoint.
+  InstallStopSignalHandlers();
+
+  const bool mixed = absl::GetFlag(FLAGS_mixed);
+  const Precision precision = mixed ? *ParseMixedPrecision(absl::GetFlag(FLAGS_precision), device) : Precision::kFp32;
+  absl::StatusOr<StepTrace> trace = StepTraceFromFlags(device);
+  const absl::StatusOr<RobertaOptimizer> optimizer = ParseRobertaOptimizer(absl::GetFlag(FLAGS_optimizer));
+  const absl::StatusOr<OptimizerKernels> optimizer_kernels =
+      ParseOptimizerKernels("optimizer_kernels", absl::GetFlag(FLAGS_optimizer_kernels));
+  const int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
+  const int64_t max_len = absl::GetFlag(FLAGS_max_len);
+  const int64_t epochs = absl::GetFlag(FLAGS_epochs);
+  const int64_t synthetic_min_len = absl::GetFlag(FLAGS_synthetic_min_len);
 
   // The model: a named config (random weights) or a checkpoint folder.
   const std::string model_name = absl::GetFlag(FLAGS_model_name);
@@ -494,6 +532,13 @@ int Main(int argc, char** argv) {
   if (!env.ok()) return ReportError(env.status().message());
   if (env->has_value()) return Train(**env, /*distributed=*/(*env)->world_size > 1);
   if (nproc == 1) return Train(RankEnv(), /*distributed=*/false);
+  // Checked before any process starts: a mistake is one line, not one per rank.
+  absl::StatusOr<bool> use_gpus = UseGpus(nproc);
+  if (!use_gpus.ok()) return ReportError(use_gpus.status().message());
+  CheckFlagsOrExit(*use_gpus ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU));
+  if (absl::GetFlag(FLAGS_backend) == "nccl" && !*use_gpus) {
+    return ReportError("--backend=nccl needs GPUs; use gloo on the CPU");
+  }
   LaunchOptions launch;
   launch.nproc = nproc;
   launch.name = "roberta_train";

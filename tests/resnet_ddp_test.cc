@@ -233,8 +233,13 @@ TEST(ResNetDdpTest, BadInputIsOneLine) {
       {"RANK=0 WORLD_SIZE=2 " + std::string(kDdp) + "18 4 0", 1, "started 2 processes but the command line asks for 4"},
       {"RANK=0 WORLD_SIZE=1 " + std::string(kDdp) + "18 1 0 --backend=nccl --dataset=synthetic --synthetic_size=64", 1,
        "--backend=nccl needs GPUs"},
-      {"RANK=0 WORLD_SIZE=1 " + std::string(kDdp) + "18 1 0 --backend=mpi --dataset=synthetic --synthetic_size=64", 1,
+      {"RANK=0 WORLD_SIZE=1 " + std::string(kDdp) + "18 1 0 --backend=mpi --dataset=synthetic --synthetic_size=64", 2,
        "unknown backend 'mpi'"},
+      {std::string(kDdp) + "18 2 0 --backend=mpi", 2, "unknown backend 'mpi'"},
+      {std::string(kDdp) + "18 2 0 --backend=nccl", 1, "--backend=nccl needs GPUs"},
+      {std::string(kDdp) + "18 2 1 --precision=fp8", 2, "fp8"},
+      {std::string(kDdp) + "18 2 0 --device=tpu", 2, "--device must be auto, cuda or cpu"},
+      {std::string(kDdp) + "18 2 0 --max_steps=-1", 2, "--max_steps must be 0 or more"},
       {"RANK=3 WORLD_SIZE=2 " + std::string(kDdp) + "18 2 0", 1, "RANK=3 is outside [0, WORLD_SIZE=2)"},
   };
   for (const Case& c : cases) {

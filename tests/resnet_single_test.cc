@@ -81,7 +81,9 @@ TEST(ResNetSingleTest, UnknownDepthIsAUsageError) {
 TEST(ResNetSingleTest, UnknownFlagAndBadValuesAreUsageErrors) {
   for (const std::string args : {"--no_such_flag=1", "--epochs=many", "--precision=fp8", "--modes=fast",
                                  "--dataset=imagenet", "--optimizer_kernels=apex", "--epochs=0", "--lr=0",
-                                 "--batch_size=0", "--eval_batch_size=0", "stray"}) {
+                                 "--batch_size=0", "--eval_batch_size=0", "stray", "--max_steps=-1",
+                                 "--test_limit=-3", "--train_limit=-5", "--threads=-1", "--workers=-1",
+                                 "--device=tpu"}) {
     CommandResult run = RunBinary(args + " --results= --models_dir=");
     EXPECT_EQ(run.exit_code, 2) << args << ": " << run.output;
     EXPECT_EQ(CountLines(run.output), 1) << args << ": " << run.output;
