@@ -42,12 +42,17 @@ EpochStats EpochRecorder::Finish(int64_t skipped_steps) {
 }
 
 EpochPlan PlanEpochs(int64_t epochs, int64_t steps_per_epoch, int64_t start_epoch, int64_t start_step) {
-  EpochPlan plan{epochs, start_epoch, start_step};
+  EpochPlan plan{epochs, start_epoch, start_step, steps_per_epoch};
   if (plan.first_step >= steps_per_epoch) {  // a checkpoint written after an epoch's last step
     ++plan.first_epoch;
     plan.first_step = 0;
   }
   return plan;
+}
+
+double EpochPlan::WholeEpochSeconds(int64_t epoch, double seconds) const {
+  if (epoch != first_epoch || first_step == 0 || steps_per_epoch <= first_step) return seconds;
+  return seconds * static_cast<double>(steps_per_epoch) / static_cast<double>(steps_per_epoch - first_step);
 }
 
 double UntimedSeconds(const c10::Device& device, const std::function<void()>& work) {

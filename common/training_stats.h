@@ -67,12 +67,17 @@ class EpochRecorder {
 // epoch and steps done; a checkpoint written after an epoch's last step
 // starts the next epoch. The first epoch a process runs is left out of the
 // averages, as the study leaves out the first: it pays for warm-up, or it is
-// the rest of a resumed one. With a single epoch to run, that one is timed.
+// the rest of a resumed one. With a single epoch to run, that one is timed;
+// when it is the rest of a resumed epoch, WholeEpochSeconds scales its time
+// to the whole epoch for the average epoch time (throughput needs no scaling).
 struct EpochPlan {
-  int64_t epochs = 1;       // the run's epochs, all of them
-  int64_t first_epoch = 0;  // 0-based: where this process starts
-  int64_t first_step = 0;   // steps of first_epoch already done
+  int64_t epochs = 1;           // the run's epochs, all of them
+  int64_t first_epoch = 0;      // 0-based: where this process starts
+  int64_t first_step = 0;       // steps of first_epoch already done
+  int64_t steps_per_epoch = 1;  // after --max_steps
   bool Timed(int64_t epoch) const { return epoch > first_epoch || first_epoch == epochs - 1; }
+  // `seconds` of `epoch`'s training as a whole epoch's time.
+  double WholeEpochSeconds(int64_t epoch, double seconds) const;
 };
 EpochPlan PlanEpochs(int64_t epochs, int64_t steps_per_epoch, int64_t start_epoch = 0, int64_t start_step = 0);
 

@@ -18,7 +18,8 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
   totals.optimizer_kernels = trainer.options().sgd.kernels;
   std::vector<double> later_steps;
   int64_t later_samples = 0;
-  double later_seconds = 0;
+  double later_seconds = 0;        // the timed epochs, as run (throughput)
+  double timed_epoch_seconds = 0;  // the same, each as a whole epoch (the average epoch time)
   const c10::Device device = trainer.options().device;
   CudaAllocatorCounts allocator;  // over the timed epochs
   const int64_t steps = settings.max_steps > 0 ? std::min(settings.max_steps, loader.batches_per_epoch())
@@ -57,6 +58,7 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
     if (timed) {
       totals.timed_epochs.push_back(epoch + 1);
       later_seconds += stats.seconds;
+      timed_epoch_seconds += plan.WholeEpochSeconds(epoch, stats.seconds);
       later_samples += stats.samples * settings.world_size;
       later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
       totals.measured_skipped_steps += stats.skipped_steps;
@@ -70,7 +72,7 @@ RunTotals TrainEpochs(ResNetTrainer& trainer, BatchLoader& loader, const RunSett
     }
   }
   totals.average_epoch_seconds =
-      totals.timed_epochs.empty() ? 0 : later_seconds / static_cast<double>(totals.timed_epochs.size());
+      totals.timed_epochs.empty() ? 0 : timed_epoch_seconds / static_cast<double>(totals.timed_epochs.size());
   totals.total_seconds = total.Seconds();
   totals.throughput = later_seconds > 0 ? later_samples / later_seconds : 0;
   totals.step_seconds = Summarize(later_steps);

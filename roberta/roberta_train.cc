@@ -349,6 +349,7 @@ int Train(const RankEnv& env, bool distributed) {
 
   std::vector<double> epoch_seconds, dev_accuracies, later_steps;
   double best = -1, later_seconds = 0, last_loss = 0;
+  double timed_epoch_seconds = 0;  // the timed epochs, each as a whole epoch (later_seconds: as run)
   int64_t later_samples = 0, skipped = 0, measured_skipped = 0;
   std::vector<int64_t> timed_epochs;  // 1-based: the epochs the averages cover
   double checkpoint_seconds = 0;      // checkpoint writes, left out of the epochs' times
@@ -423,6 +424,7 @@ int Train(const RankEnv& env, bool distributed) {
       if (plan.Timed(epoch)) {
         timed_epochs.push_back(epoch + 1);
         later_seconds += stats.seconds;
+        timed_epoch_seconds += plan.WholeEpochSeconds(epoch, stats.seconds);
         later_samples += stats.samples * env.world_size;
         later_steps.insert(later_steps.end(), stats.step_times.begin(), stats.step_times.end());
         measured_skipped += stats.skipped_steps;
@@ -469,7 +471,7 @@ int Train(const RankEnv& env, bool distributed) {
   reducer.reset();
   if (!lead) return 0;
 
-  const double average = timed_epochs.empty() ? 0 : later_seconds / static_cast<double>(timed_epochs.size());
+  const double average = timed_epochs.empty() ? 0 : timed_epoch_seconds / static_cast<double>(timed_epochs.size());
   std::cout << "Average epoch time: " << average << " s, " << (later_seconds > 0 ? later_samples / later_seconds : 0)
             << " samples/s\n";
   if (!saved.empty()) std::cout << "Saved the best model (dev accuracy " << best << ") to " << saved << "\n";

@@ -86,6 +86,25 @@ TEST(ResNetResumeTest, ACheckpointAtAnEpochsEndResumesWithTheNextEpoch) {
   EXPECT_GT(r["checkpoint_seconds"].get<double>(), 0.0);  // 4 checkpoints, left out of the epochs
 }
 
+TEST(ResNetResumeTest, TheRestOfTheLastEpochIsAveragedAsAWholeEpoch) {
+  const std::string dir = Dir("last_epoch");
+  const std::string flags =
+      "resnet/resnet_single --depths=18 --modes=fp32 --epochs=2 --max_steps=4 --batch_size=16 --train_limit=128 "
+      "--test_limit=16 --workers=1 --threads=1 --checkpoint_every=1 --models_dir=" + dir;
+  // Step 5 is epoch 2's first: the checkpoint says epoch 2, 1 step done.
+  CommandResult killed = RunCommand(flags + " --results= --test_kill_at_step=5");
+  EXPECT_NE(killed.exit_code, 0) << killed.output;
+  CommandResult resume = RunCommand(flags + " --results=" + dir + "/results.jsonl --resume");
+  ASSERT_EQ(resume.exit_code, 0) << resume.output;
+  const std::vector<nlohmann::json> records = ReadJsonLines(dir + "/results.jsonl");
+  ASSERT_EQ(records.size(), 1u);
+  const nlohmann::json& r = records[0];
+  EXPECT_EQ(r["resumed_from"], (nlohmann::json{{"epoch", 2}, {"steps_done", 1}}));
+  EXPECT_EQ(r["timed_epochs"], nlohmann::json::array({2}));
+  // 3 of the epoch's 4 steps ran: the average is their time scaled by 4/3.
+  EXPECT_NEAR(r["avg_epoch_seconds"].get<double>(), r["epoch_seconds"][0].get<double>() * 4 / 3, 1e-9) << r.dump();
+}
+
 TEST(ResNetResumeTest, SigtermStopsAtAStepWithACheckpoint) {
   const std::string dir = Dir("sigterm");
   CommandResult run = RunAndSignalOnOutput("resnet/resnet_single --depths=18 --modes=fp32 --epochs=100 "
