@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include <ATen/ATen.h>
@@ -99,7 +100,9 @@ void GradScaler::CheckGradients(const std::vector<at::Tensor>& params, bool unsc
   for (const at::Tensor& param : params) {
     const at::Tensor& grad = param.grad();
     if (!grad.defined()) continue;
-    TORCH_CHECK(grad.scalar_type() != at::kHalf, "GradScaler: attempting to unscale fp16 gradients");
+    // As in PyTorch, fp16 gradients cannot be unscaled, but a fused step may
+    // check them for infs and unscale them in its own kernel.
+    TORCH_CHECK(!unscale || grad.scalar_type() != at::kHalf, "GradScaler: attempting to unscale fp16 gradients");
     TORCH_CHECK(!grad.is_sparse(), "GradScaler: sparse gradients are not supported");
     auto device = std::find_if(groups.begin(), groups.end(),
                                [&](const auto& g) { return g.first == grad.device(); });
@@ -235,8 +238,9 @@ absl::Status GradScaler::LoadState(const std::map<std::string, double>& state) {
   if (!std::isfinite(values[0]) || values[0] <= 0) return invalid(keys[0], values[0]);
   if (!std::isfinite(values[1]) || values[1] <= 1) return invalid(keys[1], values[1]);
   if (!(values[2] > 0 && values[2] < 1)) return invalid(keys[2], values[2]);
-  if (!is_count(values[3]) || values[3] < 1) return invalid(keys[3], values[3]);
-  if (!is_count(values[4])) return invalid(keys[4], values[4]);
+  // The interval is an int64 and the tracker an int32 tensor: larger values would overflow.
+  if (!is_count(values[3]) || values[3] < 1 || values[3] > 9.0e18) return invalid(keys[3], values[3]);
+  if (!is_count(values[4]) || values[4] > std::numeric_limits<int32_t>::max()) return invalid(keys[4], values[4]);
 
   options_.init_scale = values[0];
   options_.growth_factor = values[1];

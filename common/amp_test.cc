@@ -164,6 +164,24 @@ TEST(AmpTest, FusedStepUnscalesInTheKernelAndSkipsOnInf) {
   }
 }
 
+// PyTorch refuses to unscale fp16 gradients, but its fused optimizers check
+// and unscale them in their kernels.
+TEST(AmpTest, FusedStepTakesFp16GradientsThatUnscaleRefuses) {
+  GradScaler scaler({/*init_scale=*/1024.0, 2.0, 0.5, /*growth_interval=*/2000});
+  torch::Tensor w = torch::zeros({3}, torch::TensorOptions().dtype(torch::kHalf).requires_grad(true));
+  Sgd sgd({w}, {/*lr=*/0.5, /*momentum=*/0.0, /*weight_decay=*/0.0, OptimizerKernels::kFused});
+  scaler.Scale((w.to(torch::kFloat) * torch::ones({3})).sum()).backward();  // fp16 gradients of 1024
+  scaler.FusedStep({w}, [&](const torch::Tensor& grad_scale, const torch::Tensor& found_inf) {
+    sgd.Step(grad_scale, found_inf);
+  });
+  scaler.Update();
+  EXPECT_TRUE(torch::equal(w.to(torch::kFloat), torch::full({3}, -0.5f))) << w;
+
+  sgd.ZeroGrad();
+  scaler.Scale((w.to(torch::kFloat) * torch::ones({3})).sum()).backward();
+  EXPECT_THROW(scaler.Unscale({w}), c10::Error);
+}
+
 TEST(AmpTest, StepCountsItsSkipsToo) {
   GradScaler scaler({/*init_scale=*/8.0, 2.0, 0.5, /*growth_interval=*/2000});
   Model model;
@@ -253,6 +271,12 @@ TEST(AmpTest, StateRoundTrips) {
   EXPECT_NE(status.message().find("growth_tracker"), std::string::npos);
   std::map<std::string, double> invalid = state;
   invalid["scale"] = -1;
+  EXPECT_FALSE(fresh.LoadState(invalid).ok());
+  invalid = state;
+  invalid["growth_interval"] = 1e300;  // beyond int64
+  EXPECT_FALSE(fresh.LoadState(invalid).ok());
+  invalid = state;
+  invalid["growth_tracker"] = 1e10;  // beyond the int32 tracker
   EXPECT_FALSE(fresh.LoadState(invalid).ok());
   EXPECT_EQ(fresh.State(), state);  // unchanged by failed loads
 }

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 
 #if defined(LIBTORCH_HAS_CUDA) && __has_include(<cuda_runtime_api.h>) && __has_include(<cusparse.h>) && \
     __has_include(<cublasLt.h>) && __has_include(<cusolverDn.h>)
@@ -29,6 +30,10 @@ bool CudaGraphsBuiltIn() { return true; }
 absl::StatusOr<std::unique_ptr<CudaGraphRunner>> CudaGraphRunner::Capture(const Forward& forward,
                                                                           const at::Tensor& example, int warmup) {
   if (!example.is_cuda()) return absl::InvalidArgumentError("CUDA graphs need a CUDA input");
+  if (at::autocast::is_autocast_enabled(at::kCUDA)) {
+    // The replays would read autocast's cached weight casts, freed when the autocast scope ends.
+    return absl::InvalidArgumentError("CUDA graphs cannot be captured under autocast: convert the model instead");
+  }
   try {
     auto impl = std::make_unique<Impl>();
     impl->input = example.clone();

@@ -31,7 +31,8 @@ class CudaGraphRunner {
   // Runs `forward` `warmup` times on a side stream (cuDNN and cuBLAS pick
   // their algorithms and workspaces), then captures one call on a copy of
   // `example` (a CUDA tensor). Autocast must not be active (its weight cache
-  // does not survive capture): give the model the dtype it should run in.
+  // does not survive capture; InvalidArgument): give the model the dtype it
+  // should run in.
   static absl::StatusOr<std::unique_ptr<CudaGraphRunner>> Capture(const Forward& forward, const at::Tensor& example,
                                                                   int warmup = 3);
   ~CudaGraphRunner();

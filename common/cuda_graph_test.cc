@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -133,6 +134,14 @@ TEST_P(CudaGraphReplayTest, AFailedCaptureLeavesTheNextOneWorking) {
   ASSERT_TRUE(graph.ok()) << graph.status();
   const at::Tensor x = Images(8);
   ExpectEager((*graph)->Run(x), x);
+}
+
+TEST_P(CudaGraphReplayTest, RefusesToCaptureUnderAutocast) {
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  absl::StatusOr<std::unique_ptr<CudaGraphRunner>> graph =
+      CudaGraphRunner::Capture([&](const at::Tensor& x) { return Eager(x); }, Images(8));
+  at::autocast::set_autocast_enabled(at::kCUDA, false);
+  EXPECT_EQ(graph.status().code(), absl::StatusCode::kInvalidArgument) << graph.status();
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaGraphReplayTest, ::testing::Values(torch::kFloat, torch::kHalf),
