@@ -4,7 +4,8 @@ resnet_single, beside PyTorch's own (its DDP at world size 1 over its plain
 step), measured twice: step by step in one process
 (//resnet/benchmarks:reducer_benchmark's DdpOverhead against
 tools/peer/resnet_ddp_step.py --paired), where both sides see the same load
-and the verdict is taken, and as separate binaries in alternating rounds
+and the verdict is taken (after the first round, and printed at once), and as
+separate binaries in alternating rounds
 (against tools/peer/resnet_train_step.py and resnet_ddp_step.py --world 1), (b) resnet_ddp with 2 CPU processes on Gloo with and without
 overlapping the gradient all-reduce with backward, at 25 MiB buckets and at one
 bucket, and (c) resnet_ddp against Python PyTorch DDP
@@ -52,10 +53,43 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+# Seconds any one command may take (main sets it on a GPU, where every run
+# takes seconds and a hung NCCL peer must not use up the caller's time).
+TIMEOUT = None
+FAILED = []  # the commands try_json saw fail
+
+
 def run(cmd, env=None):
     """Runs cmd (in `env`, default this process's); on failure prints its last
     lines and exits non-zero."""
-    return result_records.output_of("ddp_report", subprocess.run(cmd, capture_output=True, text=True, env=env))
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        sys.exit(f"ddp_report: no answer within {TIMEOUT} s from: {' '.join(map(str, cmd))}")
+    return result_records.output_of("ddp_report", done)
+
+
+def try_json(cmd, env=None):
+    """The last line of cmd's output as JSON, or None when it fails (its last
+    lines and one line naming it on stderr): a failing Python peer costs its
+    own figures, not the report."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        print(f"ddp_report: no answer within {TIMEOUT} s from: {' '.join(map(str, cmd))}", file=sys.stderr)
+        FAILED.append(cmd)
+        return None
+    if done.returncode != 0:
+        FAILED.append(cmd)
+        print("\n".join((done.stdout + done.stderr).strip().splitlines()[-15:]), file=sys.stderr)
+        print(f"ddp_report: exit code {done.returncode} from: {' '.join(map(str, cmd))}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def run_binary(cmd, results):
@@ -68,7 +102,7 @@ def run_binary(cmd, results):
 
 
 def ms(seconds):
-    return f"{seconds * 1e3:.1f}"
+    return "-" if seconds is None else f"{seconds * 1e3:.1f}"
 
 
 def finish(report, out):
@@ -83,7 +117,7 @@ def step_by_step(args, benchmark, python_step_seconds):
     """(a) in one process: reducer_benchmark's DdpOverhead (resnet_single's step
     and resnet_ddp's, taking turns) and the Python peer's --paired run of about
     as long. Returns (C++ benchmark run or None where the benchmark has no such
-    depth and batch, Python record)."""
+    depth and batch, Python record or None where the peer failed)."""
     own_buckets = 0 if args.device == "cuda" else 1  # the reducer's default on each device
     name = f"DdpOverhead/{args.precision}/depth:{args.depth}/batch:{args.batch}/own_buckets:{own_buckets}/"
     # The benchmark takes the GPU where there is one: on the CPU it must not see it.
@@ -93,10 +127,10 @@ def step_by_step(args, benchmark, python_step_seconds):
     report = json.loads(out) if out else {}  # nothing at all when no benchmark matches the filter
     cpp = report["benchmarks"][0] if report.get("benchmarks") else None
     steps = max(10, round(args.paired_seconds / (2 * python_step_seconds)))
-    python = json.loads(run([args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--paired",
-                             "--world", "1", "--depth", str(args.depth), "--batch", str(args.batch),
-                             "--steps", str(steps), "--warmup", "20" if args.device == "cuda" else "3",
-                             "--device", args.device, "--precision", args.precision]).strip().splitlines()[-1])
+    python = try_json([args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--paired",
+                       "--world", "1", "--depth", str(args.depth), "--batch", str(args.batch),
+                       "--steps", str(steps), "--warmup", "20" if args.device == "cuda" else "3",
+                       "--device", args.device, "--precision", args.precision])
     return cpp, python
 
 
@@ -111,12 +145,14 @@ def in_process_lines(in_process):
         lines.append(f"| C++: reducer_benchmark {cpp['run_name']} ({int(cpp['iterations'])} pairs) | "
                      f"{cpp['single_ms']:.1f} | {cpp['ddp_ms']:.1f} | {cpp['overhead_pct']:+.1f} % | "
                      f"{cpp['paired_overhead_pct']:+.1f} % |")
-    lines.append(f"| Python: resnet_ddp_step.py --paired ({len(python['single_step_seconds'])} pairs) | "
-                 f"{ms(python['median_single_seconds'])} | {ms(python['median_ddp_seconds'])} | "
-                 f"{python['overhead_pct']:+.1f} % | {python['paired_overhead_pct']:+.1f} % |")
+    if python:
+        lines.append(f"| Python: resnet_ddp_step.py --paired ({len(python['single_step_seconds'])} pairs) | "
+                     f"{ms(python['median_single_seconds'])} | {ms(python['median_ddp_seconds'])} | "
+                     f"{python['overhead_pct']:+.1f} % | {python['paired_overhead_pct']:+.1f} % |")
     lines.append("")
-    py = f"PyTorch's DDP measured the same way: {python['overhead_pct']:+.1f} %."
-    if python["single_skipped_steps"] or python["ddp_skipped_steps"]:
+    py = (f"PyTorch's DDP measured the same way: {python['overhead_pct']:+.1f} %." if python
+          else "PyTorch's DDP: not measured (its peer failed; see above).")
+    if python and (python["single_skipped_steps"] or python["ddp_skipped_steps"]):
         py += (f" (Its GradScaler skipped {python['single_skipped_steps']} plain and "
                f"{python['ddp_skipped_steps']} DDP steps of those timed.)")
     if cpp is None:
@@ -158,6 +194,8 @@ def main():
     if not resolved or not os.path.exists(resolved):
         sys.exit(f"ddp_report: --python {args.python} not found")
     args.python = resolved
+    global TIMEOUT
+    TIMEOUT = 120 if args.device == "cuda" else None
     if args.paired_seconds <= 0:
         sys.exit("ddp_report: --paired_seconds must be positive")
     if args.precision == "fp16" and args.device != "cuda":
@@ -212,13 +250,23 @@ def main():
                 records[name].append(run_binary(cmd, results))
             if not overhead_only:
                 python.append(json.loads(run(peer).strip().splitlines()[-1]))
-            python_single.append(json.loads(run(peer_single).strip().splitlines()[-1])["median_ms"] / 1e3)
-            python_ddp1_runs.append(json.loads(run(peer_ddp1).strip().splitlines()[-1]))
-            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+            step_run = try_json(peer_single)
+            python_single.append(step_run["median_ms"] / 1e3 if step_run else None)
+            python_ddp1_runs.append(try_json(peer_ddp1))
+            # Each round's figures as it ends, so that a run cut short still tells something.
+            ddp1_run = python_ddp1_runs[-1]
+            print(f"round {r + 1}/{args.rounds}: resnet_single {ms(records['single'][-1]['step_seconds']['median'])} "
+                  f"ms, resnet_ddp (1 process) {ms(records['ddp1'][-1]['step_seconds']['median'])} ms, "
+                  f"Python step {ms(python_single[-1])} ms, "
+                  f"Python DDP {ms(ddp1_run['median_step_seconds'] if ddp1_run else None)} ms",
+                  file=sys.stderr, flush=True)
+            if r == 0:
+                # The verdict, step by step in one process, early rather than last.
+                in_process = step_by_step(args, benchmark, median_or_none(python_single) or 0.01)
+                print("\n".join(in_process_lines(in_process)), file=sys.stderr, flush=True)
 
-        in_process = step_by_step(args, benchmark, statistics.median(python_single))
-
-    python_ddp1 = [p["median_step_seconds"] for p in python_ddp1_runs]
+    python_ddp1 = [p["median_step_seconds"] if p else None for p in python_ddp1_runs]
+    torch_versions = [p["torch"] for p in python_ddp1_runs if p]
 
     def rounds(name):
         return ", ".join(ms(rec["step_seconds"]["median"]) for rec in records[name])
@@ -232,7 +280,7 @@ def main():
         "",
         f"Machine: {cpu_name()}, {os.cpu_count()} CPUs ({first['device']}), load average {load:.1f} before the runs; "
         f"LibTorch {first['libtorch_version']}, "
-        f"Python torch {python_ddp1_runs[0]['torch']}. Medians of {args.rounds} alternating rounds; "
+        f"Python torch {torch_versions[0] if torch_versions else '?'}. Medians of {args.rounds} alternating rounds; "
         f"C++: median step of the second of two {args.steps}-step epochs"
         + (", a device sync ending each step on both sides." if args.device == "cuda" else "."),
         "",
@@ -247,8 +295,8 @@ def main():
         "",
     ]
     overhead = (step["ddp1"] / step["single"] - 1) * 100
-    py_single, py_ddp1 = statistics.median(python_single), statistics.median(python_ddp1)
-    py_overhead = (py_ddp1 / py_single - 1) * 100
+    py_single, py_ddp1 = median_or_none(python_single), median_or_none(python_ddp1)
+    py_overhead = f"{(py_ddp1 / py_single - 1) * 100:+.1f} %" if py_single and py_ddp1 else "not measured"
     lines[-1:-1] = [
         f"| Python step (resnet_train_step.py) | {ms(py_single)} | {', '.join(ms(x) for x in python_single)} |",
         f"| Python DDP, 1 process (resnet_ddp_step.py --world 1) | {ms(py_ddp1)} | "
@@ -258,7 +306,7 @@ def main():
     # beside the ratio of the medians.
     round_overheads = [(d["step_seconds"]["median"] / s["step_seconds"]["median"] - 1) * 100
                        for s, d in zip(records["single"], records["ddp1"])]
-    lines += [f"Separate processes: {overhead:+.1f} % (ratio of the medians); PyTorch's DDP: {py_overhead:+.1f} %. "
+    lines += [f"Separate processes: {overhead:+.1f} % (ratio of the medians); PyTorch's DDP: {py_overhead}. "
               f"Round by round: {', '.join(f'{x:+.1f}' for x in round_overheads)} %, "
               f"median {statistics.median(round_overheads):+.1f} %.",
               ""]
@@ -309,3 +357,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+    if FAILED:  # the report went out with "-" for them; the exit status says so
+        sys.exit(f"ddp_report: {len(FAILED)} Python peer run(s) failed (above); the C++ figures stand")

@@ -106,6 +106,7 @@ def worker(rank, args, port):
     torch.set_num_threads(args.threads)
     cuda = args.device == "cuda"
     device = torch.device("cuda", rank) if cuda else torch.device("cpu")
+    torch.backends.cudnn.benchmark = True  # as resnet_train_step.py and the C++ binaries
     if cuda:
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=args.world,
