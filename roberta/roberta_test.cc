@@ -197,16 +197,21 @@ TEST(RobertaTest, ParameterNamesAndShapesAreTransformers) {
   EXPECT_EQ(ours, theirs);
 }
 
-TEST(RobertaTest, PaddingDoesNotChangeARowsLogits) {
-  torch::manual_seed(0);
+// A small random model: 50 tokens, width 16, 2 layers of 2 heads.
+RobertaConfig SmallConfig(int64_t max_position_embeddings) {
   RobertaConfig config;
   config.vocab_size = 50;
   config.hidden_size = 16;
   config.num_hidden_layers = 2;
   config.num_attention_heads = 2;
   config.intermediate_size = 32;
-  config.max_position_embeddings = 20;
-  RobertaClassifier model(config);
+  config.max_position_embeddings = max_position_embeddings;
+  return config;
+}
+
+TEST(RobertaTest, PaddingDoesNotChangeARowsLogits) {
+  torch::manual_seed(0);
+  RobertaClassifier model(SmallConfig(/*max_position_embeddings=*/20));
   model->eval();
   torch::NoGradGuard no_grad;
   const torch::Tensor alone = model->forward(torch::tensor({{0, 7, 9, 2}}), torch::ones({1, 4}, torch::kLong));
@@ -305,13 +310,7 @@ TEST(RobertaTest, ClassifierDropoutIsReadAndWritten) {
 
 TEST(RobertaTest, MaxSequenceLengthIsWhatThePositionsCover) {
   EXPECT_EQ(MaxSequenceLength(*NamedRobertaConfig("roberta-base")), 512);
-  RobertaConfig config = *NamedRobertaConfig("roberta-base");
-  config.vocab_size = 50;
-  config.hidden_size = 8;
-  config.num_attention_heads = 2;
-  config.intermediate_size = 16;
-  config.num_hidden_layers = 1;
-  config.max_position_embeddings = 10;
+  const RobertaConfig config = SmallConfig(/*max_position_embeddings=*/10);
   RobertaClassifier model(config);
   model->eval();
   torch::NoGradGuard no_grad;

@@ -59,11 +59,17 @@ TEST(ResNetResumeTest, KilledAndResumedEndsBitExactWithAnUninterruptedRun) {
   for (const auto& [name, tensor] : a) EXPECT_TRUE(tensor.equal(b.at(name))) << name << " differs";
 }
 
+// A short resnet_single run that writes a checkpoint after every step.
+std::string CheckpointingRun(int epochs, int max_steps, const std::string& models_dir) {
+  return "resnet/resnet_single --depths=18 --modes=fp32 --epochs=" + std::to_string(epochs) +
+         " --max_steps=" + std::to_string(max_steps) +
+         " --batch_size=16 --train_limit=128 --test_limit=16 --workers=1 --threads=1 --checkpoint_every=1"
+         " --models_dir=" + models_dir;
+}
+
 TEST(ResNetResumeTest, ACheckpointAtAnEpochsEndResumesWithTheNextEpoch) {
   const std::string dir = Dir("epoch_end");
-  const std::string flags =
-      "resnet/resnet_single --depths=18 --modes=fp32 --epochs=3 --max_steps=2 --batch_size=16 --train_limit=128 "
-      "--test_limit=16 --workers=1 --threads=1 --checkpoint_every=1 --models_dir=" + dir;
+  const std::string flags = CheckpointingRun(/*epochs=*/3, /*max_steps=*/2, dir);
   // Step 2 is epoch 1's last: its checkpoint says epoch 1, 2 steps done.
   CommandResult killed = RunCommand(flags + " --results= --test_kill_at_step=2");
   EXPECT_NE(killed.exit_code, 0) << killed.output;
@@ -88,9 +94,7 @@ TEST(ResNetResumeTest, ACheckpointAtAnEpochsEndResumesWithTheNextEpoch) {
 
 TEST(ResNetResumeTest, TheRestOfTheLastEpochIsAveragedAsAWholeEpoch) {
   const std::string dir = Dir("last_epoch");
-  const std::string flags =
-      "resnet/resnet_single --depths=18 --modes=fp32 --epochs=2 --max_steps=4 --batch_size=16 --train_limit=128 "
-      "--test_limit=16 --workers=1 --threads=1 --checkpoint_every=1 --models_dir=" + dir;
+  const std::string flags = CheckpointingRun(/*epochs=*/2, /*max_steps=*/4, dir);
   // Step 5 is epoch 2's first: the checkpoint says epoch 2, 1 step done.
   CommandResult killed = RunCommand(flags + " --results= --test_kill_at_step=5");
   EXPECT_NE(killed.exit_code, 0) << killed.output;
