@@ -245,6 +245,8 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
             : absl::StrCat(flags.models_dir, "/Resnet-", args.depth, args.mixed ? "-mixed" : "", "-",
                            env.world_size, "gpus.ckpt");
     TrainingProgress start;
+    const std::string run_settings = CheckpointSettings(
+        flags, {args.depth, precision, args.mixed, batch_size, train_set.size(), 0}, env.world_size);
     if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
       absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer);
       if (!at.ok()) {
@@ -252,6 +254,11 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
         std::_Exit(1);
       }
       start = *at;
+      if (!start.settings.empty() && start.settings != run_settings) {
+        std::cerr << "resnet_ddp: " << who << ": " << checkpoint << " was written with " << start.settings << ", not "
+                  << run_settings << ": resume with those flags, or remove it" << std::endl;
+        std::_Exit(1);
+      }
       if (lead) std::cout << "Resuming from " << checkpoint << " at epoch " << start.epoch + 1 << ", step " << start.steps_done << std::endl;
     }
     BroadcastFromRankZero(state, *backend);
@@ -278,7 +285,8 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
       double untimed = 0;
       if (lead && !checkpoint.empty() && (signal != 0 || (every > 0 && global_step % every == 0))) {
         untimed = UntimedSeconds(device, [&] {
-          if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
+          if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done, run_settings});
+              !s.ok()) {
             std::cerr << "resnet_ddp: " << s.message() << std::endl;
             std::_Exit(1);
           }
@@ -325,7 +333,11 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
     if (absl::Status s = SaveStateDict(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
     std::cout << "Saved " << saved << "\n";
   }
-  if (!flags.results.empty()) {
+  if (totals.epoch_seconds.empty()) {
+    // Resumed from a checkpoint written after the last step: nothing was timed to record.
+    std::cout << "resnet_ddp: the checkpoint was written at the end of training: nothing left to train, so no "
+              << "record\n";
+  } else if (!flags.results.empty()) {
     nlohmann::json record = NewRecord("resnet_ddp", device);
     AddTrainingFields(flags, {args.depth, precision, args.mixed, batch_size, train_set.size(), test_set.size()},
                       &record);

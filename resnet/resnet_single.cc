@@ -162,9 +162,15 @@ int Main(int argc, char** argv) {
       settings.label = absl::StrCat("ResNet-", depth, " ", PrecisionName(precision));
       settings.trace = &*trace;
       const std::string checkpoint = flags->models_dir.empty() ? "" : ModelFile(*flags, depth, mixed, ".ckpt");
+      const std::string run_settings =
+          CheckpointSettings(*flags, {depth, precision, mixed, batch_size, train_set.size(), 0}, /*processes=*/1);
       if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
         absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer);
         if (!at.ok()) return ReportError(at.status().message());
+        if (!at->settings.empty() && at->settings != run_settings) {
+          return ReportError(absl::StrCat(checkpoint, " was written with ", at->settings, ", not ", run_settings,
+                                          ": resume with those flags, or remove it"));
+        }
         settings.start_epoch = at->epoch;
         settings.start_step = at->steps_done;
         std::cout << "Resuming from " << checkpoint << " at epoch " << at->epoch + 1 << ", step " << at->steps_done
@@ -178,7 +184,8 @@ int Main(int argc, char** argv) {
         double untimed = 0;
         if (!checkpoint.empty() && (signal != 0 || (every > 0 && steps_this_run % every == 0))) {
           untimed = UntimedSeconds(*device, [&] {
-            if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done}); !s.ok()) {
+            if (absl::Status s = SaveTrainingCheckpoint(checkpoint, trainer, {epoch, steps_done, run_settings});
+                !s.ok()) {
               std::cerr << "resnet_single: " << s.message() << std::endl;
               std::_Exit(1);
             }
@@ -208,10 +215,16 @@ int Main(int argc, char** argv) {
         if (absl::Status s = SaveStateDict(*trainer.model(), saved); !s.ok()) return ReportError(s.message());
         std::cout << "Saved " << saved << "\n";
       }
-      results.push_back(
-          {depth, precision, totals.average_epoch_seconds, totals.total_seconds, totals.throughput, accuracy});
+      if (!totals.epoch_seconds.empty()) {
+        results.push_back(
+            {depth, precision, totals.average_epoch_seconds, totals.total_seconds, totals.throughput, accuracy});
+      }
 
-      if (!flags->results.empty()) {
+      if (totals.epoch_seconds.empty()) {
+        // Resumed from a checkpoint written after the last step: nothing was timed to record.
+        std::cout << "resnet_single: " << checkpoint << " was written at the end of training: nothing left to "
+                  << "train, so no record\n";
+      } else if (!flags->results.empty()) {
         nlohmann::json record = NewRecord("resnet_single", *device);
         AddTrainingFields(*flags, {depth, precision, mixed, batch_size, train_set.size(), test_set.size()}, &record);
         record["devices"] = 1;

@@ -1,5 +1,6 @@
 #include "resnet/training_checkpoint.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 #include <vector>
@@ -19,6 +20,7 @@ constexpr char kModel[] = "model.";
 constexpr char kMomentum[] = "sgd.momentum.";
 constexpr char kScaler[] = "scaler.";
 constexpr char kProgress[] = "progress";  // int64 [epoch, steps_done]
+constexpr char kSettings[] = "settings";  // uint8: TrainingProgress::settings
 
 }  // namespace
 
@@ -34,6 +36,11 @@ absl::Status SaveTrainingCheckpoint(const std::string& path, ResNetTrainer& trai
     entries.emplace_back(kScaler + key, torch::tensor(value, torch::kDouble));
   }
   entries.emplace_back(kProgress, torch::tensor({progress.epoch, progress.steps_done}, torch::kLong));
+  if (!progress.settings.empty()) {
+    at::Tensor text = torch::empty({static_cast<int64_t>(progress.settings.size())}, torch::kByte);
+    std::copy(progress.settings.begin(), progress.settings.end(), text.data_ptr<uint8_t>());
+    entries.emplace_back(kSettings, text);
+  }
   return WriteTorchSaveStateDict(path, entries);
 }
 
@@ -70,13 +77,23 @@ absl::StatusOr<TrainingProgress> LoadTrainingCheckpoint(const std::string& path,
       trainer.optimizer().set_momentum_buffer(index, tensor.to(params[index].options()).contiguous(
                                                          params[index].suggest_memory_format()));
     } else if (absl::StartsWith(name, kScaler)) {
+      if (tensor.numel() != 1) return invalid(absl::StrCat("bad entry ", name));
       scaler[name.substr(sizeof(kScaler) - 1)] = tensor.item<double>();
     }
   }
   if (absl::Status s = trainer.scaler().LoadState(scaler); !s.ok()) return invalid(std::string(s.message()));
   auto progress = by_name.find(kProgress);
-  if (progress == by_name.end() || progress->second.numel() != 2) return invalid("it lacks its progress");
-  return TrainingProgress{progress->second[0].item<int64_t>(), progress->second[1].item<int64_t>()};
+  if (progress == by_name.end() || progress->second.dim() != 1 || progress->second.numel() != 2) {
+    return invalid("it lacks its progress");
+  }
+  TrainingProgress at{progress->second[0].item<int64_t>(), progress->second[1].item<int64_t>()};
+  if (at.epoch < 0 || at.steps_done < 0) return invalid("its progress is negative");
+  if (auto settings = by_name.find(kSettings); settings != by_name.end()) {
+    const at::Tensor text = settings->second.contiguous();
+    if (text.dim() != 1 || text.scalar_type() != at::kByte) return invalid("bad entry settings");
+    at.settings.assign(text.data_ptr<uint8_t>(), text.data_ptr<uint8_t>() + text.numel());
+  }
+  return at;
 }
 
 }  // namespace dlspeed

@@ -25,12 +25,18 @@ namespace dlspeed {
 struct TrainingProgress {
   int64_t epoch = 0;       // the epoch in progress
   int64_t steps_done = 0;  // steps of that epoch already taken
+  // The settings steps_done counts in (batch size, --max_steps, seed, ...),
+  // as the caller writes them: a resume under other settings would skip
+  // batches it never trained on, so the caller compares them. Empty in
+  // checkpoints written before they were saved.
+  std::string settings;
 };
 
 absl::Status SaveTrainingCheckpoint(const std::string& path, ResNetTrainer& trainer, const TrainingProgress& progress);
 
 // Restores the trainer's model, optimizer and GradScaler. Errors name the file:
-// missing, corrupt, or from another model (a missing or misshapen entry).
+// missing, corrupt, or from another model (a missing or misshapen entry, a
+// negative step or epoch).
 absl::StatusOr<TrainingProgress> LoadTrainingCheckpoint(const std::string& path, ResNetTrainer& trainer);
 
 }  // namespace dlspeed

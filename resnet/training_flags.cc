@@ -116,6 +116,12 @@ LoaderOptions LoaderOptionsFromFlags(const TrainingFlags& flags, int64_t batch_s
   return options;
 }
 
+std::string CheckpointSettings(const TrainingFlags& flags, const TrainedRun& run, int processes) {
+  return absl::StrCat("dataset=", DatasetKindName(flags.dataset), " train_samples=", run.train_samples,
+                      " batch_size=", run.batch_size, " max_steps=", flags.max_steps, " seed=", flags.seed,
+                      " precision=", PrecisionName(run.precision), " processes=", processes);
+}
+
 void AddTrainingFields(const TrainingFlags& flags, const TrainedRun& run, nlohmann::json* record) {
   nlohmann::json& r = *record;
   r["model"] = absl::StrCat("resnet", run.depth);

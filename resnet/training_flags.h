@@ -92,6 +92,11 @@ struct TrainedRun {
 // max_steps, channels_last and augment.
 void AddTrainingFields(const TrainingFlags& flags, const TrainedRun& run, nlohmann::json* record);
 
+// The settings a training checkpoint's step count depends on (data set and
+// its size, batch, --max_steps, seed, precision, processes), as one line to
+// store in it (TrainingProgress::settings) and compare on --resume.
+std::string CheckpointSettings(const TrainingFlags& flags, const TrainedRun& run, int processes);
+
 }  // namespace dlspeed
 
 #endif  // DLSPEED_RESNET_TRAINING_FLAGS_H_

@@ -109,6 +109,28 @@ TEST(ResNetResumeTest, TheRestOfTheLastEpochIsAveragedAsAWholeEpoch) {
   EXPECT_NEAR(r["avg_epoch_seconds"].get<double>(), r["epoch_seconds"][0].get<double>() * 4 / 3, 1e-9) << r.dump();
 }
 
+TEST(ResNetResumeTest, OtherSettingsOrNothingLeftToTrainAreSaid) {
+  const std::string dir = Dir("settings");
+  const std::string flags = CheckpointingRun(/*epochs=*/2, /*max_steps=*/4, dir);
+  // Step 8 is the last: its checkpoint says epoch 2, 4 steps done.
+  CommandResult killed = RunCommand(flags + " --results= --test_kill_at_step=8");
+  EXPECT_NE(killed.exit_code, 0) << killed.output;
+  ASSERT_TRUE(std::filesystem::exists(dir + "/Resnet-18-1gpu.ckpt"));
+
+  // Its 4 steps of 16 images are not 4 steps of 32.
+  CommandResult other = RunCommand(flags + " --results= --resume --batch_size=32");
+  EXPECT_EQ(other.exit_code, 1) << other.output;
+  EXPECT_NE(other.output.find("was written with dataset=fashion-mnist train_samples=128 batch_size=16"),
+            std::string::npos)
+      << other.output;
+
+  CommandResult resume = RunCommand(flags + " --results=" + dir + "/results.jsonl --resume");
+  ASSERT_EQ(resume.exit_code, 0) << resume.output;
+  EXPECT_NE(resume.output.find("nothing left to train, so no record"), std::string::npos) << resume.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/results.jsonl"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/Resnet-18-1gpu.pth"));  // the trained model is still saved
+}
+
 TEST(ResNetResumeTest, SigtermStopsAtAStepWithACheckpoint) {
   const std::string dir = Dir("sigterm");
   CommandResult run = RunAndSignalOnOutput("resnet/resnet_single --depths=18 --modes=fp32 --epochs=100 "
