@@ -362,9 +362,14 @@ int Train(const RankEnv& env, bool distributed) {
       reducer = std::make_unique<GradientReducer>(trainer.model()->parameters(), group->backend_ptr());
     }
     const std::string checkpoint = absl::GetFlag(FLAGS_checkpoint);
+    // What a checkpoint's step count means: a resume under other settings would skip other batches.
+    const std::string run_settings = absl::StrCat(
+        "data=", data_origin, " batch_size=", batch_size, " max_len=", max_len, " max_steps=",
+        absl::GetFlag(FLAGS_max_steps), " seed=", absl::GetFlag(FLAGS_seed), " epochs=", epochs,
+        " precision=", PrecisionName(precision), " processes=", env.world_size);
     int64_t start_epoch = 0, start_step = 0;
     if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
-      absl::StatusOr<std::pair<int64_t, int64_t>> at = trainer.LoadCheckpoint(checkpoint);
+      absl::StatusOr<std::pair<int64_t, int64_t>> at = trainer.LoadCheckpoint(checkpoint, run_settings);
       if (!at.ok()) {
         std::cerr << "roberta_train: " << who << ": " << at.status().message() << std::endl;
         std::_Exit(1);
@@ -383,7 +388,7 @@ int Train(const RankEnv& env, bool distributed) {
       double untimed = 0;
       if (lead && !checkpoint.empty() && (signal != 0 || (every > 0 && steps_this_run % every == 0))) {
         untimed = UntimedSeconds(device, [&] {
-          if (absl::Status s = trainer.SaveCheckpoint(checkpoint, epoch, steps_done); !s.ok()) {
+          if (absl::Status s = trainer.SaveCheckpoint(checkpoint, epoch, steps_done, run_settings); !s.ok()) {
             std::cerr << "roberta_train: " << s.message() << std::endl;
             std::_Exit(1);
           }

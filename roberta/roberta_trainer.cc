@@ -1,5 +1,6 @@
 #include "roberta/roberta_trainer.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <utility>
@@ -150,7 +151,8 @@ double RobertaTrainer::Evaluate(const TextDataset& data, int64_t batch_size, int
 
 namespace dlspeed {
 
-absl::Status RobertaTrainer::SaveCheckpoint(const std::string& path, int64_t epoch, int64_t steps_done) {
+absl::Status RobertaTrainer::SaveCheckpoint(const std::string& path, int64_t epoch, int64_t steps_done,
+                                            const std::string& settings) {
   std::vector<std::pair<std::string, at::Tensor>> entries;
   for (const auto& item : model_->named_parameters()) entries.emplace_back("model." + item.key(), item.value().detach());
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -171,10 +173,16 @@ absl::Status RobertaTrainer::SaveCheckpoint(const std::string& path, int64_t epo
   entries.emplace_back("progress", torch::tensor({epoch, steps_done, steps_taken_, skipped_steps_}, torch::kLong));
   // Dropout draws from the default generator of the model's device.
   entries.emplace_back("rng", at::globalContext().defaultGenerator(options_.device).get_state());
+  if (!settings.empty()) {
+    at::Tensor text = torch::empty({static_cast<int64_t>(settings.size())}, torch::kByte);
+    std::copy(settings.begin(), settings.end(), text.data_ptr<uint8_t>());
+    entries.emplace_back("settings", text);
+  }
   return WriteTorchSaveStateDict(path, entries);
 }
 
-absl::StatusOr<std::pair<int64_t, int64_t>> RobertaTrainer::LoadCheckpoint(const std::string& path) {
+absl::StatusOr<std::pair<int64_t, int64_t>> RobertaTrainer::LoadCheckpoint(const std::string& path,
+                                                                           const std::string& settings) {
   absl::StatusOr<std::vector<std::pair<std::string, at::Tensor>>> entries = ReadTorchSaveStateDict(path);
   if (!entries.ok()) return entries.status();
   std::map<std::string, at::Tensor> by_name(entries->begin(), entries->end());
@@ -204,11 +212,25 @@ absl::StatusOr<std::pair<int64_t, int64_t>> RobertaTrainer::LoadCheckpoint(const
   }
   std::map<std::string, double> scaler;
   for (const auto& [name, tensor] : by_name) {
-    if (absl::StartsWith(name, "scaler.")) scaler[name.substr(7)] = tensor.item<double>();
+    if (!absl::StartsWith(name, "scaler.")) continue;
+    if (tensor.numel() != 1) return invalid(absl::StrCat("bad entry ", name));
+    scaler[name.substr(7)] = tensor.item<double>();
   }
   if (absl::Status s = scaler_.LoadState(scaler); !s.ok()) return invalid(std::string(s.message()));
   auto progress = by_name.find("progress");
-  if (progress == by_name.end() || progress->second.numel() != 4) return invalid("it lacks its progress");
+  if (progress == by_name.end() || progress->second.dim() != 1 || progress->second.numel() != 4) {
+    return invalid("it lacks its progress");
+  }
+  if (progress->second.min().item<int64_t>() < 0) return invalid("its progress is negative");
+  if (auto saved = by_name.find("settings"); saved != by_name.end() && !settings.empty()) {
+    const at::Tensor text = saved->second.contiguous();
+    if (text.dim() != 1 || text.scalar_type() != at::kByte) return invalid("bad entry settings");
+    const std::string written(text.data_ptr<uint8_t>(), text.data_ptr<uint8_t>() + text.numel());
+    if (written != settings) {
+      return absl::InvalidArgumentError(absl::StrCat(path, " was written with ", written, ", not ", settings,
+                                                     ": resume with those flags, or remove it"));
+    }
+  }
   auto rng = by_name.find("rng");
   if (rng == by_name.end()) return invalid("it lacks the random generator's state");
   try {

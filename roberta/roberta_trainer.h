@@ -66,11 +66,16 @@ class RobertaTrainer {
   // Everything needed to continue exactly where training stopped (model,
   // optimizer state, GradScaler, the step count that drives the learning-rate
   // schedule, the random generator dropout draws from, and `epoch` /
-  // `steps_done`), written atomically to `path`.
-  absl::Status SaveCheckpoint(const std::string& path, int64_t epoch, int64_t steps_done);
+  // `steps_done`), written atomically to `path`. `settings`: what steps_done
+  // counts in (batch size, data, seed, ...), as the caller writes them.
+  absl::Status SaveCheckpoint(const std::string& path, int64_t epoch, int64_t steps_done,
+                              const std::string& settings = "");
   // Restores SaveCheckpoint's file; returns {epoch, steps_done}. Errors name
-  // the file (missing, corrupt, another model or optimizer).
-  absl::StatusOr<std::pair<int64_t, int64_t>> LoadCheckpoint(const std::string& path);
+  // the file (missing, corrupt, another model or optimizer, a negative
+  // progress, settings other than `settings` when the file has some: its
+  // steps would mean other batches).
+  absl::StatusOr<std::pair<int64_t, int64_t>> LoadCheckpoint(const std::string& path,
+                                                             const std::string& settings = "");
 
   // One step on a batch already on the device; returns the loss (a device
   // tensor) and sets *correct to the number of right predictions.

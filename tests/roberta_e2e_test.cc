@@ -104,6 +104,12 @@ TEST(RobertaE2eTest, KilledAndResumedEndsBitExactAndSigtermLeavesACheckpoint) {
   EXPECT_NE(RunCommand(flags + "--save_dir " + dir + "/resumed --checkpoint " + dir + "/resumed.ckpt --test_kill_at_step 21")
                 .exit_code,
             0);
+  // Its steps of 4 sequences are not steps of 8: refused, the checkpoint kept.
+  CommandResult other = RunCommand(flags + "--save_dir " + dir + "/resumed --checkpoint " + dir +
+                                   "/resumed.ckpt --resume --batch-size 8");
+  EXPECT_EQ(other.exit_code, 1) << other.output;
+  EXPECT_NE(other.output.find("resumed.ckpt was written with data="), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("batch_size=4"), std::string::npos) << other.output;
   CommandResult resume = RunCommand(flags + "--save_dir " + dir + "/resumed --checkpoint " + dir + "/resumed.ckpt --resume");
   ASSERT_EQ(resume.exit_code, 0) << resume.output;
   EXPECT_NE(resume.output.find("Resuming from "), std::string::npos) << resume.output;
