@@ -86,7 +86,9 @@ absl::StatusOr<TrainingProgress> LoadTrainingCheckpoint(const std::string& path,
   if (progress == by_name.end() || progress->second.dim() != 1 || progress->second.numel() != 2) {
     return invalid("it lacks its progress");
   }
-  TrainingProgress at{progress->second[0].item<int64_t>(), progress->second[1].item<int64_t>()};
+  TrainingProgress at;
+  at.epoch = progress->second[0].item<int64_t>();
+  at.steps_done = progress->second[1].item<int64_t>();
   if (at.epoch < 0 || at.steps_done < 0) return invalid("its progress is negative");
   if (auto settings = by_name.find(kSettings); settings != by_name.end()) {
     const at::Tensor text = settings->second.contiguous();

@@ -90,7 +90,9 @@ TEST_F(ResNetCpuInferTest, EveryVariantRunsAndInt8StaysClose) {
     EXPECT_EQ(r["batch_size"], 32);
     EXPECT_GT(r["throughput"].get<double>(), 0);
     EXPECT_EQ(r["depth"], 18) << line;
-    if (r["variant"] == "torchscript-file") EXPECT_EQ(r["saved_variant"], "torchscript-frozen") << line;
+    if (r["variant"] == "torchscript-file") {
+      EXPECT_EQ(r["saved_variant"], "torchscript-frozen") << line;
+    }
     variants.push_back(r["variant"]);
   }
   EXPECT_EQ(variants, (std::vector<std::string>{"eager", "torchscript-frozen", "torchscript-file", "int8", "int8-torchscript"}));
