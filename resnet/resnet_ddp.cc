@@ -248,17 +248,12 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
     const std::string run_settings = CheckpointSettings(
         flags, {args.depth, precision, args.mixed, batch_size, train_set.size(), 0}, env.world_size);
     if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
-      absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer);
+      absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer, run_settings);
       if (!at.ok()) {
         std::cerr << "resnet_ddp: " << who << ": " << at.status().message() << std::endl;
         std::_Exit(1);
       }
       start = *at;
-      if (!start.settings.empty() && start.settings != run_settings) {
-        std::cerr << "resnet_ddp: " << who << ": " << checkpoint << " was written with " << start.settings << ", not "
-                  << run_settings << ": resume with those flags, or remove it" << std::endl;
-        std::_Exit(1);
-      }
       if (lead) std::cout << "Resuming from " << checkpoint << " at epoch " << start.epoch + 1 << ", step " << start.steps_done << std::endl;
     }
     BroadcastFromRankZero(state, *backend);

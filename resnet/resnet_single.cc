@@ -165,12 +165,8 @@ int Main(int argc, char** argv) {
       const std::string run_settings =
           CheckpointSettings(*flags, {depth, precision, mixed, batch_size, train_set.size(), 0}, /*processes=*/1);
       if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
-        absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer);
+        absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer, run_settings);
         if (!at.ok()) return ReportError(at.status().message());
-        if (!at->settings.empty() && at->settings != run_settings) {
-          return ReportError(absl::StrCat(checkpoint, " was written with ", at->settings, ", not ", run_settings,
-                                          ": resume with those flags, or remove it"));
-        }
         settings.start_epoch = at->epoch;
         settings.start_step = at->steps_done;
         std::cout << "Resuming from " << checkpoint << " at epoch " << at->epoch + 1 << ", step " << at->steps_done

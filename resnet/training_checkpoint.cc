@@ -1,7 +1,7 @@
 #include "resnet/training_checkpoint.h"
 
-#include <algorithm>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -36,15 +36,12 @@ absl::Status SaveTrainingCheckpoint(const std::string& path, ResNetTrainer& trai
     entries.emplace_back(kScaler + key, torch::tensor(value, torch::kDouble));
   }
   entries.emplace_back(kProgress, torch::tensor({progress.epoch, progress.steps_done}, torch::kLong));
-  if (!progress.settings.empty()) {
-    at::Tensor text = torch::empty({static_cast<int64_t>(progress.settings.size())}, torch::kByte);
-    std::copy(progress.settings.begin(), progress.settings.end(), text.data_ptr<uint8_t>());
-    entries.emplace_back(kSettings, text);
-  }
+  if (!progress.settings.empty()) entries.emplace_back(kSettings, TextTensor(progress.settings));
   return WriteTorchSaveStateDict(path, entries);
 }
 
-absl::StatusOr<TrainingProgress> LoadTrainingCheckpoint(const std::string& path, ResNetTrainer& trainer) {
+absl::StatusOr<TrainingProgress> LoadTrainingCheckpoint(const std::string& path, ResNetTrainer& trainer,
+                                                        const std::string& settings) {
   absl::StatusOr<std::vector<std::pair<std::string, at::Tensor>>> entries = ReadTorchSaveStateDict(path);
   if (!entries.ok()) return entries.status();
   std::map<std::string, at::Tensor> by_name(entries->begin(), entries->end());
@@ -90,10 +87,14 @@ absl::StatusOr<TrainingProgress> LoadTrainingCheckpoint(const std::string& path,
   at.epoch = progress->second[0].item<int64_t>();
   at.steps_done = progress->second[1].item<int64_t>();
   if (at.epoch < 0 || at.steps_done < 0) return invalid("its progress is negative");
-  if (auto settings = by_name.find(kSettings); settings != by_name.end()) {
-    const at::Tensor text = settings->second.contiguous();
-    if (text.dim() != 1 || text.scalar_type() != at::kByte) return invalid("bad entry settings");
-    at.settings.assign(text.data_ptr<uint8_t>(), text.data_ptr<uint8_t>() + text.numel());
+  if (auto saved = by_name.find(kSettings); saved != by_name.end()) {
+    std::optional<std::string> text = TextOfTensor(saved->second);
+    if (!text) return invalid("bad entry settings");
+    at.settings = *text;
+  }
+  if (!at.settings.empty() && !settings.empty() && at.settings != settings) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " was written with ", at.settings, ", not ", settings,
+                                                   ": resume with those flags, or remove it"));
   }
   return at;
 }

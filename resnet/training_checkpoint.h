@@ -26,9 +26,7 @@ struct TrainingProgress {
   int64_t epoch = 0;       // the epoch in progress
   int64_t steps_done = 0;  // steps of that epoch already taken
   // The settings steps_done counts in (batch size, --max_steps, seed, ...),
-  // as the caller writes them: a resume under other settings would skip
-  // batches it never trained on, so the caller compares them. Empty in
-  // checkpoints written before they were saved.
+  // as the caller writes them (empty: none saved).
   std::string settings;
 };
 
@@ -36,8 +34,10 @@ absl::Status SaveTrainingCheckpoint(const std::string& path, ResNetTrainer& trai
 
 // Restores the trainer's model, optimizer and GradScaler. Errors name the file:
 // missing, corrupt, or from another model (a missing or misshapen entry, a
-// negative step or epoch).
-absl::StatusOr<TrainingProgress> LoadTrainingCheckpoint(const std::string& path, ResNetTrainer& trainer);
+// negative step or epoch), or saved with settings other than `settings` (its
+// steps would mean other batches; checkpoints that saved none are taken).
+absl::StatusOr<TrainingProgress> LoadTrainingCheckpoint(const std::string& path, ResNetTrainer& trainer,
+                                                        const std::string& settings = "");
 
 }  // namespace dlspeed
 

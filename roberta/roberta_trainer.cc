@@ -1,6 +1,5 @@
 #include "roberta/roberta_trainer.h"
 
-#include <algorithm>
 #include <map>
 #include <optional>
 #include <utility>
@@ -173,11 +172,7 @@ absl::Status RobertaTrainer::SaveCheckpoint(const std::string& path, int64_t epo
   entries.emplace_back("progress", torch::tensor({epoch, steps_done, steps_taken_, skipped_steps_}, torch::kLong));
   // Dropout draws from the default generator of the model's device.
   entries.emplace_back("rng", at::globalContext().defaultGenerator(options_.device).get_state());
-  if (!settings.empty()) {
-    at::Tensor text = torch::empty({static_cast<int64_t>(settings.size())}, torch::kByte);
-    std::copy(settings.begin(), settings.end(), text.data_ptr<uint8_t>());
-    entries.emplace_back("settings", text);
-  }
+  if (!settings.empty()) entries.emplace_back("settings", TextTensor(settings));
   return WriteTorchSaveStateDict(path, entries);
 }
 
@@ -223,11 +218,10 @@ absl::StatusOr<std::pair<int64_t, int64_t>> RobertaTrainer::LoadCheckpoint(const
   }
   if (progress->second.min().item<int64_t>() < 0) return invalid("its progress is negative");
   if (auto saved = by_name.find("settings"); saved != by_name.end() && !settings.empty()) {
-    const at::Tensor text = saved->second.contiguous();
-    if (text.dim() != 1 || text.scalar_type() != at::kByte) return invalid("bad entry settings");
-    const std::string written(text.data_ptr<uint8_t>(), text.data_ptr<uint8_t>() + text.numel());
-    if (written != settings) {
-      return absl::InvalidArgumentError(absl::StrCat(path, " was written with ", written, ", not ", settings,
+    const std::optional<std::string> written = TextOfTensor(saved->second);
+    if (!written) return invalid("bad entry settings");
+    if (*written != settings) {
+      return absl::InvalidArgumentError(absl::StrCat(path, " was written with ", *written, ", not ", settings,
                                                      ": resume with those flags, or remove it"));
     }
   }

@@ -939,4 +939,10 @@ absl::StatusOr<std::vector<std::pair<std::string, at::Tensor>>> ReadTorchSaveSta
   }
 }
 
+std::optional<std::string> TextOfTensor(const at::Tensor& tensor) {
+  if (tensor.dim() != 1 || tensor.scalar_type() != at::kByte) return std::nullopt;
+  const at::Tensor bytes = tensor.contiguous();
+  return std::string(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
+}
+
 }  // namespace dlspeed

@@ -15,6 +15,7 @@
 #ifndef DLSPEED_COMMON_SERIALIZE_TORCH_SAVE_READER_H_
 #define DLSPEED_COMMON_SERIALIZE_TORCH_SAVE_READER_H_
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,6 +43,10 @@ namespace dlspeed {
 // storage record. Sizes claimed by the file are checked against the file's
 // size before anything is allocated, so a hostile file cannot make the reader
 // allocate much more than a few times the file's size.
+// The string TextTensor (torch_save_writer.h) stored; nullopt when `tensor`
+// is not a 1-D uint8 tensor.
+std::optional<std::string> TextOfTensor(const at::Tensor& tensor);
+
 absl::StatusOr<std::vector<std::pair<std::string, at::Tensor>>> ReadTorchSaveStateDict(
     const std::string& path);
 

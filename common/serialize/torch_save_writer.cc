@@ -1,5 +1,8 @@
 #include "common/serialize/torch_save_writer.h"
 
+#include <algorithm>
+
+#include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/csrc/jit/serialization/pickler_helper.h>
@@ -49,6 +52,12 @@ absl::Status WriteTorchSaveStateDict(const std::string& path,
   absl::StatusOr<std::string> bytes = SerializeStateDict(entries);
   if (!bytes.ok()) return absl::Status(bytes.status().code(), absl::StrCat(path, ": ", bytes.status().message()));
   return WriteFileAtomically(path, *bytes);
+}
+
+at::Tensor TextTensor(const std::string& text) {
+  at::Tensor bytes = at::empty({static_cast<int64_t>(text.size())}, at::kByte);
+  std::copy(text.begin(), text.end(), bytes.data_ptr<uint8_t>());
+  return bytes;
 }
 
 }  // namespace dlspeed

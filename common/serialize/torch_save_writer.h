@@ -26,6 +26,10 @@ namespace dlspeed {
 absl::StatusOr<std::string> SerializeStateDict(const std::vector<std::pair<std::string, at::Tensor>>& entries);
 
 // SerializeStateDict written atomically to `path` (parent directories made).
+// `text` as a 1-D uint8 tensor: a string entry of a state dict (read back
+// with TextOfTensor, torch_save_reader.h).
+at::Tensor TextTensor(const std::string& text);
+
 absl::Status WriteTorchSaveStateDict(const std::string& path,
                                      const std::vector<std::pair<std::string, at::Tensor>>& entries);
 

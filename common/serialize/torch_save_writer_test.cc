@@ -37,6 +37,12 @@ TEST(TorchSaveWriterTest, ReaderGetsBackEveryEntryInOrder) {
   }
 }
 
+TEST(TorchSaveWriterTest, TextEntriesComeBackAsWritten) {
+  EXPECT_EQ(TextOfTensor(TextTensor("batch_size=16 seed=0")), "batch_size=16 seed=0");
+  EXPECT_EQ(TextOfTensor(TextTensor("")), "");
+  EXPECT_FALSE(TextOfTensor(torch::zeros({2}, torch::kLong)).has_value());
+}
+
 TEST(TorchSaveWriterTest, HasNoTorchScriptTypeTag) {
   absl::StatusOr<std::string> bytes = SerializeStateDict(Entries());
   ASSERT_TRUE(bytes.ok());
