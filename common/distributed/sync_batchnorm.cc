@@ -97,7 +97,13 @@ at::Tensor SyncBatchNorm2d(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                            const c10::intrusive_ptr<c10d::Backend>& group) {
   if (!bn.is_training() || group->getSize() == 1) return bn.forward(x);
   TORCH_CHECK(x.dim() == 4, "SyncBatchNorm2d expects [N, C, H, W] input, got ", x.dim(), " dimensions");
-  const double momentum = bn.options.momentum().value_or(0.1);
+  TORCH_CHECK(bn.options.affine() && bn.options.track_running_stats(),
+              "SyncBatchNorm2d needs a BatchNorm2d with affine and track_running_stats");
+  // Without a momentum the running statistics are the cumulative average of
+  // every batch's, as BatchNorm2d keeps them: this batch weighs 1 / (n + 1).
+  const double momentum = bn.options.momentum().has_value()
+                              ? *bn.options.momentum()
+                              : 1.0 / (bn.num_batches_tracked.item<double>() + 1);
   return SyncBatchNormFunction::apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
                                       bn.num_batches_tracked, momentum, bn.options.eps(), group);
 }

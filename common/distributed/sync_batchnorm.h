@@ -22,7 +22,8 @@ class Backend;
 namespace dlspeed {
 
 // x: [N, C, H, W] (any memory format, fp32/fp16/bf16); returns x's dtype.
-// Requires bn.options.affine() and track_running_stats() (as ResNets use).
+// Requires bn.options.affine() and track_running_stats() (as ResNets use);
+// momentum unset keeps a cumulative average, as BatchNorm2d does.
 at::Tensor SyncBatchNorm2d(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                            const c10::intrusive_ptr<c10d::Backend>& group);
 
