@@ -136,10 +136,7 @@ void CheckDdpFlagsOrExit() {
   if (device != "auto" && device != "cuda" && device != "cpu") {
     ExitWithUsageError(absl::StrCat("--device must be auto, cuda or cpu, not '", device, "'"));
   }
-  const std::string backend = absl::GetFlag(FLAGS_backend);
-  if (backend != "auto" && backend != "nccl" && backend != "gloo") {
-    ExitWithUsageError(absl::StrCat("unknown backend '", backend, "' (choose auto, gloo or nccl)"));
-  }
+  if (absl::Status s = CheckBackendName(absl::GetFlag(FLAGS_backend)); !s.ok()) ExitWithUsageError(s.message());
 }
 
 // The flags checked against the device the processes train on.
@@ -160,11 +157,9 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
   if (!gpus.ok()) return ReportError(gpus.status().message());
   const c10::Device device = *gpus ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank))
                                    : c10::Device(c10::kCPU);
-  std::string backend_name = absl::GetFlag(FLAGS_backend);
-  if (backend_name == "auto") backend_name = device.is_cuda() ? "nccl" : "gloo";
-  if (backend_name == "nccl" && !device.is_cuda()) {
-    return ReportError(absl::StrCat(who, ": --backend=nccl needs GPUs; use gloo on the CPU"));
-  }
+  absl::StatusOr<std::string> chosen_backend = ChooseBackend(absl::GetFlag(FLAGS_backend), device.is_cuda());
+  if (!chosen_backend.ok()) return ReportError(absl::StrCat(who, ": ", chosen_backend.status().message()));
+  const std::string backend_name = *chosen_backend;
   absl::StatusOr<Precision> mixed_precision = ParseMixedPrecision(flags.precision, device);
   if (!mixed_precision.ok()) ExitWithUsageError(mixed_precision.status().message());
   const Precision precision = args.mixed ? *mixed_precision : Precision::kFp32;
@@ -375,8 +370,8 @@ int Main(int argc, char** argv) {
   absl::StatusOr<bool> gpus = UseGpus(args.processes);
   if (!gpus.ok()) return ReportError(gpus.status().message());
   CheckDeviceFlagsOrExit(flags->precision, *gpus ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU));
-  if (absl::GetFlag(FLAGS_backend) == "nccl" && !*gpus) {
-    return ReportError("--backend=nccl needs GPUs; use gloo on the CPU");
+  if (absl::StatusOr<std::string> b = ChooseBackend(absl::GetFlag(FLAGS_backend), *gpus); !b.ok()) {
+    return ReportError(b.status().message());
   }
   if (!*gpus && absl::GetFlag(FLAGS_device) == "auto") {
     std::cout << "resnet_ddp: no GPU here: running " << args.processes << " processes on the CPU with Gloo\n"

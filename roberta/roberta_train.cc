@@ -166,10 +166,7 @@ void CheckFlagsOrExit(const c10::Device& device) {
       !k.ok()) {
     ExitWithUsageError(k.status().message());
   }
-  const std::string backend = absl::GetFlag(FLAGS_backend);
-  if (backend != "auto" && backend != "nccl" && backend != "gloo") {
-    ExitWithUsageError(absl::StrCat("unknown backend '", backend, "' (choose auto, gloo or nccl)"));
-  }
+  if (absl::Status s = CheckBackendName(absl::GetFlag(FLAGS_backend)); !s.ok()) ExitWithUsageError(s.message());
   const int64_t max_len = absl::GetFlag(FLAGS_max_len);
   if (absl::GetFlag(FLAGS_batch_size) < 1 || absl::GetFlag(FLAGS_epochs) < 1 || max_len < 3 ||
       absl::GetFlag(FLAGS_num_labels) < 1) {
@@ -289,9 +286,9 @@ int Train(const RankEnv& env, bool distributed) {
   std::unique_ptr<ProcessGroup> group;
   std::string backend_name = "none";
   if (distributed) {
-    backend_name = absl::GetFlag(FLAGS_backend);
-    if (backend_name == "auto") backend_name = on_gpu ? "nccl" : "gloo";
-    if (backend_name == "nccl" && !on_gpu) return ReportError(absl::StrCat(who, ": --backend=nccl needs GPUs; use gloo"));
+    absl::StatusOr<std::string> chosen = ChooseBackend(absl::GetFlag(FLAGS_backend), on_gpu);
+    if (!chosen.ok()) return ReportError(absl::StrCat(who, ": ", chosen.status().message()));
+    backend_name = *chosen;
     ProcessGroupOptions options;
     options.backend = backend_name;
     options.timeout = std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout_s) * 1000));
@@ -543,8 +540,8 @@ int Main(int argc, char** argv) {
   absl::StatusOr<bool> use_gpus = UseGpus(nproc);
   if (!use_gpus.ok()) return ReportError(use_gpus.status().message());
   CheckFlagsOrExit(*use_gpus ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU));
-  if (absl::GetFlag(FLAGS_backend) == "nccl" && !*use_gpus) {
-    return ReportError("--backend=nccl needs GPUs; use gloo on the CPU");
+  if (absl::StatusOr<std::string> b = ChooseBackend(absl::GetFlag(FLAGS_backend), *use_gpus); !b.ok()) {
+    return ReportError(b.status().message());
   }
   LaunchOptions launch;
   launch.nproc = nproc;

@@ -134,6 +134,22 @@ bool BackendAvailable(const std::string& backend) {
   return false;
 }
 
+absl::Status CheckBackendName(const std::string& flag) {
+  if (flag == "auto" || flag == "gloo" || flag == "nccl") return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("unknown backend '", flag, "' (choose auto, gloo or nccl)"));
+}
+
+absl::StatusOr<std::string> ChooseBackend(const std::string& flag, bool on_gpus) {
+  if (absl::Status s = CheckBackendName(flag); !s.ok()) return s;
+  const std::string backend = flag == "auto" ? (on_gpus ? "nccl" : "gloo") : flag;
+  if (backend == "nccl" && !on_gpus) return absl::FailedPreconditionError("--backend=nccl needs GPUs; use gloo on the CPU");
+  if (!BackendAvailable(backend)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("backend '", backend, "' is not available in this LibTorch build (use --backend=gloo)"));
+  }
+  return backend;
+}
+
 absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Create(const RankEnv& env,
                                                                    const ProcessGroupOptions& options) {
   if (options.backend != "gloo" && options.backend != "nccl") {

@@ -47,6 +47,14 @@ std::string ShortCollectiveError(const std::string& what);
 // with CUDA and NCCL headers were found.
 bool BackendAvailable(const std::string& backend);
 
+// --backend's value is one of auto, gloo and nccl, or InvalidArgument.
+absl::Status CheckBackendName(const std::string& flag);
+
+// The backend for --backend=`flag` when the ranks run on GPUs or on the CPU:
+// auto is NCCL on GPUs and Gloo on the CPU. InvalidArgument for an unknown
+// name; FailedPrecondition for NCCL on the CPU or in a LibTorch without it.
+absl::StatusOr<std::string> ChooseBackend(const std::string& flag, bool on_gpus);
+
 class ProcessGroup {
  public:
   // Joins the job described by `env`. Errors, each one line: an unknown or
