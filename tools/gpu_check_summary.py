@@ -15,18 +15,24 @@ column says so. A run whose timed steps include steps the fp16 GradScaler
 skipped (no optimizer work) gets the verdict "invalid"; the peer's skipped
 steps are a caveat. The reports of the rounds stage in the logs
 (tools/ddp_report.py, tools/train_step_report.py) are copied in last.
+C++ and Python are paired within one log (and the files beside it) only: with
+several logs each log has its own sections, headed with its name and machine.
+A record, peer line or benchmark run that lacks what the summary reads is left
+out with a line on stderr.
 Exit status 2 when no log can be read.
 """
 import argparse
 import glob
 import json
 import os
+import re
 import sys
 
 # The issues' GPU targets (DESIGN.md's H100 figures for Python PyTorch).
 ROBERTA_TRAIN_TARGETS = {"fp16": 1058.0, "fp32": 526.0}  # samples/s, xlm-roberta-base, batch 32, seq 128
 DDP_OVERHEAD_TARGET = 0.03  # resnet_ddp at world size 1 against resnet_single
 PYTHON_FROZEN_R18_MS = 0.66  # Python's frozen TorchScript, ResNet-18 batch 32, H100
+FORWARD_MODELS = ["roberta-small", "roberta-base"]  # roberta_forward_benchmark's model:0 and model:1
 
 
 def read_json_lines(path, skip_checks=None):
@@ -48,23 +54,50 @@ def read_json_lines(path, skip_checks=None):
     return objects
 
 
-def load(logs):
-    """(records, peer lines, benchmark runs) from the logs and the files beside them."""
-    records, peers, benchmarks = [], [], []
-    for log in logs:
-        # A traced peer run times a few steps only, then runs more under the
-        # profiler: its line does not stand in for the timed run's.
-        peers += [o for o in read_json_lines(log, skip_checks="trace-") if "peer" in o or "impl" in o]
-        prefix = log[:-len(".log")] if log.endswith(".log") else log
-        if os.path.exists(prefix + "-results.jsonl"):
-            records += [r for r in read_json_lines(prefix + "-results.jsonl") if "binary" in r]
-        for path in sorted(glob.glob(glob.escape(prefix) + "-*.json")):
-            try:
-                with open(path) as f:
-                    benchmarks += json.load(f).get("benchmarks", [])
-            except (OSError, json.JSONDecodeError):
-                pass
+# The fields of a binary's record that the summary reads.
+RECORD_FIELDS = {"resnet_gpu_script": ("precision", "variant"), "resnet_single": ("model", "precision", "batch_size"),
+                 "resnet_ddp": ("model", "precision", "batch_size"), "resnet_dp": ("model", "precision", "batch_size"),
+                 "roberta_train": ("model", "precision", "batch_size")}
+
+
+def has(item, fields):
+    """Whether `item` (a record or peer line) has each of `fields`; if not,
+    says so on stderr, and the item is left out."""
+    missing = [field for field in fields if item.get(field) is None]
+    if missing:
+        print(f"gpu_check_summary: left out a line without {', '.join(missing)}: {json.dumps(item)[:100]}",
+              file=sys.stderr)
+    return not missing
+
+
+def load(log):
+    """(records, peer lines, benchmark runs) from a log and the files beside it."""
+    # A traced peer run times a few steps only, then runs more under the
+    # profiler: its line does not stand in for the timed run's.
+    peers = [o for o in read_json_lines(log, skip_checks="trace-") if "peer" in o or "impl" in o]
+    prefix = log[:-len(".log")] if log.endswith(".log") else log
+    records = []
+    if os.path.exists(prefix + "-results.jsonl"):
+        records = [r for r in read_json_lines(prefix + "-results.jsonl")
+                   if "binary" in r and has(r, RECORD_FIELDS.get(r["binary"], ()))]
+    benchmarks = []
+    for path in sorted(glob.glob(glob.escape(prefix) + "-*.json")):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("benchmarks", []), list):
+            benchmarks += [b for b in data.get("benchmarks", []) if isinstance(b, dict)]
+        else:
+            print(f"gpu_check_summary: {path}: not Google Benchmark's JSON (an object with a list of benchmarks); "
+                  "left out", file=sys.stderr)
     return records, peers, benchmarks
+
+
+def machines(records):
+    """The machines (device, LibTorch) that `records` name."""
+    return sorted({f"{r.get('device_name', '?')}, LibTorch {r.get('libtorch_version', '?')}" for r in records})
 
 
 def median_ms(summary):
@@ -128,7 +161,8 @@ def inference(records, peers, benchmarks=()):
     cpp = {(r["precision"], r["variant"]): r for r in records if r["binary"] == "resnet_gpu_script"}
     names = {"torchscript-frozen": "torchscript"}
     python = {(p["precision"], names.get(p["variant"], p["variant"])): p
-              for p in peers if p.get("peer") == "python" and "variant" in p and "work" not in p}
+              for p in peers if p.get("peer") == "python" and "variant" in p and "work" not in p
+              and has(p, ("precision", "median_ms"))}
     if not cpp and not python:
         return []
     keys = sorted(set(cpp) | set(python))
@@ -180,7 +214,8 @@ def training(records, peers):
     out = []
     singles = [r for r in records if r["binary"] == "resnet_single"]
     python = {(p["model"], p["precision"], p["batch"], bool(p.get("channels_last"))): p
-              for p in peers if p.get("peer", "").startswith("python-") and "batch" in p}
+              for p in peers if str(p.get("peer")).startswith("python-") and "batch" in p
+              and has(p, ("model", "precision", "median_ms"))}
     rows = []
     for r in singles:
         key = (r["model"], r["precision"], r["batch_size"], bool(r.get("channels_last")))
@@ -250,7 +285,8 @@ def reducer(benchmarks):
 def roberta(records, peers, benchmarks):
     """roberta_train against tools/peer/roberta_train_step.py; the forward benchmark against roberta_forward.py."""
     out = []
-    python = {(p["model"], p["precision"], p["batch"]): p for p in peers if p.get("work") == "roberta_train_step"}
+    python = {(p["model"], p["precision"], p["batch"]): p for p in peers if p.get("work") == "roberta_train_step"
+              and has(p, ("model", "precision", "batch", "samples_per_second"))}
     rows = []
     for r in (r for r in records if r["binary"] == "roberta_train"):
         batch = r.get("global_batch_size", r["batch_size"])
@@ -276,16 +312,20 @@ def roberta(records, peers, benchmarks):
     names = {"fp32": "eager"}
     cpp = {}
     for b in benchmarks:
-        name = b.get("name", "")
+        name = str(b.get("name", ""))
         if "/model:" not in name or b.get("run_type", "iteration") != "iteration":
             continue
-        device_variant, model, batch = name.split("/")[:3]
-        device, _, variant = device_variant.partition("-")
-        cpp[(device, names.get(variant, variant), int(batch.split(":")[1]))] = benchmark_ms(b)
-    python = {}
-    for p in peers:
-        if p.get("impl") == "python-transformers" and "median_ms" in p:
-            python[(p["device"], p["variant"], p["batch"])] = p["median_ms"]
+        match = re.match(r"(\w+)-([\w-]+)/model:(\d+)/batch:(\d+)(/|$)", name)  # cuda-fp16/model:1/batch:32/...
+        if not match:
+            print(f"gpu_check_summary: left out benchmark {name!r}: not DEVICE-VARIANT/model:N/batch:N",
+                  file=sys.stderr)
+            continue
+        device, variant, model, batch = match.group(1, 2, 3, 4)
+        model = FORWARD_MODELS[int(model)] if int(model) < len(FORWARD_MODELS) else f"model:{model}"
+        cpp[(device, names.get(variant, variant), model, int(batch))] = benchmark_ms(b)
+    python = {(p["device"], p["variant"], p["model"], p["batch"]): p["median_ms"] for p in peers
+              if p.get("impl") == "python-transformers" and "median_ms" in p
+              and has(p, ("device", "variant", "model", "batch"))}
     if cpp or python:
         rows = []
         for key in sorted(set(cpp) | set(python)):
@@ -293,7 +333,7 @@ def roberta(records, peers, benchmarks):
             rows.append([*key, fmt(c), fmt(p), ratio(p, c)])
         out += ["## RoBERTa encoder forward, seq 128 (ms a batch)", "",
                 "C++: roberta_forward_benchmark; Python: tools/peer/roberta_forward.py (transformers).", ""]
-        out += table(["device", "variant", "batch", "C++ ms", "Python ms", "C++ speed-up"], rows)
+        out += table(["device", "variant", "model", "batch", "C++ ms", "Python ms", "C++ speed-up"], rows)
         out.append("")
     return out
 
@@ -339,14 +379,20 @@ def main():
     if missing:
         print(f"gpu_check_summary: no such log: {missing[0]}", file=sys.stderr)
         return 2
-    records, peers, benchmarks = load(args.logs)
-    machines = sorted({f"{r.get('device_name', '?')}, LibTorch {r.get('libtorch_version', '?')}" for r in records})
+    loaded = {log: load(log) for log in args.logs}
+    records = [r for rs, _, _ in loaded.values() for r in rs]
+    peers = sum(len(ps) for _, ps, _ in loaded.values())
+    benchmarks = sum(len(bs) for _, _, bs in loaded.values())
     lines = ["# gpu_check summary", "", f"From {', '.join(os.path.basename(l) for l in args.logs)}: "
-             f"{len(records)} records, {len(peers)} peer lines, {len(benchmarks)} benchmark runs."]
-    lines += [f"Machine: {m}." for m in machines] + [""]
-    lines += inference(records, peers, benchmarks)
-    lines += training(records, peers) + reducer(benchmarks)
-    lines += roberta(records, peers, benchmarks)
+             f"{len(records)} records, {peers} peer lines, {benchmarks} benchmark runs."]
+    lines += [f"Machine: {m}." for m in machines(records)] + [""]
+    for log, (records, peers, benchmarks) in loaded.items():  # C++ against Python within one log only
+        sections = inference(records, peers, benchmarks) + training(records, peers) + reducer(benchmarks)
+        sections += roberta(records, peers, benchmarks)
+        if len(loaded) > 1:
+            whose = f", from {os.path.basename(log)} ({'; '.join(machines(records)) or 'no records'})"
+            sections = [line + whose if line.startswith("## ") else line for line in sections]
+        lines += sections
     lines += round_reports(args.logs)
     print("\n".join(lines))
     return 0

@@ -2,7 +2,8 @@
 """Tests for tools/gpu_check_summary.py on a gpu_check log, records and
 benchmark JSON written here: the pairs it sets side by side, the ratios and
 verdicts against the issues' targets, the caveats (unsynced steps, skipped
-fp16 steps, unlike optimizer implementations), and a missing log.
+fp16 steps, unlike optimizer implementations), pairs made within one log only,
+malformed lines and files left out with a line, and a missing log.
 
   python3 tools/gpu_check_summary_test.py   # or: bazel test //tools:gpu_check_summary_test
 """
@@ -240,12 +241,68 @@ class GpuCheckSummaryTest(unittest.TestCase):
                        "real_time": 4.5, "time_unit": "ms", "median_ms": 4.0},
                       {"name": "cuda-fp16/model:1/batch:32/real_time_mean", "run_type": "aggregate",
                        "real_time": 99.0, "time_unit": "ms"}]
-        peers = [{"impl": "python-transformers", "device": "cuda", "variant": "eager", "batch": 32, "median_ms": 10.0},
-                 {"impl": "python-transformers", "device": "cuda", "variant": "fp16", "batch": 32, "median_ms": 5.0}]
+        peers = [{"impl": "python-transformers", "device": "cuda", "variant": "eager", "model": "roberta-base",
+                  "batch": 32, "median_ms": 10.0},
+                 {"impl": "python-transformers", "device": "cuda", "variant": "fp16", "model": "roberta-base",
+                  "batch": 32, "median_ms": 5.0}]
         self.write(peers, [], benchmarks)
         text = self.summary()
-        self.assertEqual(self.row(text, "cuda", "eager", "32")[3:], ["9.00", "10.00", "1.11x"])
-        self.assertEqual(self.row(text, "cuda", "fp16", "32")[3:], ["4.00", "5.00", "1.25x"])
+        self.assertEqual(self.row(text, "cuda", "eager", "roberta-base", "32")[4:], ["9.00", "10.00", "1.11x"])
+        self.assertEqual(self.row(text, "cuda", "fp16", "roberta-base", "32")[4:], ["4.00", "5.00", "1.25x"])
+
+    def test_forward_benchmark_models_are_paired_with_the_peer_of_the_same_model(self):
+        # model:0 is roberta-small, model:1 roberta-base; the peer timed roberta-base only.
+        benchmarks = [{"name": f"cuda-fp32/model:{model}/batch:32/real_time", "run_type": "iteration",
+                       "real_time": ms, "time_unit": "ms"} for model, ms in ((1, 19.0), (0, 9.8))]
+        peers = [{"impl": "python-transformers", "device": "cuda", "variant": "eager", "model": "roberta-base",
+                  "batch": 32, "median_ms": 19.5}]
+        self.write(peers, [], benchmarks)
+        text = self.summary()
+        self.assertEqual(self.row(text, "cuda", "eager", "roberta-base", "32")[4:], ["19.00", "19.50", "1.03x"])
+        self.assertEqual(self.row(text, "cuda", "eager", "roberta-small", "32")[4:], ["9.80", "-", "-"])
+
+    def test_cpp_and_python_are_paired_within_one_log_only(self):
+        # a.log: an H100's C++ and Python; b.log: an H200's C++ without a Python line.
+        logs = []
+        for name, record, peers in (("a", infer("eager", "fp32", 0.0010), [{"peer": "python", "variant": "eager",
+                                                                             "precision": "fp32", "median_ms": 1.5}]),
+                                    ("b", dict(infer("eager", "fp32", 0.0020), device_name="NVIDIA H200",
+                                               libtorch_version="2.12.0"), [])):
+            logs.append(os.path.join(self.dir.name, name + ".log"))
+            with open(logs[-1], "w") as f:
+                f.write("".join(json.dumps(p) + "\n" for p in peers))
+            with open(logs[-1][:-4] + "-results.jsonl", "w") as f:
+                f.write(json.dumps(record) + "\n")
+        done = subprocess.run([sys.executable, SCRIPT] + logs, capture_output=True, text=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        a, b = done.stdout.split("## ResNet-18 inference")[1:]
+        self.assertIn(", from a.log (NVIDIA H100, LibTorch 2.11.0)", a)
+        self.assertEqual(self.row(a, "fp32", "eager")[2:], ["1.000", "1.500", "1.50x"])
+        self.assertIn(", from b.log (NVIDIA H200, LibTorch 2.12.0)", b)
+        self.assertEqual(self.row(b, "fp32", "eager")[2:], ["2.000", "-", "-"])
+
+    def test_malformed_lines_and_files_are_left_out_with_a_line(self):
+        record = infer("eager", "fp32", 0.0010)
+        del record["precision"]
+        runs = [{"name": "cuda-fp32/model:1", "run_type": "iteration", "real_time": 9.0, "time_unit": "ms"},
+                {"name": "cuda-fp16/model:1/batch:32/real_time", "run_type": "iteration", "real_time": 4.0,
+                 "time_unit": "ms"}]
+        self.write([], [record, infer("torchscript", "fp32", 0.0007)], runs)
+        with open(self.log[:-4] + "-x.json", "w") as f:
+            json.dump([1, 2], f)
+        done = subprocess.run([sys.executable, SCRIPT, self.log], capture_output=True, text=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertNotIn("Traceback", done.stderr)
+        self.assertEqual(self.row(done.stdout, "fp32", "torchscript")[2], "0.700")
+        self.assertEqual(self.row(done.stdout, "cuda", "fp16", "roberta-base", "32")[4], "4.00")
+        errors = done.stderr.splitlines()
+        self.assertEqual(len(errors), 3, done.stderr)
+        self.assertTrue(errors[0].startswith('gpu_check_summary: left out a line without precision: {"binary": '
+                                             '"resnet_gpu_script"'), errors)
+        self.assertEqual(errors[1], f"gpu_check_summary: {self.log[:-4]}-x.json: not Google Benchmark's JSON "
+                                    "(an object with a list of benchmarks); left out")
+        self.assertEqual(errors[2], "gpu_check_summary: left out benchmark 'cuda-fp32/model:1': "
+                                    "not DEVICE-VARIANT/model:N/batch:N")
 
     def test_reducer_benchmark_pairs_each_size_with_and_without_the_reducer(self):
         self.write([], [])

@@ -35,7 +35,7 @@ def cpp_round(binary, depth, batch, min_time):
         shapes = sorted({"/".join(n.split("/")[1:3]) for n in listed if n.split("/")[0] in VARIANTS})
         sys.exit(f"infer_report: {binary} has no benchmark for depth {depth} at batch {batch}; the --depth/--batch "
                  f"pairs it has: {', '.join(shapes) or 'none'}")
-    report = json.loads(out)
+    report = records.json_of("infer_report", out, command)
     # The median batch, as the Python peer reports (real_time is the mean; older binaries lack the counter).
     return ({run["name"].split("/")[0]: run.get("median_ms", run["real_time"]) for run in report["benchmarks"]},
             report["context"])
@@ -60,6 +60,8 @@ def main():
     parser.add_argument("--results", metavar="FILE",
                         help="also append a cpp_vs_python record per variant to this JSON Lines file")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if not os.path.exists(args.binary):
         sys.exit(f"infer_report: {args.binary} not found: bazel build //resnet/benchmarks:resnet_infer_benchmark")
     if args.results:

@@ -93,6 +93,15 @@ def output_of(prog, done):
     return done.stdout
 
 
+def json_of(prog, text, command):
+    """`text`, the output of `command` (a list), read as JSON; when it is not
+    JSON, one line naming the command, then exit 1."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        sys.exit(f"{prog}: not JSON ({e.msg}, line {e.lineno}) from: {' '.join(map(str, command))}")
+
+
 def check_writable(path, prog):
     """Exits with one line and status 2 when `path` cannot be appended to
     (creates it empty when it does not exist)."""

@@ -18,15 +18,17 @@ that cannot be used are listed in the report and on stderr.
 
   python3 tools/report.py results.jsonl --out report   # report/report.md, report/*.png
 
-Exit status: 0 when the report was written (also with skipped lines or no
-records), 1 when the results file cannot be read or DIR cannot be written,
-2 for usage.
+Exit status: 0 when the report was written (also with skipped lines), 1 when
+the results file cannot be read, holds no usable record (DIR is then left as
+it was) or DIR cannot be written, 2 for usage. report.md and each chart are
+written to a temporary file that is renamed into place.
 """
 import argparse
 import collections
 import json
 import math
 import os
+import pathlib
 import re
 import reprlib
 import sys
@@ -53,9 +55,9 @@ VARIANTS = ["eager", "torchscript", "torchscript-frozen", "torchscript-file", "i
 # Optional fields that label or group the records they are in: a record with
 # one of another type (null is as if absent) is skipped. The report tells apart
 # records that differ in them, which needs values of one kind (and hashable).
-OPTIONAL = {"threads": int, "sequence_length": int, "max_len": int, "device": str, "engine": str, "precision": str,
-            "mixed": bool, "channels_last": bool, "overlap": bool, "augment": bool, "optimizer_kernels": str,
-            "cpp_optimizer_kernels": str, "python_implementation": str}
+OPTIONAL = {"threads": int, "sequence_length": int, "max_len": int, "pad_to_max_len": bool, "device": str,
+            "engine": str, "precision": str, "mixed": bool, "channels_last": bool, "overlap": bool, "augment": bool,
+            "optimizer_kernels": str, "cpp_optimizer_kernels": str, "python_implementation": str}
 
 
 def is_number(value):
@@ -75,6 +77,17 @@ def is_kind(value, kind):
 def positive(value):
     """A number > 0: a time or throughput that can be divided by (a 1-epoch run writes avg_epoch_seconds 0)."""
     return is_number(value) and value > 0
+
+
+# A batch, step or epoch that took under 1 ns or over 1e6 s (11.6 days) is no
+# measurement; such times, and their ratios, overflow the charts.
+SECONDS = (1e-9, 1e6)
+SECONDS_TEXT = "a time from 1 ns to 1e6 s"
+MAX_COUNT = 10 ** 6  # devices or threads: no machine has more (a training run's CPU threads are their product)
+
+
+def plausible_seconds(value):
+    return is_number(value) and SECONDS[0] <= value <= SECONDS[1]
 
 
 def times(value, factor):
@@ -127,10 +140,14 @@ def check(record):
     if binary in TRAIN and not (is_number(epoch) or is_number(throughput)):
         problems.append("lacks avg_epoch_seconds and throughput" if epoch is None and throughput is None else
                         f"has no usable avg_epoch_seconds ({shown(epoch)}) or throughput ({shown(throughput)})")
-    if binary in INFER and not is_number(median_seconds(record)):
+    elif binary in TRAIN and is_number(epoch) and epoch != 0 and not plausible_seconds(epoch):  # 1 epoch: 0
+        problems.append(f"has a bad avg_epoch_seconds ({shown(epoch)}): not 0 or {SECONDS_TEXT}")
+    if binary in INFER and not plausible_seconds(median_seconds(record)):
         median = median_seconds(record)
         problems.append("lacks batch_seconds.median" if median is None else
-                        f"has a bad batch_seconds.median ({shown(median)})")
+                        f"has a bad batch_seconds.median ({shown(median)}): not {SECONDS_TEXT}")
+    problems += [f"has a bad {field} ({shown(record[field])}): more than {MAX_COUNT}"
+                 for field in ("devices", "threads") if is_kind(record.get(field), int) and record[field] > MAX_COUNT]
     problems += optional_field_problems(record, need)
     return f"{binary} record {', '.join(problems)}" if problems else ""
 
@@ -154,8 +171,7 @@ def check_comparison(record):
     need = {"work": str, "variant": str, "batch_size": int}
     problems = field_problems(record, need)
     problems += [f"lacks {field}" if record.get(field) is None else f"has a bad {field} ({shown(record[field])})"
-                 for field in ("cpp_seconds", "python_seconds")
-                 if not (is_number(record.get(field)) and record[field] > 0)]
+                 for field in ("cpp_seconds", "python_seconds") if not plausible_seconds(record.get(field))]
     problems += optional_field_problems(record, need)
     return f"{COMPARE} record {', '.join(problems)}" if problems else ""
 
@@ -220,9 +236,34 @@ def method(r):
 def precision(r):
     """The precision and what else sets a training run apart from the
     defaults: channels_last, no augmentation, the SGD's foreach kernels."""
-    return (r["precision"] + (" channels_last" if r.get("channels_last") else "")
-            + (" no augmentation" if r.get("augment") is False else "")
+    return r["precision"] + (" channels_last" if r.get("channels_last") else "") + regimen(r)
+
+
+def regimen(r):
+    """What sets a training run apart from the defaults other than its
+    precision and memory format: its speed-up is over a run with the same."""
+    return ((" no augmentation" if r.get("augment") is False else "")
             + (" foreach SGD" if r.get("optimizer_kernels") == "foreach" else ""))
+
+
+def sequence(r):
+    """A RoBERTa record's sequence length, and whether each batch was padded to it ("" without one)."""
+    return f", seq {r['max_len']}" + (" padded" if r.get("pad_to_max_len") else "") if r.get("max_len") else ""
+
+
+def cpu_threads(r):
+    """The threads a training run on a CPU used in all (DDP: a process's
+    threads times its processes), else None (a GPU's host threads are not what
+    it measures)."""
+    if "cuda" in str(r.get("device")) or not r.get("threads"):
+        return None
+    return r["threads"] * (r["devices"] if method(r).startswith("DDP") else 1)
+
+
+def train_group(r):
+    """A training record's model, sequence length and CPU threads: its speed-ups compare runs of the same."""
+    threads = cpu_threads(r)
+    return model_name(r["model"]) + sequence(r) + (f", {threads} threads" if threads else "")
 
 
 def batch(r):
@@ -242,16 +283,23 @@ def variant(r):
     return name
 
 
+def layout(r):
+    """An inference record's precision and memory format."""
+    return r.get("precision") or "fp32", bool(r.get("channels_last"))
+
+
 def infer_group(r):
     label = f"{model_name(r['model'])}{' mixed-trained' if r.get('mixed') else ''}, batch {r['batch_size']}"
+    label += sequence(r)
     return label + (f", {r['threads']} threads" if "cuda" not in str(r.get("device")) and r.get("threads") else "")
 
 
 def describe(r):
     if r["binary"] == COMPARE:
         return f"{COMPARE}: {r['work']}, {r['variant']}, batch {r['batch_size']}"
-    what = train_label(r) if r["binary"] in TRAIN else f"{infer_group(r)}, {variant(r)}"
-    return f"{r['binary']}: {model_name(r['model'])}, {what}"
+    if r["binary"] in TRAIN:
+        return f"{r['binary']}: {train_group(r)}, {train_label(r)}"
+    return f"{r['binary']}: {model_name(r['model'])}, {infer_group(r)}, {variant(r)}"
 
 
 def config(r):
@@ -260,9 +308,11 @@ def config(r):
         return (r["binary"], r["work"], compare_variant(r), r["batch_size"], r.get("threads"), r.get("device"),
                 r.get("sequence_length"))
     if r["binary"] in TRAIN:
-        return (r["binary"], r["model"], precision(r), r["devices"], r["batch_size"], r.get("overlap") is not False)
+        return (r["binary"], r["model"], precision(r), r["devices"], r["batch_size"], r.get("overlap") is not False,
+                sequence(r), cpu_threads(r))
     return (r["binary"], r["model"], r["variant"], r["batch_size"], r.get("threads"), r.get("device"),
-            bool(r.get("mixed")), r.get("engine") or "", r.get("precision") or "fp32", bool(r.get("channels_last")))
+            bool(r.get("mixed")), r.get("engine") or "", r.get("precision") or "fp32", bool(r.get("channels_last")),
+            sequence(r))
 
 
 def section_key(r):
@@ -348,7 +398,7 @@ def accuracy(r):
 
 
 def train_row(r, speed):
-    return [model_name(r["model"]), method(r), precision(r), r["batch_size"], fmt(r.get("avg_epoch_seconds"), ".2f"),
+    return [train_group(r), method(r), precision(r), r["batch_size"], fmt(r.get("avg_epoch_seconds"), ".2f"),
             fmt(r.get("throughput"), ".0f"), percent(accuracy(r)), speed]
 
 
@@ -367,39 +417,41 @@ THROUGHPUT_NOTE = ("Speed-ups marked \\* are from throughput (items/s): those ru
 
 def speedup_by_method(records, binaries):
     rs = sorted((r for r in records if r["binary"] in binaries and not r.get("channels_last")),
-                key=lambda r: (r["model"], train_order(r)))
+                key=lambda r: (len(r["model"]), r["model"], train_group(r), train_order(r)))
     if not rs:
         return None
-    rows, values, ones, notes = [], {}, [], []
-    for model in sorted({r["model"] for r in rs}, key=lambda m: (len(m), m)):
-        mine = [r for r in rs if r["model"] == model]
-        base = baseline(mine, lambda r: method(r) == "1 device")
+    rows, values, ones, notes = [], {}, {}, {}
+    for r in rs:
+        group = train_group(r)
+        base = baseline([o for o in rs if train_group(o) == group], r, lambda o: method(o) == "1 device")
         if base is None:
-            notes.append(f"{model_name(model)}: no 1-device fp32 record, so no speed-up.")
+            notes[f"{group}: no 1-device fp32{regimen(r)} record, so no speed-up."] = None
         else:
-            ones.append(f"{model_name(model)}: {train_label(base)} "
-                        f"({fmt(base.get('avg_epoch_seconds'), '.2f')} s an epoch)")
-        for r in mine:
-            s, mark = speedup(base, r) if base else (None, "")
-            rows.append(train_row(r, speedup_text(s, mark)))
-            if s is not None:
-                values[model_name(model), train_label(r)] = s
+            ones[f"{group}: {train_label(base)} ({fmt(base.get('avg_epoch_seconds'), '.2f')} s an epoch)"] = None
+        s, mark = speedup(base, r) if base else (None, "")
+        rows.append(train_row(r, speedup_text(s, mark)))
+        if s is not None:
+            values[group, train_label(r)] = s
+    notes = list(notes)
     if any(row[-1].endswith("*") for row in rows):
         notes.append(THROUGHPUT_NOTE)
-    caption = ("Speed-up = the 1-device fp32 run's average epoch time (epochs after the first) / this run's; "
+    caption = ("Speed-up = the 1-device fp32 run's average epoch time (epochs after the first) / this run's, "
+               "of the same model, sequence length, CPU threads in all, augmentation and SGD kernels; "
                "1.0 = " + "; ".join(ones) + "." if ones else "")
     return chart_result(train_header(rs), rows, values, rs, train_label, "speed-up (1.0 = 1 device, fp32)", ".2f",
                         1.0, caption, notes)
 
 
-def baseline(records, is_single):
-    """The 1-device fp32 record to compare with: at the batch size most of
-    `records` use (ties: the larger), else None."""
-    singles = [r for r in records if is_single(r) and r["precision"] == "fp32" and not r.get("channels_last")]
+def baseline(records, r, is_single):
+    """The 1-device fp32 NCHW record to compare `r` with: of `r`'s regimen
+    (augmentation, SGD kernels), at the batch size most of `records` use
+    (ties: the larger), else None."""
+    singles = [o for o in records if is_single(o) and o["precision"] == "fp32" and not o.get("channels_last")
+               and regimen(o) == regimen(r)]
     if not singles:
         return None
-    counts = collections.Counter(r["batch_size"] for r in records)
-    return max(singles, key=lambda r: (counts[r["batch_size"]], r["batch_size"]))
+    counts = collections.Counter(o["batch_size"] for o in records)
+    return max(singles, key=lambda o: (counts[o["batch_size"]], o["batch_size"]))
 
 
 def chart_result(header, rows, values, records, series_of, ylabel, spec, hline, caption, notes):
@@ -414,7 +466,7 @@ def time_by_batch(records, binaries):
     rs = [r for r in records if r["binary"] in binaries and positive(r.get("avg_epoch_seconds"))]
     runs = collections.defaultdict(list)
     for r in rs:
-        runs[model_name(r["model"]), method(r), precision(r)].append(r)
+        runs[train_group(r), method(r), precision(r)].append(r)
     runs = {k: sorted(v, key=lambda r: r["batch_size"]) for k, v in runs.items() if len(v) > 1}
     if not runs:
         return None
@@ -462,19 +514,21 @@ def inference(records, binary, device=None):
     rs.sort(key=lambda r: (infer_group(r), variant_order(variant(r))))
     rows, values = [], {}
     for r in rs:
-        eager = next((e for e in rs if infer_group(e) == infer_group(r) and e["variant"] == "eager"), None)
+        eagers = [e for e in rs if infer_group(e) == infer_group(r) and e["variant"] == "eager"]
+        eager = next((e for e in eagers if layout(e) == layout(r)), None)
+        fp32 = next((e for e in eagers if layout(e) == ("fp32", False)), None) if eager is None else None
         b = r["batch_seconds"]
         ms = times(b["median"], 1e3)
-        vs_eager = quotient(median_seconds(eager), b["median"]) if eager else None
+        vs_eager = quotient(median_seconds(eager or fp32), b["median"]) if eager or fp32 else None
         rows.append([infer_group(r), variant(r), fmt(ms, ".2f"),
                      f"{fmt(times(b['p10'], 1e3), '.2f')}–{fmt(times(b['p90'], 1e3), '.2f')}"
                      if is_number(b.get("p10")) and is_number(b.get("p90")) else "-",
-                     fmt(r.get("total_seconds"), ".2f"), fmt(r.get("throughput"), ".0f"),
-                     percent(accuracy(r)), speedup_text(vs_eager, "")])
+                     fmt(r.get("total_seconds"), ".2f"), fmt(r.get("throughput"), ".0f"), percent(accuracy(r)),
+                     speedup_text(vs_eager, "") + (" vs fp32 eager" if fp32 and vs_eager is not None else "")])
         if ms is not None:
             values[infer_group(r), variant(r)] = ms
     caption = ("Median time a batch (lower is better); the table adds p10–p90, the whole test set's time and "
-               "the speed-up over eager.")
+               "the speed-up over eager in the same precision and memory format (else over fp32 eager, so marked).")
     return chart_result(["model", "variant", "median ms a batch", "p10–p90 ms", "total (s)", unit(rs),
                          "test accuracy", "vs eager"], rows, values, rs, variant, "median ms a batch", ".1f", None,
                         caption, [])
@@ -484,12 +538,11 @@ def precision_and_layout(records):
     rs = [r for r in records if r["binary"] == "resnet_single"]
     if not any(r["precision"] == "bf16" or r.get("channels_last") for r in rs):
         return None
-    rs.sort(key=lambda r: ((len(r["model"]), r["model"]), r["batch_size"], train_order(r)))
+    rs.sort(key=lambda r: ((len(r["model"]), r["model"]), train_group(r), r["batch_size"], train_order(r)))
     rows, values, notes = [], {}, []
     for r in rs:
-        group = f"{model_name(r['model'])}, batch {r['batch_size']}"
-        base = baseline([o for o in rs if o["model"] == r["model"] and o["batch_size"] == r["batch_size"]],
-                        lambda o: True)
+        group = f"{train_group(r)}, batch {r['batch_size']}"
+        base = baseline([o for o in rs if f"{train_group(o)}, batch {o['batch_size']}" == group], r, lambda o: True)
         s, mark = speedup(base, r) if base else (None, "")
         rows.append(train_row(r, speedup_text(s, mark)))
         if s is not None:
@@ -497,7 +550,7 @@ def precision_and_layout(records):
     if any(row[-1].endswith("*") for row in rows):
         notes.append(THROUGHPUT_NOTE)
     caption = ("1 device; speed-up = the fp32 (NCHW) run's average epoch time / this run's, "
-               "for the same model and batch size (1.0 = fp32).")
+               "for the same model, batch size, CPU threads, augmentation and SGD kernels (1.0 = fp32).")
     return chart_result(train_header(rs), rows, values, rs, precision, "speed-up (1.0 = fp32)", ".2f", 1.0,
                         caption, notes)
 
@@ -577,25 +630,27 @@ def cpp_against_python(records):
                         "Python time / C++ time (> 1: C++ faster)", ".2f", 1.0, caption, notes)
 
 
-INT8 = {  # binary -> (its int8 variant, quantization, chart series)
-    "resnet_cpu_infer": ("int8", "static", "static int8 (ResNet, resnet_cpu_infer)"),
-    "roberta_infer": ("int8-dynamic", "dynamic", "dynamic int8 (RoBERTa, roberta_infer)"),
+INT8 = {  # binary -> (its int8 variant, quantization, whose)
+    "resnet_cpu_infer": ("int8", "static", "ResNet, resnet_cpu_infer"),
+    "roberta_infer": ("int8-dynamic", "dynamic", "RoBERTa, roberta_infer"),
 }
 
 
 def int8_pair_key(r):
     return (r["binary"], r["model"], r["batch_size"], r.get("threads"), bool(r.get("mixed")), r.get("dataset"),
-            r.get("max_len"))
+            sequence(r))
 
 
 def int8_static_vs_dynamic(records):
-    """The int8 variant's speed-up over fp32 eager in C++, for each model."""
+    """The int8 variant's speed-up over fp32 eager in C++, for each model; a
+    chart series for each kind of quantization and engine."""
     pairs, notes = [], []
-    for binary, (int8, kind, series) in INT8.items():
+    for binary, (int8, kind, whose) in INT8.items():
         rs = [r for r in records if r["binary"] == binary and "cuda" not in str(r.get("device"))]
         for q in sorted((r for r in rs if r["variant"] == int8),
-                        key=lambda r: (model_order(r["model"]), infer_group(r))):
+                        key=lambda r: (model_order(r["model"]), infer_group(r), str(r.get("engine")))):
             eager = next((e for e in rs if e["variant"] == "eager" and int8_pair_key(e) == int8_pair_key(q)), None)
+            series = f"{kind} int8 ({whose}" + (f", {q['engine']}" if q.get("engine") else "") + ")"
             if eager is None:
                 notes.append(f"{describe(q)}: no eager record of the same model, batch size and threads.")
             else:
@@ -605,16 +660,15 @@ def int8_static_vs_dynamic(records):
     for binary, (int8, kind, _) in INT8.items():
         if not any(k == kind for k, _, _, _ in pairs):
             notes.append(f"No {kind} int8 here: needs {binary} records of {int8} and eager on the CPU.")
-    labels = [infer_group(q) for _, _, _, q in pairs]
-    for i, (_, _, _, q) in enumerate(pairs):
-        if labels.count(infer_group(q)) > 1:  # the same model and batch on two data sets or lengths
-            labels[i] += f", {q.get('dataset') or '?'}" + (f", seq {q['max_len']}" if q.get("max_len") else "")
+    keys = [(infer_group(q), series) for _, series, _, q in pairs]
     rows, values = [], {}
-    for label, (kind, series, eager, q) in zip(labels, pairs):
+    for (label, series), (kind, _, eager, q) in zip(keys, pairs):
+        if keys.count((label, series)) > 1:  # the same model and batch on two data sets
+            label += f", {q.get('dataset') or '?'}"
         speed = quotient(median_seconds(eager), median_seconds(q))
         rows.append([label, kind + (f" ({q['engine']})" if q.get("engine") else ""), q.get("dataset") or "-",
-                     q.get("max_len") or "-", fmt(times(median_seconds(eager), 1e3), ".2f"),
-                     fmt(times(median_seconds(q), 1e3), ".2f"), speedup_text(speed, "")])
+                     fmt(times(median_seconds(eager), 1e3), ".2f"), fmt(times(median_seconds(q), 1e3), ".2f"),
+                     speedup_text(speed, "")])
         if speed is not None:
             values[label, series] = speed
     series_of = {id(q): series for _, series, _, q in pairs}
@@ -622,7 +676,7 @@ def int8_static_vs_dynamic(records):
                "threads: static post-training quantization in resnet_cpu_infer (int8 weights and calibrated int8 "
                "activations; engine in brackets) against dynamic quantization in roberta_infer (int8 Linear "
                "weights, activations quantized batch by batch); 1.0 = as fast as fp32.")
-    return chart_result(["model", "int8 quantization", "data", "seq", "fp32 eager ms a batch", "int8 ms a batch",
+    return chart_result(["model", "int8 quantization", "data", "fp32 eager ms a batch", "int8 ms a batch",
                          "int8 speed-up"], rows, values, [q for _, _, _, q in pairs], lambda q: series_of[id(q)],
                         "int8 speed-up over fp32 eager (1.0 = fp32)", ".2f", 1.0, caption, notes)
 
@@ -706,8 +760,20 @@ def bar_chart(path, title, subtitle, groups, series, values, ylabel, spec, hline
     if len(series) > LEGEND_ENTRIES:
         handles.append(matplotlib.patches.Patch(color="white", label=f"and {len(series) - LEGEND_ENTRIES} more"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    write_whole(path, lambda temporary: fig.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight"))
     plt.close(fig)
+
+
+def write_whole(path, write):
+    """Calls write(a temporary file's name), then renames that file to `path`:
+    `path` is whole or as it was. Raises what `write` raises, and OSError."""
+    temporary = path + ".tmp"
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def slug(text):
@@ -836,8 +902,8 @@ def render(path, records, skipped, out):
     if skipped:
         lines += ["## Skipped lines", ""] + table(["line", "why"], [(n, why.replace("|", "\\|")) for n, why in skipped])
         lines += [""]
-    with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines).rstrip("\n") + "\n")
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    write_whole(os.path.join(out, "report.md"), lambda temporary: pathlib.Path(temporary).write_text(text, "utf-8"))
 
 
 def main(argv=None):
@@ -858,6 +924,9 @@ def main(argv=None):
         return 1
     for number, why in skipped:
         print(f"report: line {number}: {why}", file=sys.stderr)
+    if not records:
+        print(f"report: {args.results} holds no usable record; nothing written to {args.out}", file=sys.stderr)
+        return 1
     try:
         os.makedirs(args.out, exist_ok=True)
         render(args.results, records, skipped, args.out)

@@ -20,6 +20,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import records  # noqa: E402
+import report as report_py  # noqa: E402  (its functions; the tests run it as a script)
 
 REPORT = os.path.join(HERE, "report.py")
 RESULTS = os.path.join(HERE, "testdata", "report_results.jsonl")
@@ -41,6 +42,13 @@ def python_with_matplotlib():
 
 def run_report(results, out):
     return subprocess.run([python_with_matplotlib(), REPORT, results, "--out", out], capture_output=True, text=True)
+
+
+def rows_of(report, heading):
+    """The table rows (lists of cells) under the heading "### `heading`"."""
+    section = report.split(f"### {heading}")[1].split("\n#")[0]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| ---")][1:]
 
 
 def report_of(test, records):
@@ -128,7 +136,7 @@ class ReportTest(unittest.TestCase):
 
     def test_roberta_cpu_inference_table(self):
         # 80.0 / 32.0 = 2.50
-        row = self.row("Figure 6", "roberta-base, batch 8, 16 threads", "int8-dynamic")
+        row = self.row("Figure 6", "roberta-base, batch 8, seq 128 padded, 16 threads", "int8-dynamic")
         self.assertEqual(row[2], "32.00")
         self.assertEqual(row[-1], "2.50x")
 
@@ -156,10 +164,10 @@ class ReportTest(unittest.TestCase):
     def test_int8_static_against_dynamic(self):
         # eager / int8: ResNet-18 12.1 / 4.3 = 2.81 (cifar10), roberta-base 80.0 / 32.0 = 2.50 (synthetic).
         self.assertEqual(self.row(INT8, "ResNet-18, batch 32, 16 threads"),
-                         ["ResNet-18, batch 32, 16 threads", "static (x86)", "cifar10", "-", "12.10", "4.30", "2.81x"])
-        self.assertEqual(self.row(INT8, "roberta-base, batch 8, 16 threads"),
-                         ["roberta-base, batch 8, 16 threads", "dynamic", "synthetic", "128", "80.00", "32.00",
-                          "2.50x"])
+                         ["ResNet-18, batch 32, 16 threads", "static (x86)", "cifar10", "12.10", "4.30", "2.81x"])
+        self.assertEqual(self.row(INT8, "roberta-base, batch 8, seq 128 padded, 16 threads"),
+                         ["roberta-base, batch 8, seq 128 padded, 16 threads", "dynamic", "synthetic", "80.00",
+                          "32.00", "2.50x"])
         self.assertIn("2026-11-21, cifar10 and synthetic. C++ int8 speed-up over fp32 eager", self.section(INT8))
 
     def test_captions_name_machine_libtorch_and_date(self):
@@ -233,15 +241,34 @@ class ReportTest(unittest.TestCase):
         self.assertIn("| resnet50 cpu inference | int8 | 32 | 2 | 10.00 | 12.00 | 1.20x | 1 | 2.13.0+cpu |", report)
         self.assertIn("| resnet50 cpu inference | eager | 32 | 2 | 40.00 | 38.00 | 0.95x | 1 | 2.13.0+cpu |", report)
 
-    def test_empty_file_says_no_records(self):
+    def test_no_usable_record_is_one_line_and_exit_1_and_leaves_the_report(self):
         with tempfile.TemporaryDirectory() as out:
             empty = os.path.join(out, "empty.jsonl")
             open(empty, "w").close()
+            with open(os.path.join(out, "report.md"), "w") as f:
+                f.write("an earlier report\n")
             done = run_report(empty, out)
             with open(os.path.join(out, "report.md"), encoding="utf-8") as f:
                 report = f.read()
-        self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertIn("holds no usable records", report)
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertEqual(done.stderr, f"report: {empty} holds no usable record; nothing written to {out}\n")
+        self.assertEqual(report, "an earlier report\n")
+
+    def test_a_failed_write_leaves_the_file_as_it_was(self):
+        def fail(temporary):
+            with open(temporary, "w") as f:
+                f.write("half")
+            raise OverflowError("as matplotlib's savefig can")
+
+        with tempfile.TemporaryDirectory() as out:
+            path = os.path.join(out, "chart.png")
+            with open(path, "w") as f:
+                f.write("the earlier chart")
+            with self.assertRaises(OverflowError):
+                report_py.write_whole(path, fail)
+            with open(path) as f:
+                self.assertEqual(f.read(), "the earlier chart")
+            self.assertEqual(os.listdir(out), ["chart.png"])
 
 
 
@@ -270,14 +297,21 @@ class GpuInferenceTest(unittest.TestCase):
             self.assertEqual(done.returncode, 0, done.stderr)
             with open(os.path.join(out, "report.md")) as f:
                 report = f.read()
-            section = report.split("### Figure 7")[1].split("\n#")[0]
-            rows = [line for line in section.splitlines() if line.startswith("| ResNet-18")]
-            self.assertEqual(len(rows), 6, section)
-            self.assertIn("| cuda-graph | 0.50 |", section)
-            self.assertIn("| cuda-graph fp16 channels_last | 0.25 |", section)
-            self.assertTrue(rows[-1].rstrip(" |").endswith("4.00x") or "4.00x" in section, section)
             pngs = [n for n in os.listdir(out) if n.endswith(".png") and "fig7" in n]
             self.assertEqual(len(pngs), 1, os.listdir(out))
+        # Each variant's median ms and its speed-up over eager of its own precision and memory format:
+        # fp32 2.0 / 0.5 = 4.00, fp16 channels_last 2.1 / 0.25 = 8.40.
+        rows = {row[1]: [row[2], row[-1]] for row in rows_of(report, "Figure 7")}
+        self.assertEqual(len(rows), 6, report)
+        self.assertEqual(rows["cuda-graph"], ["0.50", "4.00x"])
+        self.assertEqual(rows["cuda-graph fp16 channels_last"], ["0.25", "8.40x"])
+        self.assertEqual(rows["torchscript fp16 channels_last"], ["0.60", "3.50x"])
+        # Without an fp16 channels_last eager, its speed-ups are over fp32 eager, and say so: 2.0 / 0.25 = 8.00.
+        report = report_of(self, [line for line in map(json.loads, lines)
+                                  if not (line["variant"] == "eager" and line["precision"] == "fp16")])
+        rows = {row[1]: row[-1] for row in rows_of(report, "Figure 7")}
+        self.assertEqual(rows["cuda-graph fp16 channels_last"], "8.00x vs fp32 eager")
+        self.assertEqual(rows["cuda-graph"], "4.00x")
 
     def test_runs_that_differ_in_augmentation_or_optimizer_are_both_shown(self):
         base = {"schema_version": 1, "binary": "resnet_single", "model": "resnet18", "depth": 18, "devices": 1,
@@ -321,6 +355,176 @@ class GpuInferenceTest(unittest.TestCase):
         self.assertIn("- 1 record does not say how it was run", section)
 
 
+class ConfigurationTest(unittest.TestCase):
+    """Records that differ in what they measured are not repeats of one
+    configuration, and a speed-up compares like with like: sequence length,
+    CPU threads, augmentation and SGD kernels, int8 engine."""
+
+    TRAIN = {"schema_version": 1, "binary": "resnet_single", "model": "resnet18", "devices": 1, "precision": "fp32",
+             "batch_size": 512, "dataset": "cifar10", "device": "cuda:0", "device_name": "GPU", "hostname": "h",
+             "libtorch_version": "2.11.0", "train_samples": 50000, "timestamp": "2026-11-27T10:00:00Z"}
+    INFER = {"schema_version": 1, "binary": "resnet_cpu_infer", "model": "resnet18", "batch_size": 32,
+             "dataset": "cifar10", "device": "cpu", "device_name": "CPU", "hostname": "h", "libtorch_version": "2.13.0",
+             "threads": 2, "timestamp": "2026-11-27T10:00:00Z"}
+
+    def test_roberta_records_of_other_sequence_lengths_are_apart(self):
+        infer = dict(self.INFER, binary="roberta_infer", model="roberta-base", dataset="synthetic", precision="fp32")
+        train = dict(self.TRAIN, binary="roberta_train", model="roberta-base", batch_size=32, dataset="synthetic",
+                     pad_to_max_len=True)
+        report = report_of(self, [
+            dict(infer, variant="eager", max_len=32, batch_seconds={"median": 0.3}),
+            dict(infer, variant="int8-dynamic", max_len=32, batch_seconds={"median": 0.1}),
+            dict(infer, variant="eager", max_len=128, batch_seconds={"median": 1.3}),
+            dict(train, max_len=64, avg_epoch_seconds=4.0),
+            dict(train, devices=2, max_len=128, avg_epoch_seconds=8.0)])
+        self.assertNotIn("Repeated configurations", report)
+        # int8 at seq 32 against eager at seq 32: 0.3 / 0.1; not eager at 128 (13.00x).
+        self.assertIn(["roberta-base, batch 32, seq 32, 2 threads", "int8-dynamic", "100.00", "-", "-", "-", "-",
+                       "3.00x"], rows_of(report, "Figure 6"))
+        self.assertIn(["roberta-base, batch 32, seq 128, 2 threads", "eager", "1300.00", "-", "-", "-", "-", "1.00x"],
+                      rows_of(report, "Figure 6"))
+        # DDP at seq 128 has no 1-device run at seq 128 to compare with.
+        self.assertIn(["roberta-base, seq 128 padded", "DDP ×2", "fp32", "32", "8.00", "-", "-", "-"],
+                      rows_of(report, "Figure 2"))
+        self.assertIn("- roberta-base, seq 128 padded: no 1-device fp32 record, so no speed-up.", report)
+
+    def test_speedups_are_over_a_run_of_the_same_augmentation_and_sgd_kernels(self):
+        report = report_of(self, [dict(self.TRAIN, avg_epoch_seconds=8.0, augment=False),
+                                  dict(self.TRAIN, avg_epoch_seconds=10.0),
+                                  dict(self.TRAIN, avg_epoch_seconds=7.0, precision="fp16"),
+                                  dict(self.TRAIN, binary="resnet_ddp", devices=2, avg_epoch_seconds=5.0),
+                                  dict(self.TRAIN, binary="resnet_ddp", devices=2, avg_epoch_seconds=2.0,
+                                       optimizer_kernels="foreach"),
+                                  dict(self.TRAIN, avg_epoch_seconds=9.0, precision="fp16", augment=False)])
+        speedups = {(row[1], row[2]): row[-1] for row in rows_of(report, "Figure 1")}
+        self.assertEqual(speedups, {("1 device", "fp32 no augmentation"): "1.00x", ("1 device", "fp32"): "1.00x",
+                                    ("1 device", "fp16"): "1.43x", ("DDP ×2", "fp32"): "2.00x",
+                                    ("DDP ×2", "fp32 foreach SGD"): "-",
+                                    ("1 device", "fp16 no augmentation"): "0.89x"})
+        self.assertIn("- ResNet-18: no 1-device fp32 foreach SGD record, so no speed-up.", report)
+
+    def test_cpu_threads_are_part_of_a_training_configuration(self):
+        cpu = dict(self.TRAIN, device="cpu", batch_size=64, max_steps=3, train_samples=1024)
+        report = report_of(self, [dict(cpu, threads=1, avg_epoch_seconds=2.0, throughput=100.0),
+                                  dict(cpu, threads=2, avg_epoch_seconds=1.0, throughput=200.0),
+                                  dict(cpu, threads=1, precision="bf16", avg_epoch_seconds=1.6, throughput=125.0),
+                                  # 2 processes of 1 thread: 2 threads in all, as the 1-device run above.
+                                  dict(cpu, binary="resnet_ddp", devices=2, threads=1, avg_epoch_seconds=0.8,
+                                       throughput=250.0)])
+        self.assertNotIn("Repeated configurations", report)
+        speedups = {(row[0], row[1], row[2]): row[-1] for row in rows_of(report, "Figure 1")}
+        self.assertEqual(speedups, {("ResNet-18, 1 threads", "1 device", "fp32"): "1.00x*",
+                                    ("ResNet-18, 1 threads", "1 device", "bf16"): "1.25x*",
+                                    ("ResNet-18, 2 threads", "1 device", "fp32"): "1.00x*",
+                                    ("ResNet-18, 2 threads", "DDP ×2", "fp32"): "1.25x*"})
+
+    def test_int8_of_several_engines_are_each_a_bar(self):
+        lines = [dict(self.INFER, variant="eager", batch_seconds={"median": 0.012})]
+        lines += [dict(self.INFER, variant="int8", engine=engine, batch_seconds={"median": seconds})
+                  for engine, seconds in (("x86", 0.004), ("fbgemm", 0.006), ("onednn", 0.008))]
+        self.assertEqual([row[1:] for row in rows_of(report_of(self, lines), INT8)],
+                         [["static (fbgemm)", "cifar10", "12.00", "6.00", "2.00x"],
+                          ["static (onednn)", "cifar10", "12.00", "8.00", "1.50x"],
+                          ["static (x86)", "cifar10", "12.00", "4.00", "3.00x"]])
+        for r in lines:
+            r["_line"] = 1
+        groups, series, values = report_py.int8_static_vs_dynamic(lines)["chart"][:3]
+        self.assertEqual(groups, ["ResNet-18, batch 32, 2 threads"])
+        self.assertEqual(values, {(groups[0], f"static int8 (ResNet, resnet_cpu_infer, {engine})"): speed
+                                  for engine, speed in (("fbgemm", 2.0), ("onednn", 1.5), ("x86", 3.0))})
+
+    def test_times_and_counts_of_no_measurement_are_skipped(self):
+        # Negative, zero or over 1e6 s: 1.7e305 s overflowed matplotlib's axis.
+        lines = [dict(self.INFER, variant="eager", batch_seconds={"median": 0.012}),
+                 dict(self.INFER, variant="torchscript", batch_seconds={"median": -0.004}),
+                 dict(self.INFER, variant="int8", batch_seconds={"median": 0.0}),
+                 dict(self.INFER, variant="torchscript-frozen", batch_seconds={"median": 1.7e305}),
+                 dict(self.TRAIN, batch_size=64, avg_epoch_seconds=1.7e308),
+                 dict(self.TRAIN, batch_size=128, avg_epoch_seconds=1.0),
+                 {"schema_version": 1, "binary": "cpp_vs_python", "work": "w", "variant": "eager", "batch_size": 1,
+                  "cpp_seconds": 1e-300, "python_seconds": 1.0},
+                 # 4000-digit threads times devices would not print (Python's 4300 digits).
+                 dict(self.TRAIN, binary="resnet_ddp", device="cpu", devices=10 ** 4000, threads=10 ** 4000,
+                      avg_epoch_seconds=1.0)]
+        report = report_of(self, lines)
+        self.assertIn("2 records used, 6 lines skipped", report)
+        for line, why in ((2, "resnet_cpu_infer record has a bad batch_seconds.median (-0.004)"),
+                          (3, "resnet_cpu_infer record has a bad batch_seconds.median (0.0)"),
+                          (4, "resnet_cpu_infer record has a bad batch_seconds.median (1.7e+305)"),
+                          (5, "resnet_single record has a bad avg_epoch_seconds (1.7e+308)"),
+                          (7, "cpp_vs_python record has a bad cpp_seconds (1e-300)"),
+                          (8, "resnet_ddp record has a bad devices (1000")):
+            self.assertIn(f"| {line} | {why}", report)
+
+
+def script(path, text):
+    """Writes an executable Python script (a stand-in for a binary or a peer's Python)."""
+    with open(path, "w") as f:
+        f.write(f"#!{sys.executable}\n{text}")
+    os.chmod(path, 0o755)
+    return path
+
+
+class ComparisonScriptsTest(unittest.TestCase):
+    """The scripts that time C++ against Python and append cpp_vs_python
+    records for the report: bad flags and outputs end in one line."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_script(self, name, *args, **env):
+        return subprocess.run([sys.executable, os.path.join(HERE, name), *args], capture_output=True, text=True,
+                              env=dict(os.environ, **env))
+
+    def test_no_rounds_is_a_usage_error(self):
+        for name in ("infer_report.py", "train_step_report.py"):
+            done = self.run_script(name, "--rounds", "0", "--binary", sys.executable)  # a file that exists
+            self.assertEqual(done.returncode, 2, done.stderr)
+            self.assertTrue(done.stderr.endswith("error: --rounds must be at least 1\n"), done.stderr)
+
+    def test_benchmark_output_that_is_not_json_is_one_line_and_exit_1(self):
+        binary = script(os.path.join(self.dir, "train_step_benchmark"), "print('Running train_step_benchmark')\n")
+        done = self.run_script("train_step_report.py", "--binary", binary, "--rounds", "1")
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertEqual(len(done.stderr.splitlines()), 1, done.stderr)
+        self.assertRegex(done.stderr, r"^train_step_report: not JSON \(Expecting value, line 1\) from: .*"
+                                      r"train_step_benchmark --benchmark_filter=")
+
+    def test_roberta_out_is_checked_first_and_written_after_the_records(self):
+        binary = script(os.path.join(self.dir, "roberta_infer"), """import json, os, sys
+results = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--results="))
+os.makedirs(os.environ["BLOCK_OUT"], exist_ok=True)  # --out becomes a directory: writing it fails
+variant = "int8-dynamic" if "--quantize" in sys.argv else "torchscript-frozen" if "--script" in sys.argv else "eager"
+with open(results, "a") as f:
+    f.write(json.dumps({"variant": variant, "batch_seconds": {"median": 0.1}, "libtorch_version": "2.13.0"}) + "\\n")
+""")
+        python = script(os.path.join(self.dir, "python"), """import json
+for variant in ("eager", "torchscript", "int8"):
+    print(json.dumps({"variant": variant, "median_ms": 120.0, "transformers": "4.0", "torch": "2.13.0+cpu",
+                      "threads": 1, "quantized_engine": "x86"}))
+""")
+        results, out = os.path.join(self.dir, "results.jsonl"), os.path.join(self.dir, "report.md")
+        flags = ["--bin", binary, "--python", python, "--rounds", "1", "--threads", "1", "--results", results]
+        done = self.run_script("roberta_infer_report.py", *flags, "--out", os.path.join(self.dir, "no", "report.md"),
+                               BLOCK_OUT=out)
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertTrue(done.stderr.endswith(f"--out {self.dir}/no/report.md: cannot write a file in {self.dir}/no\n"),
+                        done.stderr)
+        self.assertFalse(os.path.exists(out), "measured before checking --out")
+
+        done = self.run_script("roberta_infer_report.py", *flags, "--out", out, BLOCK_OUT=out)
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertTrue(done.stderr.endswith(f"roberta_infer_report: cannot write --out {out}: Is a directory\n"),
+                        done.stderr)
+        with open(results) as f:
+            self.assertEqual([json.loads(line)["variant"] for line in f], ["eager", "torchscript-frozen",
+                                                                            "int8-dynamic"])
+
+
 class OlderSchemaTest(unittest.TestCase):
     def test_records_of_another_schema_are_skipped_by_line(self):
         with tempfile.TemporaryDirectory() as out:
@@ -329,11 +533,12 @@ class OlderSchemaTest(unittest.TestCase):
                 f.write(json.dumps({"schema_version": 0, "binary": "resnet_single"}) + "\n")
                 f.write('{"binary": "resnet_single", "model": \n')
             done = run_report(path, out)
-            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(done.returncode, 1, done.stderr)  # no usable record
             lines = done.stderr.splitlines()
-            self.assertEqual(len(lines), 2, done.stderr)
+            self.assertEqual(len(lines), 3, done.stderr)
             self.assertTrue(lines[0].startswith("report: line 1: schema_version 0"), lines)
             self.assertTrue(lines[1].startswith("report: line 2: not JSON"), lines)
+            self.assertTrue(lines[2].endswith("holds no usable record; nothing written to " + out), lines)
 
 
 class LargeChartTest(unittest.TestCase):

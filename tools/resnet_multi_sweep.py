@@ -7,10 +7,12 @@ are not saved), so that 512 can be set against 1024. Every run appends its
 record to --results.
 
 On a host without GPUs (none listed by `nvidia-smi -L`) it runs the CPU
-variants only, with short budgets: resnet_dp with 1 device (on the CPU, after
+variants only, with short budgets: resnet_dp with 1 and 2 CPU replicas (after
 its notice) and resnet_ddp with 1 and 2 CPU processes; it names each skipped
-configuration and why. A failed run is reported and the sweep goes on; the exit
-status is 1 if any run failed.
+configuration and why. Models go to --models_dir, models/sweep by default (as
+tools/sweep.py's), so that the user's trained models in models/ are never
+replaced. A failed run is reported and the sweep goes on; the exit status is 1
+if any run failed.
 
   bazel build //resnet:resnet_dp //resnet:resnet_ddp
   .venv/bin/python tools/resnet_multi_sweep.py --depths 18,50 --results results/resnet_multi.jsonl
@@ -87,15 +89,19 @@ def main():
                         "10 without, 3 with --quick)")
     parser.add_argument("--dataset", default="fashion-mnist", help="cifar10, fashion-mnist or synthetic")
     parser.add_argument("--results", default=os.path.join("results", "resnet_multi.jsonl"))
-    parser.add_argument("--models_dir", default="models", help="where models are saved (empty: not saved)")
+    parser.add_argument("--models_dir", default=os.path.join("models", "sweep"),
+                        help="where models are saved (empty: not saved); not models/, so that trained ones stay")
     parser.add_argument("--bin_dir", default=os.path.join(ROOT, "bazel-bin", "resnet"))
     parser.add_argument("--dry_run", action="store_true", help="print the commands only")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke test: depth 18, 2 epochs of 3 steps, batch sizes / 16")
     args = parser.parse_args()
+    try:
+        args.depths = [int(d) for d in (args.depths or ("18" if args.quick else "18,34,50")).split(",")]
+    except ValueError:
+        parser.error(f"--depths {args.depths}: not comma-separated numbers (18,34,50)")
 
     gpus = gpu_count()
-    args.depths = [int(d) for d in (args.depths or ("18" if args.quick else "18,34,50")).split(",")]
     if args.epochs is None:
         args.epochs = 2 if args.quick or not gpus else 20
     if args.max_steps is None:

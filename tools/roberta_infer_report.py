@@ -83,10 +83,14 @@ def main():
     peer_venv = os.path.join(ROOT, ".venv-peer", "bin", "python")
     parser.add_argument("--python", default=peer_venv if os.path.exists(peer_venv) else "/tmp/hfvenv/bin/python",
                         help="a Python with torch and transformers (tools/setup.sh --peer makes .venv-peer)")
-    parser.add_argument("--out", help="also write the report to this file")
+    parser.add_argument("--out", help="also write the report to this file (after the records are appended)")
     parser.add_argument("--results", metavar="FILE",
                         help="also append a cpp_vs_python record per variant to this JSON Lines file")
     args = parser.parse_args()
+    if args.out:  # checked before the measurement, which takes minutes
+        folder = os.path.dirname(os.path.abspath(args.out))
+        if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+            parser.error(f"--out {args.out}: cannot write a file in {folder}")
     if not os.access(args.bin, os.X_OK):
         sys.exit(f"roberta_infer_report: {args.bin} not found: bazel build //roberta:roberta_infer")
     if not os.access(args.python, os.X_OK):
@@ -143,9 +147,6 @@ def main():
     ]
     report = "\n".join(lines) + "\n"
     print(report, end="")
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report)
     if args.results:
         records.append_all(args.results, [records.comparison(
             f"{args.model} cpu inference", cpp_variant[label], batch_size=args.batch, threads=args.threads,
@@ -156,6 +157,12 @@ def main():
             transformers_version=any_peer["transformers"], python_threads=any_peer.get("threads"),
             cpp_round_seconds=[x / 1e3 for x in cpp[label]], python_round_seconds=[x / 1e3 for x in py[label]]) for label, _, variant in VARIANTS],
             "roberta_infer_report")
+    if args.out:
+        try:
+            with open(args.out, "w") as f:
+                f.write(report)
+        except OSError as e:
+            sys.exit(f"roberta_infer_report: cannot write --out {args.out}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

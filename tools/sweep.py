@@ -249,6 +249,8 @@ def parse_args(argv=None):
         re.compile(args.only or "")
     except re.error as e:
         parser.error(f"--only: not a regular expression: {e}")
+    if args.gpus is not None and args.gpus < 0:
+        parser.error(f"--gpus {args.gpus}: must be 0 or more")
     if args.gpus is None:
         args.gpus = gpu_count()
     if args.quick is None:
@@ -256,7 +258,10 @@ def parse_args(argv=None):
     if args.peers is None:
         args.peers = args.quick and args.gpus == 0
     q = args.quick
-    args.depths = [int(d) for d in (args.depths or ("18,50" if q else "18,34,50")).split(",")]
+    try:
+        args.depths = [int(d) for d in (args.depths or ("18,50" if q else "18,34,50")).split(",")]
+    except ValueError:
+        parser.error(f"--depths {args.depths}: not comma-separated numbers (18,34,50)")
     roberta = "roberta-small,roberta-base" + ("" if q else ",roberta-large")
     args.roberta_models = (args.roberta_models or roberta).split(",")
     for name, quick, full in [("epochs", 2, 20), ("roberta_epochs", 2, 3), ("max_steps", 3, 0), ("max_len", 64, 128),

@@ -2,13 +2,15 @@
 """Tests for tools/sweep.py's plan (nothing is run): which runs are planned and
 which are skipped, and why, with 0, 2 and 4 GPUs; --only; --dry_run; the C++
 against Python comparisons (--peers) and what happens when their Python or
-C++ binary is missing.
+C++ binary is missing; bad flags. And tools/resnet_multi_sweep.py's flags and
+where it saves models.
 
   python3 tools/sweep_test.py        # or: bazel test //tools:sweep_test
 """
 import contextlib
 import io
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -17,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sweep  # noqa: E402
 
 TOOLS = os.path.dirname(os.path.abspath(sweep.__file__))
+MULTI_SWEEP = os.path.join(TOOLS, "resnet_multi_sweep.py")
 PYTHON = sys.executable  # a Python that exists, standing in for .venv's
 NO_PYTHON = "/nonexistent/bin/python"
 PEERS = ["peer train_step resnet18 batch 64", "peer infer resnet18 batch 32",
@@ -141,6 +144,34 @@ class NoGpuTest(unittest.TestCase):
         text = out.getvalue()
         self.assertIn("sweep: 0 GPUs, quick budgets; 2 runs, 0 configurations skipped", text)
         self.assertIn("[2/2] resnet_single 50 fp32,mixed batch 64", text)
+
+
+class FlagsTest(unittest.TestCase):
+    def usage_error(self, argv):
+        """The error line with which sweep.parse_args(argv) exits 2."""
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as exit:
+            sweep.parse_args(argv)
+        self.assertEqual(exit.exception.code, 2, err.getvalue())
+        return err.getvalue().splitlines()[-1]
+
+    def test_bad_depths_and_gpus_are_usage_errors(self):
+        self.assertTrue(self.usage_error(["--gpus=0", "--depths=18,x"]).endswith(
+            "error: --depths 18,x: not comma-separated numbers (18,34,50)"))
+        self.assertTrue(self.usage_error(["--gpus=-1"]).endswith("error: --gpus -1: must be 0 or more"))
+        done = subprocess.run([sys.executable, MULTI_SWEEP, "--dry_run", "--depths", "18,x"], capture_output=True,
+                              text=True)
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertTrue(done.stderr.endswith("error: --depths 18,x: not comma-separated numbers (18,34,50)\n"),
+                        done.stderr)
+
+    def test_resnet_multi_sweep_saves_models_apart_from_the_users(self):
+        done = subprocess.run([sys.executable, MULTI_SWEEP, "--dry_run", "--quick"], capture_output=True, text=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        runs = [line for line in done.stdout.splitlines() if line.startswith("[")]
+        self.assertTrue(runs, done.stdout)
+        for line in runs:  # the models of the other batch size are not saved
+            self.assertTrue(line.endswith((" --models_dir=models/sweep", " --models_dir=")), line)
 
 
 class GpuTest(unittest.TestCase):

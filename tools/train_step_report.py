@@ -19,7 +19,6 @@ with both medians and their ratio to FILE, for tools/report.py.
 The Python peer must run on the same LibTorch the C++ binary links (.venv's).
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -42,7 +41,7 @@ def cpp_round(binary, precision, depth, batch, min_time, kernels):
                          if n.startswith(precision + "/") and f"/fused:{fused}/" in n})
         sys.exit(f"train_step_report: {binary} has no benchmark {name}; --depth/--batch pairs it has for "
                  f"{precision} on {kernels} kernels: {', '.join(shapes) or 'none'}")
-    report = json.loads(out)
+    report = records.json_of("train_step_report", out, command)
     runs = report["benchmarks"]
     if not runs:
         sys.exit(f"train_step_report: benchmark {name} did not run")
@@ -54,7 +53,7 @@ def python_round(precision, depth, batch, steps, implementation):
                "--batch", str(batch), "--steps", str(steps), "--precision", precision,
                "--implementation", implementation]
     out = records.output_of("train_step_report", subprocess.run(command, capture_output=True, text=True))
-    result = json.loads(out)
+    result = records.json_of("train_step_report", out, command)
     return result["median_ms"], result
 
 
@@ -73,6 +72,8 @@ def main():
                         help="torch.optim.SGD's implementation in the peer")
     parser.add_argument("--results", metavar="FILE", help="also append a cpp_vs_python record to this JSON Lines file")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if not os.path.exists(args.binary):
         sys.exit(f"train_step_report: {args.binary} not found: bazel build //resnet/benchmarks:train_step_benchmark")
     if args.results:
