@@ -2,12 +2,13 @@
 
 load("//tools:build_defs.bzl", "COPTS")
 
-def dl_fuzz_test(name, srcs, deps, size = "medium"):
+def dl_fuzz_test(name, srcs, deps, size = "medium", dict = None):
     """Defines `name` (the fuzz target) and `name`_test.
 
     The target links libFuzzer under --config=fuzz (clang) and replay_main.cc
     otherwise. The test runs it on corpus/`name`/ and regressions/`name`/ (the
-    inputs that once crashed it): each input once, or fuzzing for FUZZ_SECONDS.
+    inputs that once crashed it): each input once, or fuzzing for FUZZ_SECONDS,
+    with libFuzzer's dictionary `dict` (a file in this package) if given.
     """
     native.cc_binary(
         name = name,
@@ -31,7 +32,7 @@ def dl_fuzz_test(name, srcs, deps, size = "medium"):
         name = name + "_test",
         size = size,
         srcs = ["run_fuzzer.sh"],
-        args = ["$(location :%s)" % name] + dirs,
-        data = [":" + name, "lsan_suppressions.txt"] + inputs,
+        args = ["$(location :%s)" % name] + dirs + (["-dict=$(location %s)" % dict] if dict else []),
+        data = [":" + name, "lsan_suppressions.txt"] + inputs + ([dict] if dict else []),
         tags = ["fuzz"],
     )

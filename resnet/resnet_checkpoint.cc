@@ -29,6 +29,12 @@ std::string ShapeString(const torch::Tensor& t) {
   return absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "]");
 }
 
+// Whether a tensor of type `from` may be loaded into one of type `to`: both
+// floating point, or both integral (bool, complex and the rest load into neither).
+bool SameKind(at::ScalarType to, at::ScalarType from) {
+  if (at::isFloatingType(to)) return at::isFloatingType(from);
+  return at::isIntegralType(to, /*includeBool=*/false) && at::isIntegralType(from, /*includeBool=*/false);
+}
 
 }  // namespace
 
@@ -55,6 +61,12 @@ absl::Status LoadStateDict(torch::nn::Module& module, const std::string& path, c
     if (it->second.sizes() != tensor.sizes()) {
       return absl::InvalidArgumentError(absl::StrCat(prefix, name, " is ", ShapeString(tensor), ", expected ",
                                                      ShapeString(it->second)));
+    }
+    // copy_ would convert any dtype: only floats (of any width) load into a
+    // float parameter, only integers into an integer buffer (num_batches_tracked).
+    if (!SameKind(it->second.scalar_type(), tensor.scalar_type())) {
+      return absl::InvalidArgumentError(absl::StrCat(prefix, name, " is ", c10::toString(tensor.scalar_type()),
+                                                     ", expected ", c10::toString(it->second.scalar_type())));
     }
   }
   for (const auto& [name, tensor] : wanted) {

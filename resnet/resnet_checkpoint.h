@@ -30,8 +30,10 @@ absl::Status SaveStateDict(const torch::nn::Module& module, const std::string& p
 
 // Copies a state_dict file (torch.save's format, read with
 // common/serialize/torch_save_reader.h) into the module. Every key must match
-// a parameter or buffer of the same shape, and none may be missing; `what`
-// names the model in errors (e.g. "ResNet-50 with 10 classes").
+// a parameter or buffer of the same shape and kind of number (floating point
+// of any width for a floating-point one, an integer for an integer one), and
+// none may be missing; `what` names the model in errors (e.g. "ResNet-50 with
+// 10 classes").
 absl::Status LoadStateDict(torch::nn::Module& module, const std::string& path, const std::string& what);
 
 }  // namespace dlspeed

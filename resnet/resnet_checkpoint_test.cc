@@ -3,11 +3,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "common/serialize/torch_save_reader.h"
+#include "common/serialize/torch_save_writer.h"
 #include "resnet/resnet.h"
 #include "common/testing/scratch_dir.h"
 
@@ -57,6 +60,38 @@ TEST(ResNetCheckpointTest, WrongShapeNamesKeyAndShapes) {
   absl::Status s = LoadStateDict(*model, "tests/fixtures/tiny_state_dict.pt", "ResNet-18 with 10 classes");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("conv1.weight is [2, 3], expected [64, 3, 7, 7]"), std::string::npos) << s;
+}
+
+TEST(ResNetCheckpointTest, WrongKindOfNumberNamesKeyAndDtypes) {
+  ResNet model = *MakeResNet(18);
+  // Right names and shapes: copy_ would have converted each of these silently.
+  const std::vector<std::tuple<std::string, at::ScalarType, std::string>> cases = {
+      {"conv1.weight", torch::kInt, "conv1.weight is Int, expected Float"},
+      {"bn1.running_var", torch::kBool, "bn1.running_var is Bool, expected Float"},
+      {"fc.bias", torch::kComplexFloat, "fc.bias is ComplexFloat, expected Float"},
+      {"bn1.num_batches_tracked", torch::kFloat, "bn1.num_batches_tracked is Float, expected Long"},
+  };
+  for (const auto& [key, dtype, mentions] : cases) {
+    auto entries = StateDictEntries(*model);
+    for (auto& [name, tensor] : entries) {
+      if (name == key) tensor = tensor.detach().to(dtype);
+    }
+    const std::string path = ScratchPath("wrong_dtype.pth");
+    ASSERT_TRUE(WriteTorchSaveStateDict(path, entries).ok());
+    absl::Status s = LoadStateDict(*model, path, "ResNet-18");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << key;
+    EXPECT_NE(s.message().find(mentions), std::string::npos) << s;
+  }
+  // Other float widths and integer types are the same kind of number.
+  auto entries = StateDictEntries(*model);
+  for (auto& [name, tensor] : entries) {
+    if (name == "conv1.weight") tensor = tensor.detach().to(torch::kHalf);
+    if (name == "bn1.num_batches_tracked") tensor = tensor.to(torch::kInt);
+  }
+  const std::string path = ScratchPath("other_widths.pth");
+  ASSERT_TRUE(WriteTorchSaveStateDict(path, entries).ok());
+  absl::Status s = LoadStateDict(*model, path, "ResNet-18");
+  EXPECT_TRUE(s.ok()) << s;
 }
 
 TEST(ResNetCheckpointTest, OtherDepthIsRejected) {

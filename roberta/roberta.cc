@@ -174,14 +174,22 @@ absl::StatusOr<RobertaConfig> RobertaConfigFromJson(const nlohmann::json& json) 
     if (absl::Status s = read_double("classifier_dropout", &p); !s.ok()) return s;
     config.classifier_dropout = p;
   }
-  if (json.contains("model_type") && json["model_type"].is_string()) config.model_type = json["model_type"];
+  if (json.contains("model_type")) {
+    if (!json["model_type"].is_string()) {
+      return absl::InvalidArgumentError("config.json: \"model_type\" must be a string");
+    }
+    config.model_type = json["model_type"];
+  }
   if (config.model_type != "roberta" && config.model_type != "xlm-roberta") {
     return absl::InvalidArgumentError(absl::StrCat("config.json: model_type '", config.model_type,
                                                    "' is not roberta or xlm-roberta"));
   }
   if (json.contains("hidden_act") && json["hidden_act"] != "gelu") {
-    return absl::InvalidArgumentError(absl::StrCat("config.json: hidden_act ", json["hidden_act"].dump(),
-                                                   " is not supported (only \"gelu\")"));
+    // dump() recurses: a deeply nested array would overflow the stack (found by fuzzing).
+    const nlohmann::json& act = json["hidden_act"];
+    const std::string shown = act.is_structured() ? absl::StrCat("(an ", act.type_name(), ")") : act.dump();
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.json: hidden_act ", shown, " is not supported (only \"gelu\")"));
   }
   // A Linear layer with no inputs cannot be initialised (its bias bound is 1/sqrt(0)).
   for (auto [key, size] : {std::make_pair("hidden_size", config.hidden_size),

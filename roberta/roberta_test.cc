@@ -295,6 +295,25 @@ TEST(RobertaTest, NamedConfigsAndBadInput) {
   EXPECT_EQ(LoadRobertaFolder(ScratchPath("no_such_folder")).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(RobertaTest, BadModelTypeOrHiddenActIsAnError) {
+  const nlohmann::json good = RobertaConfigToJson(*NamedRobertaConfig("roberta-base"));
+  nlohmann::json json = good;
+  json["model_type"] = 5;  // was ignored, leaving the default "roberta"
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("\"model_type\" must be a string"), std::string::npos)
+      << RobertaConfigFromJson(json).status();
+  json = good;
+  json["hidden_act"] = "relu";
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("hidden_act \"relu\" is not supported"),
+            std::string::npos);
+  // Quoting this with dump(), which recurses, overflowed the stack (found by
+  // fuzz/roberta_config_fuzzer); the parser itself does not recurse.
+  constexpr int kDepth = 200000;
+  json = good;
+  json["hidden_act"] = nlohmann::json::parse(std::string(kDepth, '[') + std::string(kDepth, ']'));
+  EXPECT_NE(RobertaConfigFromJson(json).status().message().find("hidden_act (an array) is not supported"),
+            std::string::npos);
+}
+
 TEST(RobertaTest, ClassifierDropoutIsReadAndWritten) {
   nlohmann::json json = RobertaConfigToJson(*NamedRobertaConfig("roberta-base"));
   EXPECT_TRUE(json["classifier_dropout"].is_null());

@@ -18,8 +18,11 @@ fi
 status=0
 # gold warns once per ASan symbol on every link ("Cannot export local symbol"): dropped.
 # Fuzzing is random: a second run fuzzes again rather than reusing a cached pass.
+# Each test fuzzes for $seconds plus its start (LibTorch, the corpus): its timeout
+# (600 s in .bazelrc) must grow with it.
 bazel --output_base="$HOME/.cache/dlspeed-bazel-fuzz" test --config=fuzz --symlink_prefix=/ --nocache_test_results \
-  --test_env=FUZZ_SECONDS="$seconds" //fuzz/... 2>&1 | grep -v "Cannot export local symbol" || status=$?
+  --test_env=FUZZ_SECONDS="$seconds" --test_timeout=$((seconds + 300)) //fuzz/... 2>&1 |
+  grep -v "Cannot export local symbol" || status=$?
 
 work="$(mktemp -d)"
 atheris_log="$(mktemp)"
@@ -28,8 +31,8 @@ cp -rL fuzz/corpus/report_fuzzer/. "$work"/
 dirs=("$work" fuzz/corpus/report_fuzzer)
 [[ -d fuzz/regressions/report_fuzzer ]] && dirs+=(fuzz/regressions/report_fuzzer)
 # Its progress lines run to thousands: kept in a file, the end shown on failure.
-if .venv-fuzz/bin/python fuzz/report_fuzzer.py -max_total_time="$seconds" -max_len=4096 "${dirs[@]}" \
-  >"$atheris_log" 2>&1; then
+if .venv-fuzz/bin/python fuzz/report_fuzzer.py -max_total_time="$seconds" -max_len=4096 \
+  -dict=fuzz/report_fuzzer.dict "${dirs[@]}" >"$atheris_log" 2>&1; then
   echo "//fuzz:report_fuzzer_atheris                                           PASSED in ${seconds}s"
 else
   status=1

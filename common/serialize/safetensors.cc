@@ -6,18 +6,22 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <new>
 #include <set>
+#include <tuple>
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "common/exception_text.h"
 
 namespace dlspeed {
 namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100 << 20;  // the format's own limit
+constexpr uint64_t kMaxElements = uint64_t{std::numeric_limits<uint32_t>::max()} * 1024;  // per tensor
 
 struct DtypeName {
   const char* name;
@@ -44,9 +48,8 @@ const DtypeName* FindDtype(at::ScalarType type) {
   return nullptr;
 }
 
-}  // namespace
-
-absl::StatusOr<NamedTensors> ReadSafetensors(const std::string& path) {
+// ReadSafetensors, less catching what LibTorch throws.
+absl::StatusOr<NamedTensors> ReadSafetensorsUnguarded(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -87,12 +90,18 @@ absl::StatusOr<NamedTensors> ReadSafetensors(const std::string& path) {
     }
     Entry entry{0, 0, name, dtype->type, {}};
     uint64_t numel = 1;
+    // The product of the non-zero dimensions is bounded, not just numel: a zero
+    // dimension makes numel 0 but not the strides at::empty computes from the
+    // others. The bound also rejects any dimension above INT64_MAX (which
+    // would turn negative as an int64_t).
+    uint64_t nonzero_product = 1;
     for (const auto& dim : info["shape"]) {
       if (!dim.is_number_unsigned()) return corrupt(absl::StrCat(where, " has a bad shape"));
       const uint64_t size = dim.get<uint64_t>();
-      if (size > 0 && numel > std::numeric_limits<uint32_t>::max() * uint64_t{1024} / size) {
+      if (size > 0 && nonzero_product > kMaxElements / size) {
         return corrupt(absl::StrCat(where, " is impossibly large"));
       }
+      if (size > 0) nonzero_product *= size;
       numel *= size;
       entry.shape.push_back(static_cast<int64_t>(size));
     }
@@ -109,18 +118,52 @@ absl::StatusOr<NamedTensors> ReadSafetensors(const std::string& path) {
     }
     entries.push_back(std::move(entry));
   }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
+  // By (begin, end), as the format does: an empty tensor [n, n) comes before a
+  // non-empty one [n, m); the name orders empty tensors at one offset. The
+  // sorted ranges must then tile the data exactly.
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
+  auto unused = [&](uint64_t from, uint64_t to) {
+    return corrupt(absl::StrCat("bytes [", from, ", ", to, ") of its data belong to no tensor"));
+  };
   NamedTensors tensors;
+  uint64_t next = 0;  // where the next tensor's data must begin
   for (size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
-    if (i > 0 && e.begin < entries[i - 1].end) {
+    if (e.begin < next) {
       return corrupt(absl::StrCat("tensors '", entries[i - 1].name, "' and '", e.name, "' overlap"));
+    }
+    if (e.begin > next) return unused(next, e.begin);
+    next = e.end;
+    if (e.type == at::kBool) {  // any other byte is a bool that is neither true nor false
+      for (uint64_t k = e.begin; k < e.end; ++k) {
+        const int byte = static_cast<uint8_t>(data[k]);
+        if (byte > 1) {
+          return corrupt(absl::StrCat("tensor '", e.name, "' is BOOL but holds the byte ", byte, ", not 0 or 1"));
+        }
+      }
     }
     at::Tensor tensor = at::empty(e.shape, at::TensorOptions().dtype(e.type));
     if (e.end > e.begin) std::memcpy(tensor.data_ptr(), data + e.begin, e.end - e.begin);
     tensors.emplace_back(e.name, std::move(tensor));
   }
+  if (next != data_size) return unused(next, data_size);
   return tensors;
+}
+
+}  // namespace
+
+absl::StatusOr<NamedTensors> ReadSafetensors(const std::string& path) {
+  // The checks above should leave LibTorch nothing to refuse; should one slip
+  // through, its c10::Error still becomes a status rather than a terminate.
+  try {
+    return ReadSafetensorsUnguarded(path);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": out of memory while reading"));
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat(path, " is not a valid safetensors file: ", ExceptionText(e)));
+  }
 }
 
 absl::Status WriteSafetensors(const std::string& path, const NamedTensors& tensors,

@@ -26,7 +26,9 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 // Every tensor of the file, in the order of their data, on the CPU. Errors
 // (NotFound, DataLoss for a truncated or malformed file, InvalidArgument for
 // an unsupported dtype) name the file and the problem; nothing is trusted:
-// sizes, offsets and shapes are checked against each other and the file.
+// sizes, offsets and shapes are checked against each other and the file, the
+// tensors' byte ranges must cover the data exactly (no overlaps, gaps or
+// trailing bytes, as the format requires) and BOOL bytes must be 0 or 1.
 absl::StatusOr<NamedTensors> ReadSafetensors(const std::string& path);
 
 // Writes `tensors` (any device, any strides; F64/F32/F16/BF16/I64/I32/I16/I8/

@@ -82,6 +82,22 @@ TEST(SafetensorsTest, RejectsTruncatedAndMalformedFiles) {
                                  R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8), "overlap"},
       {"unknown_dtype", FileWithHeader(R"({"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", 2),
        "unsupported dtype F8_E4M3"},
+      // A zero dimension keeps numel 0 but not at::empty's strides (found by fuzzing: a c10::Error escaped).
+      {"zero_then_huge_dims",
+       FileWithHeader(R"({"a":{"dtype":"F32","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})", 0),
+       "impossibly large"},
+      {"dim_above_int64",
+       FileWithHeader(R"({"a":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}})", 0),
+       "impossibly large"},
+      {"gap", FileWithHeader(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
+       "bytes [0, 4) of its data belong to no tensor"},
+      {"trailing_bytes", FileWithHeader(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 12),
+       "bytes [8, 12) of its data belong to no tensor"},
+      {"data_but_no_tensors", FileWithHeader(R"({"__metadata__":{"format":"pt"}})", 4),
+       "bytes [0, 4) of its data belong to no tensor"},
+      {"bool_byte_2",
+       FileWithHeader(R"({"a":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}})", 0) + std::string("\x01\x02\x00", 3),
+       "tensor 'a' is BOOL but holds the byte 2, not 0 or 1"},
   };
   for (const Case& c : cases) {
     const std::string path = ScratchPath(c.name + ".safetensors");
@@ -92,6 +108,20 @@ TEST(SafetensorsTest, RejectsTruncatedAndMalformedFiles) {
     EXPECT_NE(read.status().message().find(c.mentions), std::string::npos) << c.name << ": " << read.status();
   }
   EXPECT_EQ(ReadSafetensors(ScratchPath("missing.safetensors")).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SafetensorsTest, ReadsAnEmptyTensorAtTheStartOfANonEmptyOne) {
+  // Written as z [0, 0) then a [0, 8): sorting by begin alone could put 'a'
+  // first and call the two an overlap (found by fuzzing the round trip).
+  const std::string path = ScratchPath("empty_first.safetensors");
+  ASSERT_TRUE(WriteSafetensors(path, {{"z", torch::empty({0})}, {"a", torch::ones({2})}}).ok());
+  absl::StatusOr<NamedTensors> read = ReadSafetensors(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].first, "z");
+  EXPECT_EQ((*read)[0].second.numel(), 0);
+  EXPECT_EQ((*read)[1].first, "a");
+  EXPECT_TRUE((*read)[1].second.equal(torch::ones({2})));
 }
 
 TEST(SafetensorsTest, RefusesBadNamesAndKeepsTheOldFileOnFailure) {

@@ -806,6 +806,14 @@ class Unpickler {
     at::Tensor typed = storage->bytes.narrow(0, 0, static_cast<int64_t>(capacity * itemsize))
                            .view(dtype);
     at::Tensor view = typed.as_strided(sizes, strides, static_cast<int64_t>(offset));
+    if (dtype == at::kBool && numel > 0) {
+      // Any other byte is a bool that is neither true nor false (which a copy
+      // may or may not turn into 1): looked at as bytes, before any copy.
+      const int largest = view.view(at::kByte).max().item<uint8_t>();
+      if (largest > 1) {
+        return Error(absl::StrCat("a bool tensor holds the byte ", largest, ", not 0 or 1"));
+      }
+    }
     at::Tensor result;
     if (!storage->handed_out && offset == 0 && numel == capacity && view.is_contiguous()) {
       // The tensor is its whole storage: use the record's memory as it is.

@@ -355,6 +355,14 @@ TEST(TorchSaveReaderTest, MalformedPicklesAreErrors) {
        "storage '0' is used with two element types"},
       {"build_on_tensor", kProto + tensor + "}b.", "sets the state of a tensor"},
       {"wide_long", kProto + "\x8a\x09" + std::string(9, '\x01') + ".", "wider than 64 bits"},
+      // data/0 holds the floats 1, 2, 3, 4: as bools, 1.0f's bytes are 00 00 80 3f.
+      // The whole storage is handed out as it is; a part of it is copied.
+      {"bool_byte_128", kProto + "}(" + Str("w") +
+           TensorPickle("BoolStorage", "0", 16, 0, {16}, {1}) + "u.",
+       "a bool tensor holds the byte 128, not 0 or 1"},
+      {"bool_byte_128_in_a_view", kProto + "}(" + Str("w") +
+           TensorPickle("BoolStorage", "0", 16, 2, {2}, {1}) + "u.",
+       "a bool tensor holds the byte 128, not 0 or 1"},
   };
   for (const BadPickle& c : cases) {
     SCOPED_TRACE(c.name);
