@@ -1,7 +1,7 @@
 // Fuzzes ReadIdsAndLabels (the study's <prefix>_ids.txt and _labels.txt): the
 // input up to its first zero byte is the ids file, the rest the labels file.
-// It either fails with a status or returns framed, non-empty examples with
-// non-negative ids and one label each below num_labels.
+// It either fails with a status or returns non-empty examples (framing is not
+// checked) with non-negative ids and one label each below num_labels.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

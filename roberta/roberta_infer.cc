@@ -76,6 +76,9 @@ int Main(int argc, char** argv) {
     ExitWithUsageError(
         "--batch_size must be at least 1, --max_len at least 3, --warmup_batches and --threads at least 0");
   }
+  if (absl::GetFlag(FLAGS_dev_data).empty() && absl::GetFlag(FLAGS_synthetic_size) < 1) {
+    ExitWithUsageError("--synthetic_size must be at least 1 without --dev_data");
+  }
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   const Precision precision =
       absl::GetFlag(FLAGS_mixed) ? (device->is_cuda() ? Precision::kFp16 : Precision::kBf16) : Precision::kFp32;
@@ -109,26 +112,20 @@ int Main(int argc, char** argv) {
                         config.num_labels, absl::GetFlag(FLAGS_seed) + 1);
   } else {
     const std::string source = absl::GetFlag(FLAGS_dev_data);
-    absl::StatusOr<TextDataset> loaded;
-    if (source.size() > 4 && source.substr(source.size() - 4) == ".tsv") {
+    std::optional<SentencePieceTokenizer> tokenizer;
+    if (IsTsvPath(source)) {
       if (absl::GetFlag(FLAGS_tokenizer).empty()) ExitWithUsageError(absl::StrCat(source, " is raw text: give --tokenizer"));
-      absl::StatusOr<SentencePieceTokenizer> tokenizer = SentencePieceTokenizer::Load(absl::GetFlag(FLAGS_tokenizer));
-      if (!tokenizer.ok()) return ReportError(tokenizer.status().message());
-      loaded = ReadTsv(source, *tokenizer, max_len);
-    } else {
-      loaded = ReadIdsAndLabels(source);
+      absl::StatusOr<SentencePieceTokenizer> loaded = SentencePieceTokenizer::Load(absl::GetFlag(FLAGS_tokenizer));
+      if (!loaded.ok()) return ReportError(loaded.status().message());
+      tokenizer = std::move(*loaded);
     }
+    absl::StatusOr<TextDataset> loaded = LoadTextData(source, tokenizer ? &*tokenizer : nullptr, max_len);
     if (!loaded.ok()) return ReportError(loaded.status().message());
     dev = std::move(*loaded);
-  }
-  if (dev.size() == 0) return ReportError("the dev set is empty");
-  if (dev.num_labels > config.num_labels) {
-    return ReportError(absl::StrCat("the dev set has label ", dev.num_labels - 1, " but the model has ",
-                                    config.num_labels, " classes"));
-  }
-  if (MaxTokenId(dev) >= config.vocab_size) {
-    return ReportError(absl::StrCat("the dev set has token id ", MaxTokenId(dev), " but the model's vocabulary has ",
-                                    config.vocab_size, " (a tokenizer for another model?)"));
+    if (dev.size() == 0) return ReportError(absl::StrCat("the dev set ", source, " is empty"));
+    if (absl::Status s = CheckTextDataFitsModel(dev, source, config.num_labels, config.vocab_size); !s.ok()) {
+      return ReportError(s.message());
+    }
   }
 
   // Batches truncate to --max_len; the model's positions must cover what is left.

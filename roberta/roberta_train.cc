@@ -120,15 +120,6 @@ std::vector<char*> NormaliseFlagNames(int argc, char** argv, std::vector<std::st
   return args;
 }
 
-absl::StatusOr<TextDataset> LoadText(const std::string& source, const std::optional<SentencePieceTokenizer>& tokenizer,
-                                     int64_t max_len) {
-  if (source.size() > 4 && source.substr(source.size() - 4) == ".tsv") {
-    if (!tokenizer) return absl::InvalidArgumentError(absl::StrCat(source, " is raw text: give --tokenizer"));
-    return ReadTsv(source, *tokenizer, max_len);
-  }
-  return ReadIdsAndLabels(source);
-}
-
 // The device this host's processes train on: a GPU each when there are
 // enough, else the CPU. A --device value that is not a device is a usage error.
 absl::StatusOr<bool> UseGpus(int processes_here) {
@@ -237,6 +228,11 @@ int Train(const RankEnv& env, bool distributed) {
   }
   TextDataset train, dev;
   std::string data_origin;
+  // Every rank reads the same files: rank 0 alone says what is wrong with
+  // them, the others fail quietly, so that a bad file is one line.
+  auto report_data_error = [&env](const absl::Status& status) {
+    return env.rank == 0 ? ReportError(status.message()) : 1;
+  };
   if (absl::GetFlag(FLAGS_train_data).empty()) {
     const int64_t size = absl::GetFlag(FLAGS_synthetic_size);
     const int64_t min_len = synthetic_min_len > 0 ? synthetic_min_len : max_len / 2;
@@ -246,32 +242,29 @@ int Train(const RankEnv& env, bool distributed) {
     data_origin = absl::StrCat("synthetic ids (no --train_data): ", train.size(), " train / ", dev.size(),
                                " dev, ", min_len, " to ", max_len, " tokens");
   } else {
-    absl::StatusOr<TextDataset> loaded = LoadText(absl::GetFlag(FLAGS_train_data), tokenizer, max_len);
-    if (!loaded.ok()) return ReportError(loaded.status().message());
+    const SentencePieceTokenizer* spm = tokenizer ? &*tokenizer : nullptr;
+    const std::string train_source = absl::GetFlag(FLAGS_train_data);
+    const std::string dev_source = absl::GetFlag(FLAGS_dev_data);
+    absl::StatusOr<TextDataset> loaded = LoadTextData(train_source, spm, max_len);
+    if (!loaded.ok()) return report_data_error(loaded.status());
     train = std::move(*loaded);
-    if (!absl::GetFlag(FLAGS_dev_data).empty()) {
-      absl::StatusOr<TextDataset> loaded_dev = LoadText(absl::GetFlag(FLAGS_dev_data), tokenizer, max_len);
-      if (!loaded_dev.ok()) return ReportError(loaded_dev.status().message());
+    if (train.size() == 0) return report_data_error(absl::InvalidArgumentError(
+        absl::StrCat(train_source, " has no training sequences")));
+    if (absl::Status s = CheckTextDataFitsModel(train, train_source, config.num_labels, config.vocab_size); !s.ok()) {
+      return report_data_error(s);
+    }
+    if (!dev_source.empty()) {
+      absl::StatusOr<TextDataset> loaded_dev = LoadTextData(dev_source, spm, max_len);
+      if (!loaded_dev.ok()) return report_data_error(loaded_dev.status());
       dev = std::move(*loaded_dev);
-    }
-    data_origin = absl::StrCat(absl::GetFlag(FLAGS_train_data), ": ", train.size(), " train / ", dev.size(), " dev");
-    if (train.size() == 0) {
-      return ReportError(absl::StrCat(absl::GetFlag(FLAGS_train_data), " has no training sequences"));
-    }
-  }
-  for (const TextDataset* data : {&train, &dev}) {
-    if (data->num_labels > config.num_labels) {
-      return ReportError(absl::StrCat("the data has label ", data->num_labels - 1, " but the model has ",
-                                      config.num_labels, " classes (--num_labels)"));
-    }
-    for (const auto& ids : data->ids) {
-      for (int64_t id : ids) {
-        if (id >= config.vocab_size) {
-          return ReportError(absl::StrCat("the data has token id ", id, " but the model's vocabulary has ",
-                                          config.vocab_size, " (a tokenizer for another model?)"));
-        }
+      if (dev.size() == 0) {
+        return report_data_error(absl::InvalidArgumentError(absl::StrCat(dev_source, " has no dev sequences")));
+      }
+      if (absl::Status s = CheckTextDataFitsModel(dev, dev_source, config.num_labels, config.vocab_size); !s.ok()) {
+        return report_data_error(s);
       }
     }
+    data_origin = absl::StrCat(train_source, ": ", train.size(), " train / ", dev.size(), " dev");
   }
 
   // Batches truncate to --max_len; the model's positions must cover what is left.

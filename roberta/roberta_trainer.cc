@@ -127,6 +127,7 @@ double RobertaTrainer::Evaluate(const TextDataset& data, int64_t batch_size, int
   TextBatchOptions options;
   options.batch_size = batch_size;
   options.max_len = max_len;
+  options.pad_id = model_->config().pad_token_id;
   options.shuffle = false;
   TextBatcher batcher(data, options);
   batcher.StartEpoch(0);

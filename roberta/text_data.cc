@@ -1,6 +1,7 @@
 #include "roberta/text_data.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <numeric>
@@ -14,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -32,11 +35,60 @@ using nlohmann::json;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// A JSON value for an error message, cut short.
+// A JSON value for an error message, cut short. Arrays and objects are
+// described, not printed: dump() recurses, and a deeply nested one from a
+// hostile file would overflow the stack.
 std::string Show(const json& value) {
+  if (value.is_array()) return absl::StrCat("an array of ", value.size(), " elements");
+  if (value.is_object()) return absl::StrCat("an object of ", value.size(), " members");
   std::string text = value.dump();
   if (text.size() > 40) text = text.substr(0, 37) + "...";
   return text;
+}
+
+// Text from a file for an error message: at most 40 bytes, escaped.
+std::string ShowText(absl::string_view text) {
+  if (text.size() > 40) return absl::StrCat("\"", absl::CHexEscape(text.substr(0, 37)), "...\"");
+  return absl::StrCat("\"", absl::CHexEscape(text), "\"");
+}
+
+// Whether `path` names a directory (std::ifstream opens one without complaint).
+bool IsDirectory(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::is_directory(path, error);
+}
+
+// The byte offset of the first byte that is not part of well-formed UTF-8,
+// or npos: a shortest-form encoding of a code point up to U+10FFFF that is
+// not a surrogate.
+size_t FirstInvalidUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char lead = static_cast<unsigned char>(text[i]);
+    size_t length = 0;
+    uint32_t min = 0, code = 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if ((lead & 0xE0) == 0xC0) {
+      length = 2, min = 0x80, code = lead & 0x1F;
+    } else if ((lead & 0xF0) == 0xE0) {
+      length = 3, min = 0x800, code = lead & 0x0F;
+    } else if ((lead & 0xF8) == 0xF0) {
+      length = 4, min = 0x10000, code = lead & 0x07;
+    } else {
+      return i;
+    }
+    if (i + length > text.size()) return i;
+    for (size_t k = 1; k < length; ++k) {
+      const unsigned char next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return i;
+      code = (code << 6) | (next & 0x3F);
+    }
+    if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return i;
+    i += length;
+  }
+  return absl::string_view::npos;
 }
 
 // The value as a non-negative int64, or nullopt.
@@ -55,6 +107,7 @@ std::optional<int64_t> NonNegativeInt(const json& value) {
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
+  if (IsDirectory(path)) return absl::InvalidArgumentError(absl::StrCat(what, " file ", path, " is a directory"));
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", what, " file ", path));
   std::ostringstream text;
@@ -159,6 +212,10 @@ absl::StatusOr<std::vector<int64_t>> ParseLabels(const std::string& text, const 
       return absl::InvalidArgumentError(absl::StrCat(path, ": element ", i, ": ", Show(doc[i]),
                                                      " is not a non-negative integer label"));
     }
+    if (*label > kMaxTextLabel) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": element ", i, ": label ", *label, " is beyond the largest allowed, ", kMaxTextLabel));
+    }
     labels.push_back(*label);
   }
   return labels;
@@ -246,10 +303,28 @@ int64_t SentencePieceTokenizer::MapId(int piece_id) const {
   }
 }
 
-std::vector<int64_t> SentencePieceTokenizer::Encode(const std::string& text, int64_t max_len) const {
+absl::StatusOr<std::vector<int64_t>> SentencePieceTokenizer::Encode(const std::string& text, int64_t max_len) const {
   max_len = std::max<int64_t>(max_len, 2);
+  // Only the first max_len - 2 pieces are kept, so a long text is encoded a
+  // prefix at a time (a megabyte line would otherwise take gigabytes): a
+  // prefix cut at a space gives the same first pieces as the whole text, as
+  // pieces never span a space; one that yields a few pieces more than are
+  // kept is enough, else a prefix four times as long is tried.
+  const size_t wanted = static_cast<size_t>(max_len - 2) + 8;
   std::vector<int> pieces;
-  if (!processor_->Encode(text, &pieces).ok()) pieces.clear();
+  for (size_t prefix = 64 * wanted;; prefix *= 4) {
+    absl::string_view part = text;
+    if (prefix < text.size()) {
+      const size_t space = part.rfind(' ', prefix);
+      part = part.substr(0, space != absl::string_view::npos && space > 0 ? space : prefix);
+      while (!part.empty() && (static_cast<unsigned char>(text[part.size()]) & 0xC0) == 0x80) {
+        part.remove_suffix(1);  // not inside a UTF-8 sequence
+      }
+    }
+    const sentencepiece::util::Status status = processor_->Encode(std::string(part), &pieces);
+    if (!status.ok()) return absl::InternalError(absl::StrCat("SentencePiece cannot encode: ", status.ToString()));
+    if (part.size() == text.size() || pieces.size() >= wanted) break;
+  }
   const int64_t keep = std::min<int64_t>(static_cast<int64_t>(pieces.size()), max_len - 2);
   std::vector<int64_t> ids;
   ids.reserve(keep + 2);
@@ -273,6 +348,7 @@ absl::StatusOr<TextDataset> ReadTsv(const std::string& path, const SentencePiece
     return absl::InvalidArgumentError(
         absl::StrCat("max_len must be at least 2 (for <s> and </s>), got ", max_len, " for ", path));
   }
+  if (IsDirectory(path)) return absl::InvalidArgumentError(absl::StrCat("text file ", path, " is a directory"));
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open text file ", path));
   TextDataset data;
@@ -282,6 +358,14 @@ absl::StatusOr<TextDataset> ReadTsv(const std::string& path, const SentencePiece
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (absl::StripAsciiWhitespace(line).empty()) continue;
+    if (line.find('\r') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", line_number, ": a carriage return inside the line (lines must end in \\n or \\r\\n)"));
+    }
+    if (const size_t bad = FirstInvalidUtf8(line); bad != absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_number, ": not UTF-8 (byte ", bad + 1, " of the line)"));
+    }
     const size_t tab = line.rfind('\t');
     if (tab == std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", line_number,
@@ -290,15 +374,57 @@ absl::StatusOr<TextDataset> ReadTsv(const std::string& path, const SentencePiece
     const absl::string_view label_text = absl::StripAsciiWhitespace(absl::string_view(line).substr(tab + 1));
     int64_t label = 0;
     if (!absl::SimpleAtoi(label_text, &label) || label < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_number, ": label \"", label_text,
-                                                     "\" is not a non-negative integer"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_number, ": label ", ShowText(label_text), " is not a non-negative integer"));
     }
-    data.ids.push_back(tokenizer.Encode(line.substr(0, tab), max_len));
+    if (label > kMaxTextLabel) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_number, ": label ", label, " is beyond the largest allowed, ", kMaxTextLabel));
+    }
+    absl::StatusOr<std::vector<int64_t>> ids = tokenizer.Encode(line.substr(0, tab), max_len);
+    if (!ids.ok()) return absl::InternalError(absl::StrCat(path, ":", line_number, ": ", ids.status().message()));
+    data.ids.push_back(std::move(*ids));
     data.labels.push_back(label);
   }
   if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read text file ", path));
   data.num_labels = NumLabels(data.labels);
   return data;
+}
+
+bool IsTsvPath(const std::string& source) {
+  return source.size() > 4 && absl::EqualsIgnoreCase(absl::string_view(source).substr(source.size() - 4), ".tsv");
+}
+
+absl::StatusOr<TextDataset> LoadTextData(const std::string& source, const SentencePieceTokenizer* tokenizer,
+                                         int64_t max_len) {
+  if (IsTsvPath(source)) {
+    if (tokenizer == nullptr) return absl::InvalidArgumentError(absl::StrCat(source, " is raw text: give --tokenizer"));
+    return ReadTsv(source, *tokenizer, max_len);
+  }
+  absl::StatusOr<TextDataset> data = ReadIdsAndLabels(source);
+  if (absl::IsNotFound(data.status()) && !std::filesystem::exists(source + "_ids.txt")) {
+    return absl::NotFoundError(absl::StrCat(data.status().message(),
+                                            " (a data set is a prefix P of P_ids.txt and P_labels.txt, or a .tsv file)"));
+  }
+  return data;
+}
+
+absl::Status CheckTextDataFitsModel(const TextDataset& data, const std::string& source, int64_t num_labels,
+                                    int64_t vocab_size) {
+  for (int64_t i = 0; i < data.size(); ++i) {
+    if (data.labels[i] >= num_labels) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": example ", i, " has label ", data.labels[i],
+                                                     " but the model has ", num_labels, " classes"));
+    }
+    for (int64_t id : data.ids[i]) {
+      if (id >= vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat(source, ": example ", i, " has token id ", id,
+                                                       " but the model's vocabulary has ", vocab_size,
+                                                       " (a tokenizer for another model?)"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 TextDataset SyntheticText(int64_t size, int64_t min_len, int64_t max_len, int64_t vocab_size,

@@ -47,6 +47,8 @@ inline constexpr int64_t kTextBosId = 0;  // <s>
 inline constexpr int64_t kTextPadId = 1;  // <pad>
 inline constexpr int64_t kTextEosId = 2;  // </s>
 inline constexpr int64_t kTextUnkId = 3;  // <unk>
+// The largest label a data file may hold (so that 1 + label fits an int32).
+inline constexpr int64_t kMaxTextLabel = 2147483646;
 
 struct TextDataset {
   std::vector<std::vector<int64_t>> ids;  // token ids per example, already framed (<s> ... </s>)
@@ -65,8 +67,10 @@ int64_t LongestSequence(const TextDataset& data);
 // of token ids (or JSON Lines: one array per line), <prefix>_labels.txt one
 // JSON array of integer labels of the same length. Errors are one line naming
 // the file: NotFound (missing file), DataLoss (not JSON), InvalidArgument
-// (wrong structure, naming the element; a negative or non-integer id or
-// label; an empty example; a length mismatch).
+// (a directory; wrong structure, naming the element; a negative or
+// non-integer id or label, or a label above kMaxTextLabel; an empty example;
+// a length mismatch). Examples are taken as they are: nothing checks that
+// they are framed by <s> ... </s>.
 absl::StatusOr<TextDataset> ReadIdsAndLabels(const std::string& prefix);
 
 // A SentencePiece model (e.g. xlm-roberta-base's sentencepiece.bpe.model)
@@ -83,8 +87,10 @@ class SentencePieceTokenizer {
   static absl::StatusOr<SentencePieceTokenizer> Load(const std::string& model_path);
 
   // <s> + the text's pieces (mapped) + </s>, truncated so that the total is at
-  // most max_len (</s> kept last). max_len below 2 is taken as 2.
-  std::vector<int64_t> Encode(const std::string& text, int64_t max_len) const;
+  // most max_len (</s> kept last). max_len below 2 is taken as 2. Only a
+  // prefix of a long text is encoded, enough for max_len. Internal if
+  // SentencePiece fails.
+  absl::StatusOr<std::vector<int64_t>> Encode(const std::string& text, int64_t max_len) const;
 
   // The XLM-R id of one piece ("▁hello"); kTextUnkId for unknown pieces.
   int64_t PieceToId(const std::string& piece) const;
@@ -102,11 +108,29 @@ class SentencePieceTokenizer {
 };
 
 // Reads raw text: one example per line, "text<TAB>label" (split at the last
-// tab; label a non-negative integer; blank lines skipped), each text encoded
-// with `tokenizer` to at most max_len ids. NotFound for a missing file,
-// InvalidArgument naming file and line for a bad line, or for max_len < 2.
+// tab; label a non-negative integer; blank lines skipped; lines end in \n or
+// \r\n), each text encoded with `tokenizer` to at most max_len ids. NotFound
+// for a missing file, InvalidArgument for a directory, for max_len < 2, or
+// naming file and line for a bad line: no tab, a bad label, a carriage return
+// inside it, bytes that are not UTF-8.
 absl::StatusOr<TextDataset> ReadTsv(const std::string& path, const SentencePieceTokenizer& tokenizer,
                                     int64_t max_len);
+
+// Whether a data set named on a command line is raw text: a name ending in
+// .tsv (any case).
+bool IsTsvPath(const std::string& source);
+
+// The data set named on a command line: ReadTsv for a .tsv file (tokenizer
+// required, else InvalidArgument), ReadIdsAndLabels for a prefix. A missing
+// ids file says what a prefix is.
+absl::StatusOr<TextDataset> LoadTextData(const std::string& source, const SentencePieceTokenizer* tokenizer,
+                                         int64_t max_len);
+
+// Whether `data`, read from `source`, fits a model with `num_labels` classes
+// and `vocab_size` token ids; InvalidArgument naming the source and the first
+// example that does not.
+absl::Status CheckTextDataFitsModel(const TextDataset& data, const std::string& source, int64_t num_labels,
+                                    int64_t vocab_size);
 
 // `size` examples of random ids in [3, vocab_size) framed by 0 ... 2, total
 // lengths (framing included) uniform in [min_len, max_len], labels uniform in

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -183,6 +184,9 @@ TEST(TextDataTest, ReadErrorsNameTheFile) {
       {"labels_nested", "[[0, 2]]", "[[1]]", absl::StatusCode::kInvalidArgument, "labels", "element 0"},
       {"length_mismatch", "[[0, 2], [0, 2]]", "[0, 1, 1]", absl::StatusCode::kInvalidArgument, "both",
        "has 2 examples but"},
+      // 1 + the largest label is the number of classes: it must not overflow.
+      {"labels_huge", "[[0, 2]]", "[9223372036854775807]", absl::StatusCode::kInvalidArgument, "labels",
+       "element 0: label 9223372036854775807 is beyond the largest allowed"},
   };
   for (const Case& c : cases) {
     const std::string prefix = WritePair(c.name, c.ids, c.labels);
@@ -200,6 +204,54 @@ TEST(TextDataTest, ReadErrorsNameTheFile) {
     EXPECT_THAT(message, HasSubstr(c.detail)) << c.name;
     EXPECT_EQ(message.find('\n'), std::string::npos) << c.name << ": not one line";
   }
+}
+
+// A hostile file nests arrays deeper than a recursive printer's stack allows:
+// the error describes the value instead of printing it.
+TEST(TextDataTest, DeeplyNestedArraysAreAnErrorNotACrash) {
+  const int depth = 200000;
+  const std::string nested = std::string(depth, '[') + std::string(depth, ']');
+  absl::StatusOr<TextDataset> ids = ReadIdsAndLabels(WritePair("deep_ids", nested.c_str(), "[0]"));
+  EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument) << ids.status();
+  EXPECT_THAT(std::string(ids.status().message()), HasSubstr("an array of 1 elements"));
+  absl::StatusOr<TextDataset> labels = ReadIdsAndLabels(WritePair("deep_labels", "[[0, 2]]", nested.c_str()));
+  EXPECT_EQ(labels.status().code(), absl::StatusCode::kInvalidArgument) << labels.status();
+}
+
+TEST(TextDataTest, ADirectoryIsNamedAsOne) {
+  const std::string prefix = TempDir() + "/dir";
+  std::filesystem::create_directories(prefix + "_ids.txt");
+  absl::StatusOr<TextDataset> data = ReadIdsAndLabels(prefix);
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(data.status().message()), HasSubstr(prefix + "_ids.txt is a directory"));
+}
+
+TEST(TextDataTest, LoadTextDataSaysWhatAPrefixIs) {
+  const std::string prefix = WritePair("load", "[[0, 5, 2], [0, 6, 7, 2]]", "[0, 3]");
+  absl::StatusOr<TextDataset> data = LoadTextData(prefix, nullptr, 16);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->size(), 2);
+  absl::StatusOr<TextDataset> file_name = LoadTextData(prefix + "_ids.txt", nullptr, 16);
+  EXPECT_EQ(file_name.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(file_name.status().message()), HasSubstr("a prefix P of P_ids.txt and P_labels.txt"));
+  // Raw text in any case needs a tokenizer.
+  EXPECT_TRUE(IsTsvPath("data/TRAIN.TSV"));
+  EXPECT_FALSE(IsTsvPath(".tsv"));
+  absl::StatusOr<TextDataset> raw = LoadTextData(TempDir() + "/train.Tsv", nullptr, 16);
+  EXPECT_EQ(raw.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(raw.status().message()), HasSubstr("give --tokenizer"));
+}
+
+TEST(TextDataTest, CheckTextDataFitsModelNamesSourceAndExample) {
+  const std::string prefix = WritePair("fits", "[[0, 5, 2], [0, 6, 7, 2]]", "[0, 3]");
+  absl::StatusOr<TextDataset> data = ReadIdsAndLabels(prefix);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(CheckTextDataFitsModel(*data, "dev", 4, 8).ok());
+  absl::Status labels = CheckTextDataFitsModel(*data, "dev", 3, 8);
+  EXPECT_EQ(labels.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(labels.message()), HasSubstr("dev: example 1 has label 3 but the model has 3 classes"));
+  absl::Status ids = CheckTextDataFitsModel(*data, "dev", 4, 7);
+  EXPECT_THAT(std::string(ids.message()), HasSubstr("dev: example 1 has token id 7"));
 }
 
 // ---------------------------------------------------------------- synthetic
@@ -571,7 +623,7 @@ TEST_F(SentencePieceTest, FramesAndMapsIdsLikeXlmR) {
   ASSERT_EQ(processor_.bos_id(), 1);
   ASSERT_EQ(processor_.eos_id(), 2);
   const std::string text = "the lazy fox checks a world of facts";
-  const std::vector<int64_t> ids = tokenizer_->Encode(text, 128);
+  const std::vector<int64_t> ids = tokenizer_->Encode(text, 128).value();
   const std::vector<std::string> pieces = processor_.EncodeAsPieces(text);
   ASSERT_EQ(ids.size(), pieces.size() + 2);
   EXPECT_EQ(ids.front(), 0);
@@ -595,14 +647,14 @@ TEST_F(SentencePieceTest, FramesAndMapsIdsLikeXlmR) {
   EXPECT_EQ(tokenizer_->PieceToId("<mask>"), tokenizer_->mask_id());
   EXPECT_EQ(tokenizer_->PieceToId("no-such-piece"), 3);
   // Empty text is just the framing.
-  EXPECT_EQ(tokenizer_->Encode("", 16), (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(tokenizer_->Encode("", 16).value(), (std::vector<int64_t>{0, 2}));
 }
 
 TEST_F(SentencePieceTest, UnknownPiecesMapToUnk) {
   const std::string text = "hello \xce\xa9\xce\xa9 world \xe4\xb8\xad";  // Greek and CJK, not in the corpus
   std::vector<int> spm_ids;
   ASSERT_TRUE(processor_.Encode(text, &spm_ids).ok());
-  const std::vector<int64_t> ids = tokenizer_->Encode(text, 128);
+  const std::vector<int64_t> ids = tokenizer_->Encode(text, 128).value();
   ASSERT_EQ(ids.size(), spm_ids.size() + 2);
   int unknown = 0;
   for (size_t i = 0; i < spm_ids.size(); ++i) {
@@ -619,13 +671,13 @@ TEST_F(SentencePieceTest, UnknownPiecesMapToUnk) {
 
 TEST_F(SentencePieceTest, TruncatesKeepingEos) {
   const std::string text = "the quick brown fox jumps over the lazy dog";
-  const std::vector<int64_t> full = tokenizer_->Encode(text, 1000);
+  const std::vector<int64_t> full = tokenizer_->Encode(text, 1000).value();
   ASSERT_GT(full.size(), 6u);
-  const std::vector<int64_t> cut = tokenizer_->Encode(text, 5);
+  const std::vector<int64_t> cut = tokenizer_->Encode(text, 5).value();
   EXPECT_EQ(cut, (std::vector<int64_t>{0, full[1], full[2], full[3], 2}));
-  EXPECT_EQ(tokenizer_->Encode(text, static_cast<int64_t>(full.size())), full);
-  EXPECT_EQ(tokenizer_->Encode(text, 2), (std::vector<int64_t>{0, 2}));
-  EXPECT_EQ(tokenizer_->Encode(text, 0), (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(tokenizer_->Encode(text, static_cast<int64_t>(full.size())).value(), full);
+  EXPECT_EQ(tokenizer_->Encode(text, 2).value(), (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(tokenizer_->Encode(text, 0).value(), (std::vector<int64_t>{0, 2}));
 }
 
 TEST_F(SentencePieceTest, LoadErrorsNameTheFile) {
@@ -647,9 +699,9 @@ TEST_F(SentencePieceTest, ReadsTsv) {
   absl::StatusOr<TextDataset> data = ReadTsv(path, *tokenizer_, 6);
   ASSERT_TRUE(data.ok()) << data.status();
   ASSERT_EQ(data->size(), 3);
-  EXPECT_EQ(data->ids[0], tokenizer_->Encode("hello world", 6));
-  EXPECT_EQ(data->ids[1], tokenizer_->Encode("the lazy dog", 6));
-  EXPECT_EQ(data->ids[2], tokenizer_->Encode("facts\twith a tab", 6));
+  EXPECT_EQ(data->ids[0], tokenizer_->Encode("hello world", 6).value());
+  EXPECT_EQ(data->ids[1], tokenizer_->Encode("the lazy dog", 6).value());
+  EXPECT_EQ(data->ids[2], tokenizer_->Encode("facts\twith a tab", 6).value());
   for (const std::vector<int64_t>& ids : data->ids) EXPECT_LE(ids.size(), 6u);
   EXPECT_EQ(data->labels, (std::vector<int64_t>{1, 0, 3}));
   EXPECT_EQ(data->num_labels, 4);
@@ -663,12 +715,22 @@ TEST_F(SentencePieceTest, TsvErrorsNameFileAndLine) {
     const char* where;   // ":<line>"
     const char* detail;
   };
+  const std::string long_label = "a\t" + std::string(1000, '7') + "x\n";
   const std::vector<Case> cases = {
       {"no_tab.tsv", "hello world\t1\nno tab here 2\n", ":2:", "no tab"},
       {"bad_label.tsv", "a\t0\n\nb\tone\n", ":3:", "label \"one\""},
       {"negative_label.tsv", "a\t-1\n", ":1:", "label \"-1\""},
       {"float_label.tsv", "a\t0\nb\t1\nc\t1.5\n", ":3:", "label \"1.5\""},
       {"empty_label.tsv", "a\t\n", ":1:", "label \"\""},
+      {"huge_label.tsv", "a\t9223372036854775807\n", ":1:", "beyond the largest allowed"},
+      // A control sequence is not sent to the terminal; a long label is cut.
+      {"escape_label.tsv", "a\t0\nb\t1\x1b[2J\n", ":2:", "label \"1\\x1b[2J\""},
+      {"long_label.tsv", long_label.c_str(), ":1:", "777...\""},
+      // Old Mac line endings would merge every example into one.
+      {"cr_only.tsv", "hello world\t1\rthe lazy dog\t0\r", ":1:", "carriage return"},
+      {"latin1.tsv", "a\t0\nna\xefve caf\xe9\t1\n", ":2:", "not UTF-8 (byte 3 of the line)"},
+      {"surrogate.tsv", "\xed\xa0\x80\t1\n", ":1:", "not UTF-8 (byte 1 of the line)"},
+      {"overlong.tsv", "ok \xc0\xaf\t1\n", ":1:", "not UTF-8 (byte 4 of the line)"},
   };
   for (const Case& c : cases) {
     const std::string path = *dir_ + "/" + c.name;
@@ -687,6 +749,37 @@ TEST_F(SentencePieceTest, TsvErrorsNameFileAndLine) {
   WriteFile(good, "a\t0\n");
   data = ReadTsv(good, *tokenizer_, 1);
   EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  data = ReadTsv(*dir_, *tokenizer_, 16);
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(data.status().message()), HasSubstr("is a directory"));
+}
+
+TEST_F(SentencePieceTest, ReadsWellFormedUtf8) {
+  const std::string path = *dir_ + "/utf8.tsv";
+  // Two-, three- and four-byte characters, and a BOM.
+  WriteFile(path, "\xef\xbb\xbfna\xc3\xafve caf\xc3\xa9\t1\n\xe4\xb8\xad \xf0\x9f\x98\x80\t0\n");
+  absl::StatusOr<TextDataset> data = ReadTsv(path, *tokenizer_, 16);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->size(), 2);
+}
+
+// A long text is encoded a prefix at a time: the ids are those of the whole
+// text's first pieces, with spaces and without.
+TEST_F(SentencePieceTest, ALongTextGivesTheWholeTextsFirstPieces) {
+  std::string spaced, unspaced;
+  for (int i = 0; spaced.size() < 200000; ++i) spaced += (i % 3 == 0 ? "the lazy fox " : "checks a world of facts ");
+  for (int i = 0; unspaced.size() < 200000; ++i) unspaced += (i % 2 == 0 ? "thelazyfox" : "worldfacts");
+  for (const std::string* text : {&spaced, &unspaced}) {
+    std::vector<int> whole;
+    ASSERT_TRUE(processor_.Encode(*text, &whole).ok());
+    for (int64_t max_len : {2, 16, 512}) {
+      const std::vector<int64_t> ids = tokenizer_->Encode(*text, max_len).value();
+      ASSERT_EQ(static_cast<int64_t>(ids.size()), max_len);
+      for (int64_t i = 1; i + 1 < max_len; ++i) {
+        ASSERT_EQ(ids[i], tokenizer_->PieceToId(processor_.IdToPiece(whole[i - 1]))) << i << " of " << max_len;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -155,6 +155,8 @@ TEST(RobertaE2eTest, BadInputIsOneLine) {
   std::ofstream(dir + "/empty_labels.txt") << "[]";
   std::ofstream(dir + "/label9_ids.txt") << "[[0, 5, 2], [0, 6, 2]]";
   std::ofstream(dir + "/label9_labels.txt") << "[1, 9]";
+  std::ofstream(dir + "/good_ids.txt") << "[[0, 5, 2], [0, 6, 2]]";
+  std::ofstream(dir + "/good_labels.txt") << "[1, 2]";
   struct Case {
     std::string command;
     int exit_code;
@@ -188,7 +190,20 @@ TEST(RobertaE2eTest, BadInputIsOneLine) {
        "sequences of 39 tokens"},
       {std::string("roberta/roberta_infer --results= --log= --model_path ") + kFixture + " --dev_data " + dir +
            "/label9",
-       1, "the dev set has label 9 but the model has 4 classes"},
+       1, "label9: example 1 has label 9 but the model has 4 classes"},
+      {std::string("roberta/roberta_infer --results= --log= --model_path ") + kFixture + " --dev_data " + dir +
+           "/empty",
+       1, "the dev set " + dir + "/empty is empty"},
+      {std::string("roberta/roberta_infer --results= --log= --synthetic_size 0 --model_path ") + kFixture, 2,
+       "--synthetic_size"},
+      // The dev set as the training set is: a bad one is an error, an empty one too.
+      {train + "--model_name " + kFixture + " --train_data " + dir + "/good --dev_data " + dir + "/label9", 1,
+       "label9: example 1 has label 9"},
+      {train + "--model_name " + kFixture + " --train_data " + dir + "/good --dev_data " + dir + "/empty", 1,
+       "empty has no dev sequences"},
+      {train + "--model_name " + kFixture + " --train_data " + dir + "/label9_ids.txt", 1,
+       "a data set is a prefix P of P_ids.txt and P_labels.txt"},
+      {train + "--model_name " + kFixture + " --train_data " + dir + "/TRAIN.TSV", 1, "TRAIN.TSV is raw text"},
   };
   for (const Case& c : cases) {
     CommandResult run = RunCommand(c.command);
@@ -196,6 +211,14 @@ TEST(RobertaE2eTest, BadInputIsOneLine) {
     EXPECT_NE(run.output.find(c.mentions), std::string::npos) << c.command << "\n" << run.output;
     EXPECT_EQ(CountLines(run.output), 1) << c.command << "\n" << run.output;
   }
+  // Every rank reads the data; rank 0 alone says what is wrong with it, and
+  // the launcher which rank stopped first.
+  CommandResult ranks = RunCommand(train + "--model_name " + kFixture + " --nproc 2 --train_data " + dir + "/big");
+  EXPECT_EQ(ranks.exit_code, 1) << ranks.output;
+  const size_t first = ranks.output.find("token id 499");
+  ASSERT_NE(first, std::string::npos) << ranks.output;
+  EXPECT_EQ(ranks.output.find("token id 499", first + 1), std::string::npos) << ranks.output;
+  EXPECT_LE(CountLines(ranks.output), 2) << ranks.output;
 }
 
 }  // namespace

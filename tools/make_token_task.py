@@ -60,7 +60,12 @@ def main():
     args = parser.parse_args()
     if args.train < 1 or args.dev < 1:
         parser.error("--train and --dev must be at least 1")
-    os.makedirs(args.out, exist_ok=True)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out} is a file, not a folder")
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        parser.error(f"cannot make --out {args.out}: {e.strerror}")
     write_split(os.path.join(args.out, "train"), *make_rows(args.train, args.seed))
     write_split(os.path.join(args.out, "dev"), *make_rows(args.dev, args.seed + 1))
     print(f"make_token_task: {args.train} train and {args.dev} dev sequences in {args.out}")

@@ -66,6 +66,13 @@ class TokenTaskTest(unittest.TestCase):
             self.assertIn("--train and --dev must be at least 1", run.stderr)
             self.assertEqual(os.listdir(out), [])
 
+    def test_out_naming_a_file_is_a_usage_error(self):
+        with tempfile.NamedTemporaryFile() as existing:
+            run = subprocess.run([sys.executable, SCRIPT, "--out", existing.name], capture_output=True, text=True)
+            self.assertEqual(run.returncode, 2)
+            self.assertIn("is a file, not a folder", run.stderr)
+            self.assertNotIn("Traceback", run.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
