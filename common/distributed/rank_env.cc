@@ -145,4 +145,13 @@ absl::StatusOr<std::optional<RankEnv>> RankEnvFromEnvironment(const EnvLookup& l
   return std::optional<RankEnv>();
 }
 
+absl::StatusOr<int> OwnGpuIndex(const RankEnv& env, int visible_gpus, const EnvLookup& lookup) {
+  if (visible_gpus >= env.local_world_size) return env.local_rank;
+  const char* per_task = lookup("SLURM_GPUS_PER_TASK");
+  if (env.launcher == "slurm" && visible_gpus >= 1 && per_task != nullptr && *per_task != '\0') return 0;
+  return absl::FailedPreconditionError(absl::StrCat(
+      env.local_world_size, " processes on this host need one GPU each, but each sees ", visible_gpus,
+      env.launcher == "slurm" ? " (srun --gpus-per-task=1 gives each task its own)" : " (use fewer processes)"));
+}
+
 }  // namespace dlspeed

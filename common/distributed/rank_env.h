@@ -46,6 +46,12 @@ using EnvLookup = std::function<const char*(const char*)>;
 // size), a port outside 1..65535, ...).
 absl::StatusOr<std::optional<RankEnv>> RankEnvFromEnvironment(const EnvLookup& lookup);
 
+// Which of the `visible_gpus` GPUs this process sees is its own: LOCAL_RANK's
+// when it sees one for each process on its machine; the first when SLURM gave
+// each task its own GPUs and hid the others (srun --gpus-per-task, which sets
+// SLURM_GPUS_PER_TASK). FailedPrecondition when it sees too few.
+absl::StatusOr<int> OwnGpuIndex(const RankEnv& env, int visible_gpus, const EnvLookup& lookup);
+
 }  // namespace dlspeed
 
 #endif  // DLSPEED_COMMON_DISTRIBUTED_RANK_ENV_H_

@@ -3,10 +3,13 @@
 #include <map>
 #include <string>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace dlspeed {
 namespace {
+
+using ::testing::HasSubstr;
 
 EnvLookup Env(const std::map<std::string, std::string>& vars) {
   return [vars](const char* name) -> const char* {
@@ -155,6 +158,26 @@ TEST(RankEnvTest, RejectsInconsistentOrMalformedValues) {
     ASSERT_FALSE(env.ok()) << c.mentions;
     EXPECT_NE(env.status().message().find(c.mentions), std::string::npos) << env.status();
   }
+}
+
+TEST(RankEnvTest, OwnGpuIsLocalRanksUnlessSlurmGaveEachTaskItsOwn) {
+  RankEnv env;
+  env.local_rank = 2;
+  env.local_world_size = 4;
+  env.launcher = "torchrun";
+  EXPECT_EQ(OwnGpuIndex(env, 4, Env({})).value(), 2);
+  EXPECT_EQ(OwnGpuIndex(env, 8, Env({})).value(), 2);
+  absl::StatusOr<int> few = OwnGpuIndex(env, 1, Env({{"SLURM_GPUS_PER_TASK", "1"}}));
+  EXPECT_EQ(few.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(few.status().message()), HasSubstr("4 processes on this host need one GPU each"));
+  env.launcher = "slurm";
+  // srun --gpus-per-task=1: each task sees its own GPU only.
+  EXPECT_EQ(OwnGpuIndex(env, 1, Env({{"SLURM_GPUS_PER_TASK", "1"}})).value(), 0);
+  EXPECT_EQ(OwnGpuIndex(env, 4, Env({{"SLURM_GPUS_PER_TASK", "1"}})).value(), 2);  // --gpu-bind=none
+  absl::StatusOr<int> shared = OwnGpuIndex(env, 1, Env({}));
+  EXPECT_EQ(shared.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(shared.status().message()), HasSubstr("--gpus-per-task=1"));
+  EXPECT_FALSE(OwnGpuIndex(env, 0, Env({{"SLURM_GPUS_PER_TASK", "1"}})).ok());
 }
 
 }  // namespace
