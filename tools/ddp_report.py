@@ -17,7 +17,9 @@ they see the same machine load; it prints a Markdown report of the medians.
 
 The C++ figures are each binary's step_seconds.median (second epoch of two,
 --max_steps steps each); the Python peer warms up for as many steps as it times.
-With --results FILE it also appends the (c) comparison as one cpp_vs_python
+The Python peers run torch.optim's fused SGD (--python_implementation), as
+the C++ side does, and glibc's malloc set as the C++ binaries set it
+(tools/records.py PEER_MALLOC_ENV). With --results FILE it also appends the (c) comparison as one cpp_vs_python
 record (tools/records.py) to FILE, for tools/report.py.
 
 On a GPU host (one GPU is enough) --device cuda measures (a) alone, with NCCL
@@ -130,7 +132,8 @@ def step_by_step(args, benchmark, python_step_seconds):
     python = try_json([args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--paired",
                        "--world", "1", "--depth", str(args.depth), "--batch", str(args.batch),
                        "--steps", str(steps), "--warmup", "20" if args.device == "cuda" else "3",
-                       "--device", args.device, "--precision", args.precision])
+                       "--device", args.device, "--precision", args.precision,
+                       "--implementation", args.python_implementation], result_records.peer_env())
     return cpp, python
 
 
@@ -178,6 +181,8 @@ def main():
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                         help="fp16: autocast and a GradScaler on both sides (a GPU's mixed precision)")
     parser.add_argument("--overhead_only", action="store_true", help="measure (a) alone")
+    parser.add_argument("--python_implementation", default="fused", choices=["default", "foreach", "fused"],
+                        help="torch.optim.SGD's implementation in the Python peers (the C++ side runs fused SGD)")
     parser.add_argument("--paired_seconds", type=float, default=10,
                         help="about how long each side's step-by-step comparison in one process runs")
     parser.add_argument("--out", help="also write the Markdown report here")
@@ -228,11 +233,12 @@ def main():
             variants[(overlap, bucket)].append("--own_bucket_min_mb=1000")
     peer = [args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--depth", d,
             "--batch", str(args.batch), "--world", "2", "--bucket_cap_mb", "25",
-            "--steps", str(args.steps), "--warmup", str(args.steps)]
+            "--steps", str(args.steps), "--warmup", str(args.steps),
+            "--implementation", args.python_implementation]
 
     # PyTorch's own one-process overhead, measured the same way: its DDP at
     # world size 1 against its plain training step.
-    on = ["--device", args.device, "--precision", args.precision]
+    on = ["--device", args.device, "--precision", args.precision, "--implementation", args.python_implementation]
     peer_single = [args.python, os.path.join(ROOT, "tools", "peer", "resnet_train_step.py"), "--depth", d,
                    "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.steps)] + on
     peer_ddp1 = [args.python, os.path.join(ROOT, "tools", "peer", "resnet_ddp_step.py"), "--depth", d,
@@ -249,10 +255,10 @@ def main():
             for name, cmd in variants.items():
                 records[name].append(run_binary(cmd, results))
             if not overhead_only:
-                python.append(json.loads(run(peer).strip().splitlines()[-1]))
-            step_run = try_json(peer_single)
+                python.append(json.loads(run(peer, result_records.peer_env()).strip().splitlines()[-1]))
+            step_run = try_json(peer_single, result_records.peer_env())
             python_single.append(step_run["median_ms"] / 1e3 if step_run else None)
-            python_ddp1_runs.append(try_json(peer_ddp1))
+            python_ddp1_runs.append(try_json(peer_ddp1, result_records.peer_env()))
             # Each round's figures as it ends, so that a run cut short still tells something.
             ddp1_run = python_ddp1_runs[-1]
             print(f"round {r + 1}/{args.rounds}: resnet_single {ms(records['single'][-1]['step_seconds']['median'])} "
@@ -336,8 +342,9 @@ def main():
     cpp = step[("true", "25")]
     lines += ["## (c) C++ against Python DDP (2 processes, bucket 25 MiB, overlap, SyncBatchNorm)", "",
               "| implementation | ms per step (median) | rounds (ms) |", "| --- | --- | --- |",
-              f"| resnet_ddp | {ms(cpp)} | {rounds(('true', '25'))} |",
-              f"| Python DDP (resnet_ddp_step.py, {python[0]['threads']} threads/process) | {ms(py)} | "
+              f"| resnet_ddp (fused SGD) | {ms(cpp)} | {rounds(('true', '25'))} |",
+              f"| Python DDP (resnet_ddp_step.py, {python[0].get('implementation', '?')} SGD, "
+              f"{python[0]['threads']} threads/process) | {ms(py)} | "
               f"{', '.join(ms(p['median_step_seconds']) for p in python)} |", "",
               f"Python / C++ step time: {py / cpp:.2f} (> 1: C++ faster)."]
 

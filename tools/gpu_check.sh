@@ -53,6 +53,9 @@ rm -rf "$TRACES" "$TRACES.tar.gz"
 : >"$RESULTS"
 BUILD="${BUILD_DIR:-build-gpu}"
 PYTHON="${PYTHON:-python3}"
+# The Python peers, with glibc's malloc set as the C++ binaries set it
+# (common/host_malloc.h; tools/records.py PEER_MALLOC_ENV).
+PEER=(env MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 "$PYTHON")
 DEVICE="${DEVICE:-cuda}"
 SYNTHETIC_SIZE="${SYNTHETIC_SIZE:-20480}"
 # Traced runs trace TRACE_STEPS steps after TRACE_AFTER (a CPU dry run has 2 steps an epoch).
@@ -165,7 +168,7 @@ if stage infer; then
   [[ "$DEVICE" == cpu ]] && PEER_INFER=(--variants eager,torchscript-frozen)
   for p in fp32 fp16; do
     [[ "$DEVICE" == cpu && $p == fp16 ]] && continue
-    check peer-python-infer-$p 300 "$PYTHON" tools/peer/resnet_infer.py --device "$DEVICE" --depth 18 --batch 32 \
+    check peer-python-infer-$p 300 "${PEER[@]}" tools/peer/resnet_infer.py --device "$DEVICE" --depth 18 --batch 32 \
       --precision $p --iters 200 --warmup 20 "${PEER_INFER[@]}"
   done
   INFER_FILTER="cuda-.*/depth:18/batch:32"
@@ -199,8 +202,8 @@ if stage resnet; then
   PEER_PRECISIONS="fp32 fp16 bf16"
   [[ "$DEVICE" == cpu ]] && PEER_PRECISIONS="fp32 bf16"  # fp16 on a CPU takes minutes a step
   for p in $PEER_PRECISIONS; do
-    check peer-python-train-$p 300 "$PYTHON" tools/peer/resnet_train_step.py --depth 18 --batch 512 --precision $p \
-      --steps $PEER_STEPS --device "$DEVICE"
+    check peer-python-train-$p 300 "${PEER[@]}" tools/peer/resnet_train_step.py --depth 18 --batch 512 --precision $p \
+      --steps $PEER_STEPS --device "$DEVICE" --implementation fused
   done
   check train_step_benchmark 300 "$B/resnet/benchmarks/train_step_benchmark" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
     --benchmark_out="${OUT_PREFIX}-train_step_benchmark.json" \
@@ -221,7 +224,7 @@ if stage resnet; then
   check trace-resnet_single-fp16 120 "$B/resnet/resnet_single" --depths=18 --modes=mixed "${TRACE_FLAGS[@]}" \
     --trace="$TRACES/resnet_single-18-mixed.json"
   check trace-resnet_ddp-fp32 120 "$B/resnet/resnet_ddp" 18 1 0 "${TRACE_FLAGS[@]}" --trace="$TRACES/resnet_ddp-18-fp32.json"
-  check trace-peer-python-train-fp16 120 "$PYTHON" tools/peer/resnet_train_step.py --depth 18 "${TRACE_PEER[@]}" \
+  check trace-peer-python-train-fp16 120 "${PEER[@]}" tools/peer/resnet_train_step.py --depth 18 "${TRACE_PEER[@]}" \
     --steps 3 --device "$DEVICE" --trace "$TRACES/python-resnet18-${TRACE_PEER[1]}.json"
 fi
 
@@ -243,13 +246,13 @@ if stage roberta; then
     check roberta_train-$TRAIN_MODEL-$p 400 "$B/roberta/roberta_train" --model_name $TRAIN_MODEL --batch-size $TRAIN_BATCH \
       --max_len 128 --pad_to_max_len --synthetic_min_len 128 --epochs 2 --max_steps $TRAIN_STEPS --synthetic_size $TRAIN_SIZE \
       --device="$DEVICE" --sync_each_step "${mixed[@]}" --results="$RESULTS" --save_dir= --nolog_file --checkpoint=
-    check peer-python-roberta-train-$p 300 "$PYTHON" tools/peer/roberta_train_step.py --model $TRAIN_MODEL \
-      --batch $TRAIN_BATCH --seq 128 --precision $p --steps $PEER_TRAIN_STEPS --device "$DEVICE"
+    check peer-python-roberta-train-$p 300 "${PEER[@]}" tools/peer/roberta_train_step.py --model $TRAIN_MODEL \
+      --batch $TRAIN_BATCH --seq 128 --precision $p --steps $PEER_TRAIN_STEPS --device "$DEVICE" --implementation fused
   done
   check roberta_forward_benchmark 300 "$B/roberta/benchmarks/roberta_forward_benchmark" \
     --benchmark_filter="${DEVICE}-.*/model:$FORWARD_INDEX/batch:$FORWARD_BATCH" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
     --benchmark_out="${OUT_PREFIX}-roberta_forward_benchmark.json"
-  check peer-python-roberta-forward 300 "$PYTHON" tools/peer/roberta_forward.py --model $FORWARD_MODEL \
+  check peer-python-roberta-forward 300 "${PEER[@]}" tools/peer/roberta_forward.py --model $FORWARD_MODEL \
     --batch $FORWARD_BATCH --seq 128 --device "$DEVICE" --variant $FORWARD_VARIANTS --iters $FORWARD_ITERS
   # Traces of the fp16 training step on both sides (fp32 on a CPU), in runs of
   # their own; 2 steps each (an XLM-R step has thousands of events).
@@ -260,8 +263,8 @@ if stage roberta; then
     --batch-size $TRAIN_BATCH --max_len 128 --pad_to_max_len --synthetic_min_len 128 --epochs 1 --max_steps 30 \
     --synthetic_size $TRAIN_SIZE --device="$DEVICE" "${mixed[@]}" --results= --save_dir= --nolog_file --checkpoint= \
     --trace_after_steps=$TRACE_AFTER --trace_steps=2 --trace="$TRACES/roberta_train-$TRAIN_MODEL-$p.json"
-  check trace-peer-python-roberta-train-$p 300 "$PYTHON" tools/peer/roberta_train_step.py --model $TRAIN_MODEL \
-    --batch $TRAIN_BATCH --seq 128 --precision $p --steps 3 --device "$DEVICE" \
+  check trace-peer-python-roberta-train-$p 300 "${PEER[@]}" tools/peer/roberta_train_step.py --model $TRAIN_MODEL \
+    --batch $TRAIN_BATCH --seq 128 --precision $p --steps 3 --device "$DEVICE" --implementation fused \
     --trace "$TRACES/python-roberta_train-$TRAIN_MODEL-$p.json" --trace_steps 2
 fi
 

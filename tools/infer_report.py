@@ -44,7 +44,8 @@ def cpp_round(binary, depth, batch, min_time):
 def python_round(depth, batch, iters):
     command = [sys.executable, os.path.join(ROOT, "tools", "peer", "resnet_infer.py"), "--depth", str(depth),
                "--batch", str(batch), "--iters", str(iters)]
-    out = records.output_of("infer_report", subprocess.run(command, capture_output=True, text=True))
+    out = records.output_of("infer_report", subprocess.run(command, capture_output=True, text=True,
+                                                           env=records.peer_env()))
     results = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return {r["variant"]: r["median_ms"] for r in results}, results[0]
 

@@ -24,6 +24,19 @@ BINARY = "cpp_vs_python"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# The host-memory policy the C++ binaries set with mallopt before main
+# (common/host_malloc.h: no mmap'd blocks, a 2 GB trim threshold), given to the
+# Python peers through glibc's variables so that both sides allocate alike.
+PEER_MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+
+
+def peer_env(base=None):
+    """The environment for a Python peer: `base` (default: this process's) with PEER_MALLOC_ENV."""
+    env = dict(os.environ if base is None else base)
+    env.update(PEER_MALLOC_ENV)
+    return env
+
+
 def cpu_model():
     """The CPU's model name as the binaries write it (common/device.cc CpuModel)."""
     try:

@@ -64,7 +64,7 @@ def python_run(args):
     command = [args.python, os.path.join(ROOT, "tools", "peer", "roberta_forward.py"), "--model", args.model,
                "--variant", ",".join(v[2] for v in VARIANTS), "--batch", str(args.batch), "--seq", str(args.seq),
                "--random_lengths", "--iters", str(args.batches), "--warmup", "2", "--threads", str(args.threads)]
-    run = subprocess.run(command, capture_output=True, text=True)
+    run = subprocess.run(command, capture_output=True, text=True, env=records.peer_env())
     if run.returncode != 0:
         sys.exit(f"roberta_infer_report: {' '.join(command)} failed:\n{run.stderr}")
     records = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]

@@ -52,7 +52,8 @@ def python_round(precision, depth, batch, steps, implementation):
     command = [sys.executable, os.path.join(ROOT, "tools", "peer", "resnet_train_step.py"), "--depth", str(depth),
                "--batch", str(batch), "--steps", str(steps), "--precision", precision,
                "--implementation", implementation]
-    out = records.output_of("train_step_report", subprocess.run(command, capture_output=True, text=True))
+    out = records.output_of("train_step_report", subprocess.run(command, capture_output=True, text=True,
+                                                                env=records.peer_env()))
     result = records.json_of("train_step_report", out, command)
     return result["median_ms"], result
 

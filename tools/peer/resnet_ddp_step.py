@@ -2,8 +2,8 @@
 """Python PyTorch DistributedDataParallel peer of //resnet:resnet_ddp: starts
 --world processes (on the CPU with Gloo, or one GPU each with NCCL), each
 trains the same ResNet (same seed) wrapped in DDP on its own fixed random batch
-(forward, cross-entropy, backward, SGD lr 0.1 momentum 0.9 weight decay 5e-4,
-grads set to None; autocast and a GradScaler with --precision fp16, as
+(forward, cross-entropy, backward, SGD lr 0.1 momentum 0.9 weight decay 5e-4 in
+torch.optim's --implementation, grads set to None; autocast and a GradScaler with --precision fp16, as
 tools/peer/resnet_train_step.py), and rank 0 times each step after the warm-up
 (a device sync ends each step on a GPU) and prints one JSON object.
 
@@ -38,7 +38,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resnet_train_step import make_model  # noqa: E402
-from train_step_timing import TrainStep, time_paired_steps, time_train_steps  # noqa: E402
+from train_step_timing import (IMPLEMENTATIONS, TrainStep, optimizer_implementation,  # noqa: E402
+                               time_paired_steps, time_train_steps)
 
 
 def per_channel(values):
@@ -121,8 +122,10 @@ def worker(rank, args, port):
     images = torch.randn(args.batch, 3, 32, 32, generator=generator).to(device)
     labels = torch.randint(10, (args.batch,), generator=generator).to(device)
 
+    implementation, implementation_name = optimizer_implementation(args.implementation, device)
+
     def sgd(net):
-        return torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        return torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, **implementation)
 
     def train_step(net):
         return TrainStep(lambda x, y: F.cross_entropy(net(x), y), [(images, labels)], sgd(net), args.precision,
@@ -137,7 +140,7 @@ def worker(rank, args, port):
             "impl": "python-ddp-paired", "depth": args.depth, "batch": args.batch, "world": 1,
             "device": args.device, "precision": args.precision, "backend": "nccl" if cuda else "gloo",
             "bucket_cap_mb": args.bucket_cap_mb, "threads": args.threads, "torch": torch.__version__,
-            "single_step_seconds": single, "ddp_step_seconds": ddp,
+            "implementation": implementation_name, "single_step_seconds": single, "ddp_step_seconds": ddp,
             "single_skipped_steps": plain_step.skipped_steps, "ddp_skipped_steps": ddp_step.skipped_steps,
             "median_single_seconds": statistics.median(single), "median_ddp_seconds": statistics.median(ddp),
             "overhead_pct": (statistics.median(ddp) / statistics.median(single) - 1) * 100,
@@ -153,7 +156,8 @@ def worker(rank, args, port):
             "impl": "python-ddp", "depth": args.depth, "batch": args.batch, "world": args.world,
             "device": args.device, "precision": args.precision, "backend": "nccl" if cuda else "gloo",
             "bucket_cap_mb": args.bucket_cap_mb, "sync_batchnorm": args.sync_batchnorm, "threads": args.threads,
-            "torch": torch.__version__, "step_seconds": times, "skipped_steps": skipped,
+            "torch": torch.__version__, "implementation": implementation_name, "step_seconds": times,
+            "skipped_steps": skipped,
             "median_step_seconds": statistics.median(times),
         }), flush=True)
     dist.destroy_process_group()
@@ -178,6 +182,8 @@ def main():
     parser.add_argument("--threads", type=int, help="intra-op threads per process (default: cores / world)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: one GPU a process, NCCL")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--implementation", default="default", choices=IMPLEMENTATIONS,
+                        help="torch.optim.SGD's implementation (default: foreach on a GPU, a loop on the CPU)")
     parser.add_argument("--paired", action="store_true",
                         help="with --world 1: the plain step and the DDP step taking turns; prints both")
     args = parser.parse_args()
