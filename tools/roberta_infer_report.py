@@ -67,8 +67,8 @@ def python_run(args):
     run = subprocess.run(command, capture_output=True, text=True, env=records.peer_env())
     if run.returncode != 0:
         sys.exit(f"roberta_infer_report: {' '.join(command)} failed:\n{run.stderr}")
-    records = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    return {r["variant"]: r for r in records}
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    return {r["variant"]: r for r in lines}
 
 
 def main():
