@@ -254,8 +254,9 @@ int Train(const RankEnv& env, bool distributed) {
     absl::StatusOr<TextDataset> loaded = LoadTextData(train_source, spm, max_len);
     if (!loaded.ok()) return report_data_error(loaded.status());
     train = std::move(*loaded);
-    if (train.size() == 0) return report_data_error(absl::InvalidArgumentError(
-        absl::StrCat(train_source, " has no training sequences")));
+    if (train.size() == 0) {
+      return report_data_error(absl::InvalidArgumentError(absl::StrCat(train_source, " has no training sequences")));
+    }
     if (absl::Status s = CheckTextDataFitsModel(train, train_source, config.num_labels, config.vocab_size); !s.ok()) {
       return report_data_error(s);
     }
@@ -276,9 +277,9 @@ int Train(const RankEnv& env, bool distributed) {
   // Batches truncate to --max_len; the model's positions must cover what is left.
   const int64_t longest = std::min(max_len, std::max(LongestSequence(train), LongestSequence(dev)));
   if (longest > MaxSequenceLength(config)) {
-    return ReportError(absl::StrCat("sequences of ", longest, " tokens (--max_len ", max_len,
-                                    ") are longer than the model's ", MaxSequenceLength(config),
-                                    " positions (max_position_embeddings ", config.max_position_embeddings, ")"));
+    return report_data_error(absl::InvalidArgumentError(absl::StrCat(
+        "sequences of ", longest, " tokens (--max_len ", max_len, ") are longer than the model's ",
+        MaxSequenceLength(config), " positions (max_position_embeddings ", config.max_position_embeddings, ")")));
   }
 
   // Process group and gradient reducer when there are several processes.

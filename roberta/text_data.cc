@@ -91,6 +91,13 @@ size_t FirstInvalidUtf8(absl::string_view text) {
   return absl::string_view::npos;
 }
 
+// The error for a label above kMaxTextLabel (1 + the largest label is the
+// number of classes); `where` names it ("PATH: element 3", "PATH:4").
+absl::Status LabelTooLarge(int64_t label, absl::string_view where) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(where, ": label ", label, " is beyond the largest allowed, ", kMaxTextLabel));
+}
+
 // The value as a non-negative int64, or nullopt.
 std::optional<int64_t> NonNegativeInt(const json& value) {
   if (value.is_number_unsigned()) {
@@ -212,10 +219,7 @@ absl::StatusOr<std::vector<int64_t>> ParseLabels(const std::string& text, const 
       return absl::InvalidArgumentError(absl::StrCat(path, ": element ", i, ": ", Show(doc[i]),
                                                      " is not a non-negative integer label"));
     }
-    if (*label > kMaxTextLabel) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": element ", i, ": label ", *label, " is beyond the largest allowed, ", kMaxTextLabel));
-    }
+    if (*label > kMaxTextLabel) return LabelTooLarge(*label, absl::StrCat(path, ": element ", i));
     labels.push_back(*label);
   }
   return labels;
@@ -233,14 +237,6 @@ int64_t Uniform(std::mt19937_64& rng, int64_t lo, int64_t hi) {
 }
 
 }  // namespace
-
-int64_t MaxTokenId(const TextDataset& data) {
-  int64_t max_id = -1;
-  for (const std::vector<int64_t>& ids : data.ids) {
-    for (int64_t id : ids) max_id = std::max(max_id, id);
-  }
-  return max_id;
-}
 
 int64_t LongestSequence(const TextDataset& data) {
   size_t longest = 0;
@@ -377,10 +373,7 @@ absl::StatusOr<TextDataset> ReadTsv(const std::string& path, const SentencePiece
       return absl::InvalidArgumentError(
           absl::StrCat(path, ":", line_number, ": label ", ShowText(label_text), " is not a non-negative integer"));
     }
-    if (label > kMaxTextLabel) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", line_number, ": label ", label, " is beyond the largest allowed, ", kMaxTextLabel));
-    }
+    if (label > kMaxTextLabel) return LabelTooLarge(label, absl::StrCat(path, ":", line_number));
     absl::StatusOr<std::vector<int64_t>> ids = tokenizer.Encode(line.substr(0, tab), max_len);
     if (!ids.ok()) return absl::InternalError(absl::StrCat(path, ":", line_number, ": ", ids.status().message()));
     data.ids.push_back(std::move(*ids));

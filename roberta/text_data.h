@@ -57,9 +57,6 @@ struct TextDataset {
   int64_t size() const { return static_cast<int64_t>(ids.size()); }
 };
 
-// The largest token id in `data` (-1 if it holds none), to check against a
-// model's vocab_size before training.
-int64_t MaxTokenId(const TextDataset& data);
 // The most tokens any example of `data` has (0 if it holds none).
 int64_t LongestSequence(const TextDataset& data);
 

@@ -111,7 +111,6 @@ TEST(TextDataTest, ReadsIdsAndLabels) {
   EXPECT_EQ(data->ids, (std::vector<std::vector<int64_t>>{{0, 5, 6, 2}, {0, 7, 2}}));
   EXPECT_EQ(data->labels, (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(data->num_labels, 4);
-  EXPECT_EQ(MaxTokenId(*data), 7);
   EXPECT_EQ(LongestSequence(*data), 4);
 }
 
@@ -125,7 +124,6 @@ TEST(TextDataTest, ReadsPrettyPrintedAndEmptyArrays) {
   ASSERT_TRUE(empty.ok()) << empty.status();
   EXPECT_EQ(empty->size(), 0);
   EXPECT_EQ(empty->num_labels, 0);
-  EXPECT_EQ(MaxTokenId(*empty), -1);
   EXPECT_EQ(LongestSequence(*empty), 0);
 }
 

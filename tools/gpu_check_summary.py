@@ -380,12 +380,12 @@ def main():
         print(f"gpu_check_summary: no such log: {missing[0]}", file=sys.stderr)
         return 2
     loaded = {log: load(log) for log in args.logs}
-    records = [r for rs, _, _ in loaded.values() for r in rs]
-    peers = sum(len(ps) for _, ps, _ in loaded.values())
-    benchmarks = sum(len(bs) for _, _, bs in loaded.values())
+    all_records = [r for rs, _, _ in loaded.values() for r in rs]
+    peer_count = sum(len(ps) for _, ps, _ in loaded.values())
+    benchmark_count = sum(len(bs) for _, _, bs in loaded.values())
     lines = ["# gpu_check summary", "", f"From {', '.join(os.path.basename(l) for l in args.logs)}: "
-             f"{len(records)} records, {peers} peer lines, {benchmarks} benchmark runs."]
-    lines += [f"Machine: {m}." for m in machines(records)] + [""]
+             f"{len(all_records)} records, {peer_count} peer lines, {benchmark_count} benchmark runs."]
+    lines += [f"Machine: {m}." for m in machines(all_records)] + [""]
     for log, (records, peers, benchmarks) in loaded.items():  # C++ against Python within one log only
         sections = inference(records, peers, benchmarks) + training(records, peers) + reducer(benchmarks)
         sections += roberta(records, peers, benchmarks)
