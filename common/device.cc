@@ -184,8 +184,8 @@ absl::StatusOr<c10::Device> ResolveDevice(absl::string_view flag) {
 void ApplyBackendSettings(const BackendSettings& settings) {
   at::Context& context = at::globalContext();
   context.setBenchmarkCuDNN(settings.cudnn_benchmark);
-  context.setAllowTF32CuDNN(settings.allow_tf32);
-  context.setAllowTF32CuBLAS(settings.allow_tf32);
+  context.setAllowTF32CuDNN(settings.tf32_convolutions);
+  context.setAllowTF32CuBLAS(settings.tf32_matmuls);
 }
 
 nlohmann::json DescribeRuntime(const c10::Device& device) {

@@ -4,7 +4,7 @@
 // Example:
 //   absl::StatusOr<c10::Device> device = dlspeed::ResolveDevice(absl::GetFlag(FLAGS_device));
 //   if (!device.ok()) dlspeed::ExitWithUsageError(device.status().message());
-//   dlspeed::ApplyBackendSettings({/*cudnn_benchmark=*/true, /*allow_tf32=*/false});
+//   dlspeed::ApplyBackendSettings({/*cudnn_benchmark=*/true, /*tf32_convolutions=*/true, /*tf32_matmuls=*/false});
 //   nlohmann::json runtime = dlspeed::DescribeRuntime(*device);
 #ifndef DLSPEED_COMMON_DEVICE_H_
 #define DLSPEED_COMMON_DEVICE_H_
@@ -25,14 +25,18 @@ namespace dlspeed {
 // FailedPrecondition when CUDA is asked for but absent or N is out of range.
 absl::StatusOr<c10::Device> ResolveDevice(absl::string_view flag);
 
-// Global backend switches that change GPU speed (and fp32 results).
+// Global backend switches that change GPU speed (and fp32 results). The TF32
+// defaults are PyTorch's (torch.backends.cudnn.allow_tf32 = True,
+// torch.backends.cuda.matmul.allow_tf32 = False), so that a C++ run and a
+// Python peer left at their defaults do the same arithmetic.
 struct BackendSettings {
-  bool cudnn_benchmark = true;  // let cuDNN time algorithms per shape
-  bool allow_tf32 = true;       // TF32 tensor cores for fp32 conv and matmul
+  bool cudnn_benchmark = true;     // let cuDNN time algorithms per shape
+  bool tf32_convolutions = true;   // TF32 tensor cores for fp32 cuDNN convolutions
+  bool tf32_matmuls = false;       // TF32 tensor cores for fp32 cuBLAS matmuls
 };
 
 // Applies `settings` to at::globalContext() (cuDNN benchmark, TF32 for cuDNN
-// and cuBLAS). Harmless on CPU-only LibTorch.
+// and for cuBLAS). Harmless on CPU-only LibTorch.
 void ApplyBackendSettings(const BackendSettings& settings);
 
 // Facts about the process and machine for a result record: device,

@@ -50,16 +50,17 @@ TEST(DeviceTest, CudaNeedsCuda) {
 }
 
 TEST(DeviceTest, DescribeRuntimeReadsBackBackendSettings) {
-  ApplyBackendSettings({/*cudnn_benchmark=*/false, /*allow_tf32=*/false});
+  ApplyBackendSettings({/*cudnn_benchmark=*/false, /*tf32_convolutions=*/false, /*tf32_matmuls=*/true});
   nlohmann::json runtime = DescribeRuntime(c10::Device(c10::kCPU));
   EXPECT_EQ(runtime["cudnn_benchmark"], false);
   EXPECT_EQ(runtime["allow_tf32_cudnn"], false);
-  EXPECT_EQ(runtime["allow_tf32_cublas"], false);
-  ApplyBackendSettings({/*cudnn_benchmark=*/true, /*allow_tf32=*/true});
+  EXPECT_EQ(runtime["allow_tf32_cublas"], true);
+  // The defaults are PyTorch's: TF32 in cuDNN convolutions, not in cuBLAS matmuls.
+  ApplyBackendSettings(BackendSettings());
   runtime = DescribeRuntime(c10::Device(c10::kCPU));
   EXPECT_EQ(runtime["cudnn_benchmark"], true);
   EXPECT_EQ(runtime["allow_tf32_cudnn"], true);
-  EXPECT_EQ(runtime["allow_tf32_cublas"], true);
+  EXPECT_EQ(runtime["allow_tf32_cublas"], false);
 
   EXPECT_EQ(runtime["device"], "cpu");
   EXPECT_FALSE(runtime["device_name"].get<std::string>().empty());

@@ -56,7 +56,10 @@ ABSL_FLAG(std::string, dataset, "fashion-mnist", "cifar10, fashion-mnist or synt
 ABSL_FLAG(std::string, data_dir, "", "data directory (default: the dataset's usual place)");
 ABSL_FLAG(int64_t, test_limit, 0, "use only the first N test images (0: all)");
 ABSL_FLAG(bool, cudnn_benchmark, true, "let cuDNN pick the fastest convolution algorithms");
-ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls (fp32 runs)");
+ABSL_FLAG(bool, tf32, true,
+          "allow TF32 tensor cores in fp32 cuDNN convolutions (PyTorch's default, torch.backends.cudnn.allow_tf32)");
+ABSL_FLAG(bool, tf32_matmul, false,
+          "allow TF32 tensor cores in fp32 cuBLAS matmuls (PyTorch's default: off, torch.backends.cuda.matmul.allow_tf32)");
 ABSL_FLAG(std::string, results, "results.jsonl", "JSON Lines file to append the records to (empty: none)");
 
 namespace dlspeed {
@@ -155,7 +158,8 @@ int Main(int argc, char** argv) {
   if (device->is_cpu() && absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   BackendSettings backend;
   backend.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
-  backend.allow_tf32 = absl::GetFlag(FLAGS_tf32);
+  backend.tf32_convolutions = absl::GetFlag(FLAGS_tf32);
+  backend.tf32_matmuls = absl::GetFlag(FLAGS_tf32_matmul);
   ApplyBackendSettings(backend);
 
   const std::string data_dir =
@@ -180,10 +184,10 @@ int Main(int argc, char** argv) {
   model->eval();
   model->to(*device);
   const nlohmann::json runtime = DescribeRuntime(*device);
-  std::cout << absl::StrFormat("resnet_gpu_script: %s (%s), %d test images, batch %d, libtorch=%s, cudnn_benchmark=%s, tf32=%s\n",
+  std::cout << absl::StrFormat("resnet_gpu_script: %s (%s), %d test images, batch %d, libtorch=%s, cudnn_benchmark=%s, tf32=%s, tf32_matmul=%s\n",
                                device->str(), runtime.value("device_name", "?"), test_set.size(), batch_size,
                                runtime.value("libtorch_version", "?"), absl::GetFlag(FLAGS_cudnn_benchmark) ? "on" : "off",
-                               absl::GetFlag(FLAGS_tf32) ? "on" : "off");
+                               absl::GetFlag(FLAGS_tf32) ? "on" : "off", absl::GetFlag(FLAGS_tf32_matmul) ? "on" : "off");
 
   c10::InferenceMode inference;
   const torch::Tensor all_images = NormalizeImages(test_set.images).to(*device);

@@ -135,11 +135,11 @@ int Main(int argc, char** argv) {
       DatasetKindName(flags->dataset), absl::GetFlag(FLAGS_device), flags->channels_last, flags->threads,
       flags->max_steps, flags->seed);
   std::cout << absl::StrFormat(
-      "resnet_single: in effect: device=%s (%s) mixed=%s threads=%d cudnn_benchmark=%s tf32=%s libtorch=%s git=%s "
+      "resnet_single: in effect: device=%s (%s) mixed=%s threads=%d cudnn_benchmark=%s tf32=%s tf32_matmul=%s libtorch=%s git=%s "
       "data=%s: %d train / %d test images\n",
       runtime.value("device", "?"), runtime.value("device_name", "?"), PrecisionName(mixed_precision),
       runtime.value("threads", 0), runtime.value("cudnn_benchmark", false) ? "on" : "off",
-      runtime.value("allow_tf32_cudnn", false) && runtime.value("allow_tf32_cublas", false) ? "on" : "off",
+      runtime.value("allow_tf32_cudnn", false) ? "on" : "off", runtime.value("allow_tf32_cublas", false) ? "on" : "off",
       runtime.value("libtorch_version", "?"),
       runtime.value("git_revision", "?"), flags->data_dir.empty() ? DatasetKindName(flags->dataset) : flags->data_dir,
       train_set.size(), test_set.size());

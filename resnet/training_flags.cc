@@ -30,7 +30,10 @@ ABSL_FLAG(std::string, optimizer_kernels, "fused",
           "without a host sync) or foreach (multi-tensor kernels, as Python's default)");
 ABSL_FLAG(bool, sync_each_step, false,
           "synchronise the device around every step: exact per-step times (step_seconds) on a GPU, a little slower");
-ABSL_FLAG(bool, tf32, true, "allow TF32 in cuDNN convolutions and cuBLAS matmuls");
+ABSL_FLAG(bool, tf32, true,
+          "allow TF32 tensor cores in fp32 cuDNN convolutions (PyTorch's default, torch.backends.cudnn.allow_tf32)");
+ABSL_FLAG(bool, tf32_matmul, false,
+          "allow TF32 tensor cores in fp32 cuBLAS matmuls (PyTorch's default: off, torch.backends.cuda.matmul.allow_tf32)");
 ABSL_FLAG(std::string, results, "results.jsonl",
           "JSON Lines file to append records to (resnet_ddp: rank 0 appends; empty: none)");
 ABSL_FLAG(std::string, models_dir, "models",
@@ -67,6 +70,7 @@ absl::StatusOr<TrainingFlags> ReadTrainingFlags() {
   flags.seed = absl::GetFlag(FLAGS_seed);
   flags.cudnn_benchmark = absl::GetFlag(FLAGS_cudnn_benchmark);
   flags.tf32 = absl::GetFlag(FLAGS_tf32);
+  flags.tf32_matmul = absl::GetFlag(FLAGS_tf32_matmul);
   for (const auto& [name, value] : {std::make_pair("--train_limit", flags.train_limit),
                                     std::make_pair("--test_limit", flags.test_limit),
                                     std::make_pair("--max_steps", flags.max_steps),
@@ -84,7 +88,8 @@ void ApplyTrainingFlags(const TrainingFlags& flags) {
   if (flags.threads > 0) at::set_num_threads(flags.threads);
   BackendSettings backend;
   backend.cudnn_benchmark = flags.cudnn_benchmark;
-  backend.allow_tf32 = flags.tf32;
+  backend.tf32_convolutions = flags.tf32;
+  backend.tf32_matmuls = flags.tf32_matmul;
   ApplyBackendSettings(backend);
 }
 

@@ -47,7 +47,8 @@ struct TrainingFlags {
   double lr = 0;
   uint64_t seed = 0;
   bool cudnn_benchmark = false;
-  bool tf32 = false;
+  bool tf32 = false;         // cuDNN convolutions
+  bool tf32_matmul = false;  // cuBLAS matmuls
   OptimizerKernels optimizer_kernels = OptimizerKernels::kFused;
   bool sync_each_step = false;
   std::string results;     // empty: no record

@@ -156,14 +156,15 @@ if stage infer; then
     check resnet_single-for-infer 300 "$B/resnet/resnet_single" --device="$DEVICE" --dataset=synthetic \
       --synthetic_size=$SYNTHETIC_SIZE --depths=18 --modes=fp32 --epochs=1 --batch_size=512 --results= --models_dir="$B/models"
   fi
-  # 7 passes over the 1000 test images: 224 timed batches after 20 warm-up
-  # batches, like the peer's 200 after 20. On the H200 of 2026-11-27, one pass
-  # after 5 warm-up batches timed eager fp32 at 1.110 ms a batch where
+  # 7 passes over the first 992 test images (31 full batches, as the peer
+  # times batches of 32 only): 217 timed batches after 20 warm-up batches,
+  # like the peer's 200 after 20. On the H200 of 2026-11-27, one pass after 5
+  # warm-up batches timed eager fp32 at 1.110 ms a batch where
   # resnet_infer_benchmark's longer run timed the same code at 0.913 ms.
   PASSES=7
   [[ "$DEVICE" == cpu ]] && PASSES=1
   check resnet_gpu_script-18 300 "$B/resnet/resnet_gpu_script" -m 0 -r 18 --device="$DEVICE" \
-    --model="$B/models/Resnet-18-1gpu.pth" --dataset=synthetic --passes=$PASSES --results="$RESULTS"
+    --model="$B/models/Resnet-18-1gpu.pth" --dataset=synthetic --test_limit=992 --passes=$PASSES --results="$RESULTS"
   PEER_INFER=(--variants eager,torchscript-frozen,cuda-graph,cuda-graph-frozen)
   [[ "$DEVICE" == cpu ]] && PEER_INFER=(--variants eager,torchscript-frozen)
   for p in fp32 fp16; do
@@ -199,11 +200,15 @@ if stage resnet; then
     check resnet_ddp-1-$modes 300 "$B/resnet/resnet_ddp" 18 1 $mixed "${MULTI_FLAGS[@]}"
     check resnet_dp-1-$modes 300 "$B/resnet/resnet_dp" 18 1 $mixed "${MULTI_FLAGS[@]}"
   done
+  # The peer steps as resnet_single's loop does (--from_host: the batch copied
+  # from pinned host memory in the step, correct predictions counted), to set
+  # beside the runs without augmentation above; the rounds stage's
+  # train_step_report compares the step alone, on a batch already on the device.
   PEER_PRECISIONS="fp32 fp16 bf16"
   [[ "$DEVICE" == cpu ]] && PEER_PRECISIONS="fp32 bf16"  # fp16 on a CPU takes minutes a step
   for p in $PEER_PRECISIONS; do
     check peer-python-train-$p 300 "${PEER[@]}" tools/peer/resnet_train_step.py --depth 18 --batch 512 --precision $p \
-      --steps $PEER_STEPS --device "$DEVICE" --implementation fused
+      --steps $PEER_STEPS --device "$DEVICE" --implementation fused --from_host
   done
   check train_step_benchmark 300 "$B/resnet/benchmarks/train_step_benchmark" --benchmark_min_time="${BENCHMARK_MIN_TIME:-1}" \
     --benchmark_out="${OUT_PREFIX}-train_step_benchmark.json" \

@@ -118,9 +118,26 @@ def timed_skips(record=None, peer=None):
     return [(who, item[key]) for who, item, key in sides if item and item.get(key)]
 
 
+# The backend switches both sides record (common/device.h DescribeRuntime;
+# tools/peer/backend_settings.py), as a caveat names them.
+BACKEND_SETTINGS = {"cudnn_benchmark": "cuDNN benchmark", "allow_tf32_cudnn": "TF32 convolutions",
+                    "allow_tf32_cublas": "TF32 matmuls"}
+
+
+def setting_differences(record=None, peer=None):
+    """The backend switches that differ between a C++ record and its peer's
+    line on a GPU (a side that does not say is not compared; on the CPU they
+    change nothing)."""
+    if not record or not peer or not str(record.get("device", "")).startswith("cuda"):
+        return []
+    on = {True: "on", False: "off"}
+    return [f"{name}: C++ {on[record[key]]}, Python {on[peer[key]]}" for key, name in BACKEND_SETTINGS.items()
+            if isinstance(record.get(key), bool) and isinstance(peer.get(key), bool) and record[key] != peer[key]]
+
+
 def caveats(record=None, peer=None):
     """What makes a C++ training record and its peer's line less than like for like."""
-    notes = []
+    notes = setting_differences(record, peer)
     if record and str(record.get("device", "")).startswith("cuda") and not record.get("sync_each_step"):
         notes.append("C++ steps not synced")
     kernels, theirs = (record or {}).get("optimizer_kernels"), (peer or {}).get("implementation")
@@ -172,11 +189,12 @@ def inference(records, peers, benchmarks=()):
         p = python.get((precision, variant))
         c_ms = median_ms(c["batch_seconds"]) if c else None
         p_ms = p["median_ms"] if p else None
-        rows.append([precision, variant, fmt(c_ms, 3), fmt(p_ms, 3), ratio(p_ms, c_ms)])
+        rows.append([precision, variant, fmt(c_ms, 3), fmt(p_ms, 3), ratio(p_ms, c_ms),
+                     "; ".join(setting_differences(c, p)) or "-"])
     device = next(iter(cpp.values()), next(iter(python.values()), {})).get("device", "?")
     out = ["## ResNet-18 inference, batch 32 (median ms a batch, synced each batch)", "",
            f"Device: {device}. C++: resnet_gpu_script; Python: tools/peer/resnet_infer.py.", ""]
-    out += table(["precision", "variant", "C++ ms", "Python ms", "C++ speed-up"], rows)
+    out += table(["precision", "variant", "C++ ms", "Python ms", "C++ speed-up", "caveats"], rows)
     # CUDA-graph replay captured from the eager model or from the frozen one:
     # the faster of the two is set against Python's frozen TorchScript.
     graphs = [(median_ms(cpp[("fp32", v)]["batch_seconds"]), v) for v in ("cuda-graph", "cuda-graph-frozen")
@@ -192,6 +210,8 @@ def inference(records, peers, benchmarks=()):
     script, frozen = cpp.get(("fp32", "torchscript")), python.get(("fp32", "torchscript"))
     if script and frozen:
         s, f = median_ms(script["batch_seconds"]), frozen["median_ms"]
+        if not (graphs and frozen):
+            out.append("")
         out += [f"- Target (issue 4): C++ frozen TorchScript at least Python's: {s:.3f} ms against {f:.3f} ms, "
                 f"{'met' if s <= f else 'not met'}."]
     # The same model timed by Google Benchmark: more calls, after 3 warm-up calls.
@@ -213,23 +233,33 @@ def training(records, peers):
     """resnet_single's steps against tools/peer/resnet_train_step.py's, and DDP/DP at one device."""
     out = []
     singles = [r for r in records if r["binary"] == "resnet_single"]
-    python = {(p["model"], p["precision"], p["batch"], bool(p.get("channels_last"))): p
-              for p in peers if str(p.get("peer")).startswith("python-") and "batch" in p
-              and has(p, ("model", "precision", "median_ms"))}
+    # A peer run with --from_host steps as resnet_single's loop does (batch
+    # copied from pinned host memory, correct predictions counted); one
+    # without it (older logs) is used when there is no other, with a caveat.
+    python = {}
+    for p in peers:
+        if str(p.get("peer")).startswith("python-") and "batch" in p and has(p, ("model", "precision", "median_ms")):
+            key = (p["model"], p["precision"], p["batch"], bool(p.get("channels_last")))
+            if p.get("from_host") or not python.get(key, {}).get("from_host"):
+                python[key] = p
     rows = []
     for r in singles:
         key = (r["model"], r["precision"], r["batch_size"], bool(r.get("channels_last")))
-        # The peer trains on tensors already on the device: set it beside the runs without augmentation.
+        # The peer draws no augmentation: set it beside the runs without.
         p = python.get(key) if r.get("augment") is False else None
         c_ms = median_ms(r.get("step_seconds"))
         p_ms = p["median_ms"] if p else None
         augment = {True: "yes", False: "no"}.get(r.get("augment"), "?")
+        notes = caveats(r, p)
+        if p and not p.get("from_host"):
+            notes.append("Python's batch already on the device (C++ copies its batch in the step)")
         rows.append([r["model"], r["precision"], r["batch_size"], "yes" if key[3] else "no", augment, fmt(c_ms, 1),
-                     fmt(p_ms, 1), ratio(p_ms, c_ms), "; ".join(caveats(r, p)) or "-"])
+                     fmt(p_ms, 1), ratio(p_ms, c_ms), "; ".join(notes) or "-"])
     if rows:
         out += ["## ResNet training step (median ms a step)", "",
-                "C++: resnet_single, one row a run; Python: tools/peer/resnet_train_step.py, beside the runs "
-                "without augmentation.", ""]
+                "C++: resnet_single, one row a run; Python: tools/peer/resnet_train_step.py --from_host (the batch "
+                "copied from pinned host memory in the step, as resnet_single's loop), beside the runs without "
+                "augmentation. The step alone, on a batch already on the device, is train_step_report's.", ""]
         out += table(["model", "precision", "batch", "channels_last", "augment", "C++ ms", "Python ms",
                       "C++ speed-up", "caveats"], rows)
         out.append("")

@@ -2,7 +2,8 @@
 """Tests for tools/gpu_check_summary.py on a gpu_check log, records and
 benchmark JSON written here: the pairs it sets side by side, the ratios and
 verdicts against the issues' targets, the caveats (unsynced steps, skipped
-fp16 steps, unlike optimizer implementations), pairs made within one log only,
+fp16 steps, unlike optimizer implementations or backend settings, a peer whose
+batch was already on the device), pairs made within one log only,
 malformed lines and files left out with a line, and a missing log.
 
   python3 tools/gpu_check_summary_test.py   # or: bazel test //tools:gpu_check_summary_test
@@ -77,8 +78,8 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write(python, [infer("cuda-graph", "fp32", 0.00050), infer("torchscript", "fp32", 0.00070),
                             infer("eager", "fp32", 0.00150)])
         text = self.summary()
-        self.assertEqual(self.row(text, "fp32", "torchscript")[2:], ["0.700", "0.660", "0.94x"])
-        self.assertEqual(self.row(text, "fp32", "eager")[2:], ["1.500", "1.500", "1.00x"])
+        self.assertEqual(self.row(text, "fp32", "torchscript")[2:], ["0.700", "0.660", "0.94x", "-"])
+        self.assertEqual(self.row(text, "fp32", "eager")[2:], ["1.500", "1.500", "1.00x", "-"])
         self.assertIn("faster than Python's frozen TorchScript: 0.500 ms against 0.660 ms, met", text)
         self.assertIn("at least Python's: 0.700 ms against 0.660 ms, not met", text)
 
@@ -127,7 +128,7 @@ class GpuCheckSummaryTest(unittest.TestCase):
                    "device": "cuda"}]
         self.write(python, [infer("cuda-graph", "fp32", 0.00055), infer("cuda-graph-frozen", "fp32", 0.00042)])
         text = self.summary()
-        self.assertEqual(self.row(text, "fp32", "cuda-graph-frozen")[2:], ["0.420", "0.450", "1.07x"])
+        self.assertEqual(self.row(text, "fp32", "cuda-graph-frozen")[2:], ["0.420", "0.450", "1.07x", "-"])
         self.assertIn("C++ CUDA-graph replay (cuda-graph-frozen), fp32, faster than Python's frozen TorchScript: "
                       "0.420 ms against 0.540 ms, met", text)
 
@@ -183,7 +184,7 @@ class GpuCheckSummaryTest(unittest.TestCase):
 
     def test_training_steps_meet_the_python_peer_only_without_augmentation(self):
         peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp16",
-                "channels_last": False, "median_ms": 80.0}
+                "channels_last": False, "median_ms": 80.0, "from_host": True}
         self.write([peer], [train("resnet_single", "fp16", 0.100, augment=True),
                             train("resnet_single", "fp16", 0.064)])
         text = self.summary()
@@ -215,7 +216,7 @@ class GpuCheckSummaryTest(unittest.TestCase):
 
     def test_unlike_optimizer_implementations_are_a_caveat(self):
         peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp16",
-                "channels_last": False, "median_ms": 80.0, "implementation": "default (foreach)"}
+                "channels_last": False, "median_ms": 80.0, "implementation": "default (foreach)", "from_host": True}
         self.write([peer], [train("resnet_single", "fp16", 0.064, optimizer_kernels="fused")])
         self.assertEqual(self.row(self.summary(), "resnet18", "fp16", "512", "no", "no")[8:],
                          ["C++ fused optimizer, Python default (foreach)"])
@@ -223,9 +224,43 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.write([peer], [train("resnet_single", "fp16", 0.064, optimizer_kernels="fused")])
         self.assertEqual(self.row(self.summary(), "resnet18", "fp16", "512", "no", "no")[8:], ["-"])
 
+    def test_backend_settings_that_differ_are_a_caveat(self):
+        tf32 = {"cudnn_benchmark": True, "allow_tf32_cudnn": True, "allow_tf32_cublas": True}
+        python = [{"peer": "python", "variant": "eager", "precision": "fp32", "median_ms": 1.5, "device": "cuda",
+                   "cudnn_benchmark": True, "allow_tf32_cudnn": True, "allow_tf32_cublas": False}]
+        self.write(python, [dict(infer("eager", "fp32", 0.00100), **tf32)])
+        self.assertEqual(self.row(self.summary(), "fp32", "eager")[5:], ["TF32 matmuls: C++ on, Python off"])
+        # On the CPU these switches change nothing.
+        self.write(python, [dict(infer("eager", "fp32", 0.00100), device="cpu", **tf32)])
+        self.assertEqual(self.row(self.summary(), "fp32", "eager")[5:], ["-"])
+        peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp32", "from_host": True,
+                "channels_last": False, "median_ms": 9.0, "implementation": "fused", "cudnn_benchmark": False,
+                "allow_tf32_cudnn": True, "allow_tf32_cublas": True}
+        self.write([peer], [train("resnet_single", "fp32", 0.005, optimizer_kernels="fused", **tf32)])
+        self.assertEqual(self.row(self.summary(), "resnet18", "fp32", "512", "no", "no")[8:],
+                         ["cuDNN benchmark: C++ on, Python off"])
+        # A side that does not say is not compared (logs from before the peers said).
+        del peer["cudnn_benchmark"]
+        self.write([peer], [train("resnet_single", "fp32", 0.005, optimizer_kernels="fused", **tf32)])
+        self.assertEqual(self.row(self.summary(), "resnet18", "fp32", "512", "no", "no")[8:], ["-"])
+
+    def test_training_pairs_with_the_peer_that_copies_its_batch_from_the_host(self):
+        on_device = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp32",
+                     "channels_last": False, "median_ms": 8.0, "implementation": "fused", "from_host": False}
+        from_host = dict(on_device, median_ms=10.0, from_host=True)
+        for peers in ([on_device, from_host], [from_host, on_device]):
+            self.write(peers, [train("resnet_single", "fp32", 0.005, optimizer_kernels="fused")])
+            self.assertEqual(self.row(self.summary(), "resnet18", "fp32", "512", "no", "no")[5:],
+                             ["5.0", "10.0", "2.00x", "-"])
+        # Only a peer on the device (an older log): paired, with a caveat.
+        self.write([on_device], [train("resnet_single", "fp32", 0.005, optimizer_kernels="fused")])
+        self.assertEqual(self.row(self.summary(), "resnet18", "fp32", "512", "no", "no")[5:],
+                         ["5.0", "8.0", "1.60x",
+                          "Python's batch already on the device (C++ copies its batch in the step)"])
+
     def test_allocator_work_in_timed_steps_is_a_caveat(self):
         peer = {"peer": "python-eager", "model": "resnet18", "batch": 512, "precision": "fp32",
-                "channels_last": False, "median_ms": 9.0, "implementation": "fused"}
+                "channels_last": False, "median_ms": 9.0, "implementation": "fused", "from_host": True}
         quiet = {"device_mallocs": 0, "device_frees": 0, "alloc_retries": 0, "device_syncs": 0}
         self.write([peer], [train("resnet_single", "fp32", 0.005, optimizer_kernels="fused", cuda_allocator=quiet)])
         self.assertEqual(self.row(self.summary(), "resnet18", "fp32", "512", "no", "no")[8:], ["-"])
@@ -277,9 +312,9 @@ class GpuCheckSummaryTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         a, b = done.stdout.split("## ResNet-18 inference")[1:]
         self.assertIn(", from a.log (NVIDIA H100, LibTorch 2.11.0)", a)
-        self.assertEqual(self.row(a, "fp32", "eager")[2:], ["1.000", "1.500", "1.50x"])
+        self.assertEqual(self.row(a, "fp32", "eager")[2:], ["1.000", "1.500", "1.50x", "-"])
         self.assertIn(", from b.log (NVIDIA H200, LibTorch 2.12.0)", b)
-        self.assertEqual(self.row(b, "fp32", "eager")[2:], ["2.000", "-", "-"])
+        self.assertEqual(self.row(b, "fp32", "eager")[2:], ["2.000", "-", "-", "-"])
 
     def test_malformed_lines_and_files_are_left_out_with_a_line(self):
         record = infer("eager", "fp32", 0.0010)

@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from backend_settings import backend_settings  # noqa: E402
 from resnet_train_step import make_model  # noqa: E402
 from train_step_timing import (IMPLEMENTATIONS, TrainStep, optimizer_implementation,  # noqa: E402
                                time_paired_steps, time_train_steps)
@@ -145,6 +146,7 @@ def worker(rank, args, port):
             "median_single_seconds": statistics.median(single), "median_ddp_seconds": statistics.median(ddp),
             "overhead_pct": (statistics.median(ddp) / statistics.median(single) - 1) * 100,
             "paired_overhead_pct": statistics.median(d / s - 1 for s, d in zip(single, ddp)) * 100,
+            **backend_settings(),
         }), flush=True)
         dist.destroy_process_group()
         return
@@ -158,7 +160,7 @@ def worker(rank, args, port):
             "bucket_cap_mb": args.bucket_cap_mb, "sync_batchnorm": args.sync_batchnorm, "threads": args.threads,
             "torch": torch.__version__, "implementation": implementation_name, "step_seconds": times,
             "skipped_steps": skipped,
-            "median_step_seconds": statistics.median(times),
+            "median_step_seconds": statistics.median(times), **backend_settings(),
         }), flush=True)
     dist.destroy_process_group()
 

@@ -26,6 +26,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from backend_settings import backend_settings  # noqa: E402
 from resnet_train_step import make_model  # noqa: E402  (torchvision's, or the same architecture)
 
 
@@ -153,7 +154,8 @@ def main():
                           "batch": args.batch, "median_ms": median * 1e3,
                           "images_per_second": args.batch / median, "torch_version": torch.__version__,
                           "threads": torch.get_num_threads(),
-                          "device_name": torch.cuda.get_device_name() if cuda else "cpu", **extra}), flush=True)
+                          "device_name": torch.cuda.get_device_name() if cuda else "cpu", **backend_settings(),
+                          **extra}), flush=True)
 
 
 if __name__ == "__main__":

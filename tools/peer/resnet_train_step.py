@@ -5,6 +5,12 @@ weight decay 5e-4, grads set to None; --implementation picks torch.optim.SGD's
 implementation: its default, which is foreach on a GPU and a loop over the
 parameters on the CPU, or foreach, or fused) in eager mode on a fixed random batch, and prints one JSON object.
 
+By default the batch stays on the device, as train_step_benchmark's does.
+--from_host times the step as resnet_single's training loop takes it: the
+batch comes from pinned host memory (its loader's) and is copied to the device
+inside the step, and the step also counts the batch's correct predictions on
+the device.
+
 The model is torchvision's resnetNN(num_classes=10) when torchvision imports,
 otherwise an equivalent written here (same layers and parameter count), so
 the peer runs with nothing but torch installed.
@@ -19,6 +25,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from backend_settings import backend_settings
 from train_step_timing import IMPLEMENTATIONS, optimizer_implementation, time_train_steps
 
 
@@ -92,6 +99,9 @@ def main():
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--channels_last", action="store_true")
     parser.add_argument("--implementation", default="default", choices=IMPLEMENTATIONS)
+    parser.add_argument("--from_host", action="store_true",
+                        help="copy the batch from (pinned) host memory in each step and count its correct "
+                             "predictions, as resnet_single's loop does")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--trace", help="write a Chrome trace of more steps, after the timed ones, to this file")
     parser.add_argument("--trace_steps", type=int, default=5, help="how many steps --trace covers")
@@ -106,21 +116,36 @@ def main():
     model = model.to(memory_format=fmt)
     implementation, implementation_name = optimizer_implementation(args.implementation, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, **implementation)
-    images = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
-    labels = torch.randint(10, (args.batch,), device=device)
-    times, skipped = time_train_steps(lambda x, y: F.cross_entropy(model(x), y), [(images, labels)], optimizer,
-                             args.precision, device, args.warmup, args.steps,
-                             trace=args.trace, trace_steps=args.trace_steps)
+    if args.from_host:
+        images, labels = torch.randn(args.batch, 3, 32, 32), torch.randint(10, (args.batch,))
+        if device.type == "cuda":
+            images, labels = images.pin_memory(), labels.pin_memory()
+        correct = torch.zeros((), dtype=torch.long, device=device)
+
+        def loss_fn(x, y):
+            x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+            y = y.to(device, non_blocking=True)
+            logits = model(x)
+            correct.add_(logits.detach().argmax(1).eq(y).sum())
+            return F.cross_entropy(logits, y)
+    else:
+        images = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+        labels = torch.randint(10, (args.batch,), device=device)
+
+        def loss_fn(x, y):
+            return F.cross_entropy(model(x), y)
+    times, skipped = time_train_steps(loss_fn, [(images, labels)], optimizer, args.precision, device, args.warmup,
+                                      args.steps, trace=args.trace, trace_steps=args.trace_steps)
     times.sort()
     median = statistics.median(times)
     print(json.dumps({
         "peer": "python-eager", "model": f"resnet{args.depth}", "model_source": source,
         "batch": args.batch, "precision": args.precision, "channels_last": args.channels_last,
         "device": str(device), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-        "implementation": implementation_name, "steps": args.steps, "skipped_steps": skipped, "median_ms": median * 1e3,
+        "implementation": implementation_name, "from_host": args.from_host, "steps": args.steps, "skipped_steps": skipped, "median_ms": median * 1e3,
         "p10_ms": times[int(0.1 * (len(times) - 1))] * 1e3, "p90_ms": times[int(0.9 * (len(times) - 1))] * 1e3,
         "images_per_second": args.batch / median,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in model.parameters()), **backend_settings(),
     }))
 
 

@@ -27,6 +27,8 @@ import warnings
 import torch
 import transformers
 
+from backend_settings import backend_settings
+
 # The named configs of roberta/roberta.cc: (model class prefix, vocab, hidden, layers, heads, intermediate).
 NAMED_CONFIGS = {
     "roberta-small": ("Roberta", 50265, 768, 6, 12, 3072),  # distilroberta-base's shape
@@ -159,7 +161,8 @@ def main():
         record = {"impl": "python-transformers", "transformers": transformers.__version__,
                   "torch": torch.__version__, "model": args.model, "variant": variant, "batch": args.batch,
                   "seq": args.seq, "random_lengths": args.random_lengths, "threads": torch.get_num_threads(),
-                  "device": args.device, "batch_seconds": seconds, "median_ms": 1e3 * statistics.median(seconds)}
+                  "device": args.device, "batch_seconds": seconds, "median_ms": 1e3 * statistics.median(seconds),
+                  **backend_settings()}
         if variant == "int8":
             record["quantized_engine"] = torch.backends.quantized.engine
             if args.agreement > 0:

@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roberta_forward import NAMED_CONFIGS, build_model, make_batch  # noqa: E402
+from backend_settings import backend_settings  # noqa: E402
 from train_step_timing import IMPLEMENTATIONS, optimizer_implementation, time_train_steps  # noqa: E402
 
 
@@ -75,7 +76,8 @@ def main():
                       "steps": args.steps, "skipped_steps": skipped, "median_step_ms": median * 1e3,
                       "p10_step_ms": times[int(0.1 * (len(times) - 1))] * 1e3,
                       "p90_step_ms": times[int(0.9 * (len(times) - 1))] * 1e3, "samples_per_second": args.batch / median,
-                      "torch_version": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+                      "torch_version": torch.__version__, "threads": torch.get_num_threads(), **backend_settings()}),
+          flush=True)
 
 
 if __name__ == "__main__":
