@@ -1,5 +1,6 @@
 #include "common/distributed/sync_batchnorm.h"
 
+#include <optional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -29,7 +30,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias, at::Tensor running_mean, at::Tensor running_var,
-                            at::Tensor num_batches_tracked, double momentum, double eps,
+                            at::Tensor num_batches_tracked, std::optional<double> momentum, double eps,
                             c10::intrusive_ptr<c10d::Backend> group) {
     const at::Tensor xf = x.to(at::kFloat);
     const int64_t channels = x.size(1);
@@ -54,9 +55,18 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     {
       at::NoGradGuard no_grad;
       const at::Tensor unbiased = var * count / (count - 1).clamp_min(1);
-      running_mean.mul_(1 - momentum).add_(mean.to(running_mean.scalar_type()) * momentum);
-      running_var.mul_(1 - momentum).add_(unbiased.to(running_var.scalar_type()) * momentum);
       num_batches_tracked.add_(1);
+      if (momentum.has_value()) {
+        running_mean.mul_(1 - *momentum).add_(mean.to(running_mean.scalar_type()) * *momentum);
+        running_var.mul_(1 - *momentum).add_(unbiased.to(running_var.scalar_type()) * *momentum);
+      } else {
+        // Without a momentum the running statistics are the cumulative average
+        // of every batch's, as BatchNorm2d keeps them: this batch weighs 1 / n.
+        // The weight stays on the device (reading n would sync a GPU).
+        const at::Tensor weight_new = num_batches_tracked.to(running_mean.scalar_type()).reciprocal();
+        running_mean.mul_(1 - weight_new).add_(mean.to(running_mean.scalar_type()) * weight_new);
+        running_var.mul_(1 - weight_new).add_(unbiased.to(running_var.scalar_type()) * weight_new);
+      }
     }
     const at::Tensor scale = invstd * weight.to(at::kFloat);
     at::Tensor y = (xf - PerChannel(mean)) * PerChannel(scale) + PerChannel(bias.to(at::kFloat));
@@ -99,13 +109,8 @@ at::Tensor SyncBatchNorm2d(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
   TORCH_CHECK(x.dim() == 4, "SyncBatchNorm2d expects [N, C, H, W] input, got ", x.dim(), " dimensions");
   TORCH_CHECK(bn.options.affine() && bn.options.track_running_stats(),
               "SyncBatchNorm2d needs a BatchNorm2d with affine and track_running_stats");
-  // Without a momentum the running statistics are the cumulative average of
-  // every batch's, as BatchNorm2d keeps them: this batch weighs 1 / (n + 1).
-  const double momentum = bn.options.momentum().has_value()
-                              ? *bn.options.momentum()
-                              : 1.0 / (bn.num_batches_tracked.item<double>() + 1);
   return SyncBatchNormFunction::apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
-                                      bn.num_batches_tracked, momentum, bn.options.eps(), group);
+                                      bn.num_batches_tracked, bn.options.momentum(), bn.options.eps(), group);
 }
 
 }  // namespace dlspeed
