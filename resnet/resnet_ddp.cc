@@ -155,14 +155,9 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
   }
   absl::StatusOr<bool> gpus = UseGpus(/*processes_here=*/1);
   if (!gpus.ok()) return ReportError(gpus.status().message());
-  int gpu_index = 0;
-  if (*gpus) {
-    absl::StatusOr<int> own = OwnGpuIndex(env, static_cast<int>(torch::cuda::device_count()), getenv);
-    if (!own.ok()) return ReportError(absl::StrCat(who, ": ", own.status().message()));
-    gpu_index = *own;
-  }
-  const c10::Device device =
-      *gpus ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(gpu_index)) : c10::Device(c10::kCPU);
+  absl::StatusOr<c10::Device> rank_device = RankDevice(env, *gpus);
+  if (!rank_device.ok()) return ReportError(absl::StrCat(who, ": ", rank_device.status().message()));
+  const c10::Device device = *rank_device;
   absl::StatusOr<std::string> chosen_backend = ChooseBackend(absl::GetFlag(FLAGS_backend), device.is_cuda());
   if (!chosen_backend.ok()) return ReportError(absl::StrCat(who, ": ", chosen_backend.status().message()));
   const std::string backend_name = *chosen_backend;
@@ -187,7 +182,7 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
   ProcessGroupOptions group_options;
   group_options.backend = backend_name;
   group_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout_s) * 1000));
-  group_options.device_index = gpu_index;
+  group_options.device_index = device.is_cuda() ? device.index() : 0;
   absl::StatusOr<std::unique_ptr<ProcessGroup>> group = ProcessGroup::Create(env, group_options);
   if (!group.ok()) return ReportError(group.status().message());
   const bool lead = env.rank == 0;

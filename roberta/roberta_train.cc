@@ -178,14 +178,9 @@ int Train(const RankEnv& env, bool distributed) {
   absl::StatusOr<bool> use_gpus = UseGpus(/*processes_here=*/1);
   if (!use_gpus.ok()) return ReportError(use_gpus.status().message());
   const bool on_gpu = *use_gpus;
-  int gpu_index = 0;
-  if (on_gpu) {
-    absl::StatusOr<int> own = OwnGpuIndex(env, static_cast<int>(torch::cuda::device_count()), getenv);
-    if (!own.ok()) return ReportError(absl::StrCat(who, ": ", own.status().message()));
-    gpu_index = *own;
-  }
-  const c10::Device device =
-      on_gpu ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(gpu_index)) : c10::Device(c10::kCPU);
+  absl::StatusOr<c10::Device> rank_device = RankDevice(env, on_gpu);
+  if (!rank_device.ok()) return ReportError(absl::StrCat(who, ": ", rank_device.status().message()));
+  const c10::Device device = *rank_device;
   CheckFlagsOrExit(device);
   if (on_gpu) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
@@ -292,7 +287,7 @@ int Train(const RankEnv& env, bool distributed) {
     ProcessGroupOptions options;
     options.backend = backend_name;
     options.timeout = std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout_s) * 1000));
-    options.device_index = gpu_index;
+    options.device_index = device.is_cuda() ? device.index() : 0;
     absl::StatusOr<std::unique_ptr<ProcessGroup>> created = ProcessGroup::Create(env, options);
     if (!created.ok()) return ReportError(created.status().message());
     group = std::move(*created);

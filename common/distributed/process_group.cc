@@ -10,6 +10,7 @@
 
 #include <c10/util/Logging.h>
 #include <ATen/ATen.h>
+#include <torch/cuda.h>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -137,6 +138,13 @@ bool BackendAvailable(const std::string& backend) {
 absl::Status CheckBackendName(const std::string& flag) {
   if (flag == "auto" || flag == "gloo" || flag == "nccl") return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("unknown backend '", flag, "' (choose auto, gloo or nccl)"));
+}
+
+absl::StatusOr<c10::Device> RankDevice(const RankEnv& env, bool on_gpus) {
+  if (!on_gpus) return c10::Device(c10::kCPU);
+  absl::StatusOr<int> index = OwnGpuIndex(env, static_cast<int>(torch::cuda::device_count()), std::getenv);
+  if (!index.ok()) return index.status();
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(*index));
 }
 
 absl::StatusOr<std::string> ChooseBackend(const std::string& flag, bool on_gpus) {

@@ -55,6 +55,11 @@ absl::Status CheckBackendName(const std::string& flag);
 // name; FailedPrecondition for NCCL on the CPU or in a LibTorch without it.
 absl::StatusOr<std::string> ChooseBackend(const std::string& flag, bool on_gpus);
 
+// The device this rank trains on: the CPU when `on_gpus` is false, else its
+// own GPU (OwnGpuIndex over the GPUs this process sees). An error names what
+// the launcher's variables lack.
+absl::StatusOr<c10::Device> RankDevice(const RankEnv& env, bool on_gpus);
+
 class ProcessGroup {
  public:
   // Joins the job described by `env`. Errors, each one line: an unknown or
