@@ -7,11 +7,12 @@ both see the same machine load, and prints a Markdown table with the ratio.
   bazel build //resnet/benchmarks:train_step_benchmark
   .venv/bin/python tools/train_step_report.py --depth 18 --batch 64 --rounds 5
   .venv/bin/python tools/train_step_report.py --depth 18 --batch 32 --rounds 1 --results results.jsonl
-  .venv/bin/python tools/train_step_report.py --optimizer_kernels foreach --python_implementation fused
+  .venv/bin/python tools/train_step_report.py --optimizer_kernels foreach --python_implementation default
 
 C++ runs its SGD on fused kernels unless --optimizer_kernels foreach; Python
-runs torch.optim.SGD's default (foreach on a GPU, a loop over parameters on the
-CPU) unless --python_implementation says foreach or fused.
+runs torch.optim.SGD on the same kernels (fused=True or foreach=True) unless
+--python_implementation says otherwise (default: torch.optim's default, foreach
+on a GPU and a loop over parameters on the CPU).
 
 With --results FILE it also appends one cpp_vs_python record (tools/records.py)
 with both medians and their ratio to FILE, for tools/report.py.
@@ -69,12 +70,15 @@ def main():
     parser.add_argument("--min_time", type=float, default=2.0, help="C++ seconds per round")
     parser.add_argument("--optimizer_kernels", default="fused", choices=["fused", "foreach"],
                         help="the C++ SGD's kernels")
-    parser.add_argument("--python_implementation", default="default", choices=["default", "foreach", "fused"],
-                        help="torch.optim.SGD's implementation in the peer")
+    parser.add_argument("--python_implementation", choices=["default", "foreach", "fused"],
+                        help="torch.optim.SGD's implementation in the peer (default: the C++ side's "
+                             "--optimizer_kernels, so that both run the same kernels)")
     parser.add_argument("--results", metavar="FILE", help="also append a cpp_vs_python record to this JSON Lines file")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.python_implementation is None:
+        args.python_implementation = args.optimizer_kernels
     if not os.path.exists(args.binary):
         sys.exit(f"train_step_report: {args.binary} not found: bazel build //resnet/benchmarks:train_step_benchmark")
     if args.results:

@@ -15,7 +15,8 @@
 // device sync, so both see the same machine load; separate processes differ by
 // more than the 3 % target on a shared machine. Its counters: the median step
 // of each, `overhead_pct` (their ratio) and `paired_overhead_pct` (the median
-// of each pair's ratio).
+// of each pair's ratio). Its time and items/s cover a pair of steps, one of
+// each trainer.
 //
 //   bazel run //resnet/benchmarks:reducer_benchmark
 //   bazel run //resnet/benchmarks:reducer_benchmark -- --benchmark_filter=DdpOverhead
@@ -29,9 +30,9 @@
 #include <benchmark/benchmark.h>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include "common/amp.h"
+#include "common/benchmark_context.h"
 #include "common/device.h"
 #include "common/distributed/gradient_reducer.h"
 #include "common/distributed/launcher.h"
@@ -96,13 +97,22 @@ void ReducerStep(benchmark::State& state) {
   std::unique_ptr<GradientReducer> reducer;
   if (with_reducer) reducer = std::make_unique<GradientReducer>(params, Group().backend_ptr());
   const c10::Device device = BenchmarkDevice();
-  for (auto _ : state) {
+  auto step = [&] {
     for (torch::Tensor& p : params) p.mutable_grad().reset();  // zero_grad(set_to_none=True)
     Backward(params);
     if (reducer) reducer->FinishBackward();
     SynchronizeDevice(device);
+  };
+  // The first steps allocate the gradients and the reducer's buckets.
+  for (int i = 0, warmup = device.is_cuda() ? 20 : 3; i < warmup; ++i) step();
+  std::vector<double> seconds;
+  for (auto _ : state) {
+    Stopwatch stopwatch;
+    step();
+    seconds.push_back(stopwatch.Seconds());
   }
   state.SetItemsProcessed(state.iterations());  // steps
+  state.counters["median_ms"] = Summarize(seconds).median * 1e3;
   if (reducer) state.counters["allreduces_per_step"] = static_cast<double>(reducer->stats().allreduces) /
                                                      static_cast<double>(reducer->stats().steps);
 }
@@ -164,7 +174,7 @@ void DdpOverhead(benchmark::State& state, Precision precision) {
     paired.push_back(ddp_time / single_time - 1);
   }
   const double single_median = Summarize(single_seconds).median, ddp_median = Summarize(ddp_seconds).median;
-  state.SetItemsProcessed(state.iterations() * batch);  // per trainer
+  state.SetItemsProcessed(state.iterations() * 2 * batch);  // an iteration trains both trainers on a batch
   state.counters["single_ms"] = single_median * 1e3;
   state.counters["ddp_ms"] = ddp_median * 1e3;
   state.counters["overhead_pct"] = (ddp_median / single_median - 1) * 100;
@@ -178,19 +188,16 @@ const int kContext = [] {
   // convolution algorithms for each new shape and keeps the fastest; TF32 in
   // convolutions, not in matmuls (PyTorch's defaults).
   ApplyBackendSettings(BackendSettings());
-  benchmark::AddCustomContext("cudnn_benchmark", "on");
-  benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
-  benchmark::AddCustomContext("device", BenchmarkDevice().str());
+  AddRuntimeContext(BenchmarkDevice());
   benchmark::AddCustomContext("backend", BackendName());
-  benchmark::AddCustomContext("device_name", DescribeRuntime(BenchmarkDevice()).value("device_name", "unknown"));
-  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
   return 0;
 }();
 
 BENCHMARK(ReducerStep)
     ->ArgNames({"reducer", "size_full"})
     ->ArgsProduct({{0, 1}, {0, 1}})
-    ->Unit(benchmark::kMicrosecond);
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 const int kOverheadRegistered = [] {
   // Batch 32 a process on the CPU (as ddp_report.py), 512 on a GPU (the

@@ -19,9 +19,9 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include "absl/status/statusor.h"
+#include "common/benchmark_context.h"
 #include "common/cuda_graph.h"
 #include "common/device.h"
 #include "common/timing.h"
@@ -158,15 +158,18 @@ void Infer(benchmark::State& state, Variant variant) {
 }
 
 const int kRegistered = [] {
-  benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
-  // As the binaries (--cudnn_benchmark) and the Python peers: cuDNN times
-  // its convolution algorithms for each new shape and keeps the fastest.
-  at::globalContext().setBenchmarkCuDNN(true);
-  benchmark::AddCustomContext("cudnn_benchmark", "on");
-  const bool cuda = torch::cuda::is_available() && CudaGraphsBuiltIn();
+  // As the binaries' defaults and the Python peers: cuDNN times its
+  // convolution algorithms for each new shape and keeps the fastest; TF32 in
+  // convolutions, not in matmuls (PyTorch's defaults).
+  ApplyBackendSettings(BackendSettings());
+  const bool cuda = torch::cuda::is_available();
+  // device_name stays the CPU's (tools/infer_report.py labels CPU runs with
+  // it); gpu_name names the GPU.
+  AddRuntimeContext(c10::Device(c10::kCPU));
   benchmark::AddCustomContext("device", cuda ? "cpu and cuda" : "cpu");
-  benchmark::AddCustomContext("device_name", DescribeRuntime(c10::Device(c10::kCPU)).value("device_name", "unknown"));
-  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  // Only the graph variants need CUDA-graph support in this build.
+  const bool graphs = cuda && CudaGraphsBuiltIn();
+  if (cuda && !graphs) benchmark::AddCustomContext("cuda_graphs", "not built in: no cuda-graph variants");
   for (auto [name, variant] : {std::make_pair("eager", Variant::kEager),
                                std::make_pair("torchscript-frozen", Variant::kScript),
                                std::make_pair("int8", Variant::kInt8),
@@ -176,6 +179,7 @@ const int kRegistered = [] {
                                std::make_pair("cuda-graph", Variant::kCudaGraph),
                                std::make_pair("cuda-graph-frozen", Variant::kCudaGraphFrozen)}) {
     if (!cuda && OnCuda(variant)) continue;
+    if (!graphs && (variant == Variant::kCudaGraph || variant == Variant::kCudaGraphFrozen)) continue;
     auto* b = benchmark::RegisterBenchmark(name, Infer, variant);
     b->ArgNames({"depth", "batch"})->Unit(benchmark::kMillisecond)->UseRealTime();
     for (int depth : {18, 34, 50}) {

@@ -5,16 +5,16 @@
 // tools/peer/resnet_train_step.py times the same step in Python PyTorch;
 // tools/train_step_report.py runs both and prints the ratio of medians.
 //
-//   bazel run -c opt //resnet/benchmarks:train_step_benchmark -- --benchmark_filter=fp32/18/64
+//   bazel run -c opt //resnet/benchmarks:train_step_benchmark -- --benchmark_filter='fp32/depth:18/batch:64/'
 #include <string>
 #include <vector>
 
 #include <ATen/Context.h>
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include "common/amp.h"
+#include "common/benchmark_context.h"
 #include "common/device.h"
 #include "common/optim/optimizer_kernels.h"
 #include "common/timing.h"
@@ -65,15 +65,11 @@ void TrainStep(benchmark::State& state, Precision precision) {
 }
 
 void Context() {
-  const c10::Device device = BenchmarkDevice();
-  benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
-  benchmark::AddCustomContext("device", device.str());
-  // As the binaries (--cudnn_benchmark) and the Python peers: cuDNN times
-  // its convolution algorithms for each new shape and keeps the fastest.
-  at::globalContext().setBenchmarkCuDNN(true);
-  benchmark::AddCustomContext("cudnn_benchmark", "on");
-  benchmark::AddCustomContext("device_name", DescribeRuntime(device).value("device_name", "unknown"));
-  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  // As the binaries' defaults and the Python peers: cuDNN times its
+  // convolution algorithms for each new shape and keeps the fastest; TF32 in
+  // convolutions, not in matmuls (PyTorch's defaults).
+  ApplyBackendSettings(BackendSettings());
+  AddRuntimeContext(BenchmarkDevice());
 }
 
 const int kRegistered = [] {

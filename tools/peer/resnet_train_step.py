@@ -26,7 +26,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from backend_settings import backend_settings
-from train_step_timing import IMPLEMENTATIONS, optimizer_implementation, time_train_steps
+from train_step_timing import IMPLEMENTATIONS, optimizer_implementation, percentile, time_train_steps
 
 
 class Block(nn.Module):
@@ -136,14 +136,13 @@ def main():
             return F.cross_entropy(model(x), y)
     times, skipped = time_train_steps(loss_fn, [(images, labels)], optimizer, args.precision, device, args.warmup,
                                       args.steps, trace=args.trace, trace_steps=args.trace_steps)
-    times.sort()
     median = statistics.median(times)
     print(json.dumps({
         "peer": "python-eager", "model": f"resnet{args.depth}", "model_source": source,
         "batch": args.batch, "precision": args.precision, "channels_last": args.channels_last,
         "device": str(device), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
         "implementation": implementation_name, "from_host": args.from_host, "steps": args.steps, "skipped_steps": skipped, "median_ms": median * 1e3,
-        "p10_ms": times[int(0.1 * (len(times) - 1))] * 1e3, "p90_ms": times[int(0.9 * (len(times) - 1))] * 1e3,
+        "p10_ms": percentile(times, 0.1) * 1e3, "p90_ms": percentile(times, 0.9) * 1e3,
         "images_per_second": args.batch / median,
         "parameters": sum(p.numel() for p in model.parameters()), **backend_settings(),
     }))

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roberta_forward import NAMED_CONFIGS, build_model, make_batch  # noqa: E402
 from backend_settings import backend_settings  # noqa: E402
-from train_step_timing import IMPLEMENTATIONS, optimizer_implementation, time_train_steps  # noqa: E402
+from train_step_timing import IMPLEMENTATIONS, optimizer_implementation, percentile, time_train_steps  # noqa: E402
 
 
 def main():
@@ -68,14 +68,13 @@ def main():
                              batches, optimizer, args.precision, args.device, args.warmup, args.steps,
                              trace=args.trace, trace_steps=args.trace_steps)
     median = statistics.median(times)
-    times.sort()
     print(json.dumps({"peer": "python", "work": "roberta_train_step", "model": args.model, "batch": args.batch,
                       "seq": args.seq, "precision": args.precision, "optimizer": args.optimizer,
                       "implementation": implementation_name,
                       "device": args.device, "device_name": torch.cuda.get_device_name() if cuda else "cpu",
                       "steps": args.steps, "skipped_steps": skipped, "median_step_ms": median * 1e3,
-                      "p10_step_ms": times[int(0.1 * (len(times) - 1))] * 1e3,
-                      "p90_step_ms": times[int(0.9 * (len(times) - 1))] * 1e3, "samples_per_second": args.batch / median,
+                      "p10_step_ms": percentile(times, 0.1) * 1e3,
+                      "p90_step_ms": percentile(times, 0.9) * 1e3, "samples_per_second": args.batch / median,
                       "torch_version": torch.__version__, "threads": torch.get_num_threads(), **backend_settings()}),
           flush=True)
 

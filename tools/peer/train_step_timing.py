@@ -42,6 +42,16 @@ class TrainStep:
         self.scale = new_scale
 
 
+def percentile(values, q):
+    """The q-quantile (0 <= q <= 1) of `values`, interpolating linearly between
+    order statistics as numpy.percentile's default and common/timing.cc do."""
+    s = sorted(values)
+    position = (len(s) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(s) - 1)
+    return s[low] + (s[high] - s[low]) * (position - low)
+
+
 def time_train_steps(loss_fn, batches, optimizer, precision, device, warmup, steps, trace=None, trace_steps=5):
     """(seconds of each of `steps` timed steps after `warmup` untimed ones, how
     many of the timed steps the GradScaler skipped); see TrainStep. With
