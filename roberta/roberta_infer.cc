@@ -165,10 +165,11 @@ int Main(int argc, char** argv) {
   autocast.emplace(*device, precision);
   auto run = [&](const TextBatch& batch) {
     const torch::Tensor ids = batch.input_ids.to(*device);
-    // The eager model takes no mask for a batch without padding (its fastest
-    // attention kernels); the TorchScript signature always takes one.
-    if (!scripted) return model->forward(ids, ModelMask(batch, *device));
-    return scripted->forward({ids, batch.attention_mask.to(*device)}).toTensor();
+    // No mask for a batch without padding, in either form: attention may then
+    // use its mask-free (fastest) kernels.
+    const torch::Tensor mask = ModelMask(batch, *device);
+    if (!scripted) return model->forward(ids, mask);
+    return (mask.defined() ? scripted->forward({ids, mask}) : scripted->forward({ids})).toTensor();
   };
   batcher.StartEpoch(0);
   for (int64_t i = 0; i < absl::GetFlag(FLAGS_warmup_batches); ++i) {

@@ -38,7 +38,7 @@ std::string ForwardSource(const RobertaConfig& c, const std::set<std::string>& i
   };
   const std::string e = "roberta.embeddings.";
   std::string s = absl::StrCat(
-      "def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:\n",
+      "def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:\n",
       "    batch = input_ids.size(0)\n",
       "    length = input_ids.size(1)\n",
       "    real = torch.ne(input_ids, ", c.pad_token_id, ").long()\n",
@@ -47,7 +47,11 @@ std::string ForwardSource(const RobertaConfig& c, const std::set<std::string>& i
       "    x = x + torch.embedding(", Attr(e + "position_embeddings.weight"), ", positions, ", c.pad_token_id, ")\n",
       "    x = x + ", Attr(e + "token_type_embeddings.weight"), "[0]\n",
       "    x = ", norm("x", e + "LayerNorm"), "\n",
-      "    mask = torch.ne(attention_mask, 0).view(batch, 1, 1, length)\n");
+      // No mask: every token is attended to, as in the eager model, and
+      // scaled_dot_product_attention may pick its mask-free (flash) kernels.
+      "    mask: Optional[Tensor] = None\n",
+      "    if attention_mask is not None:\n",
+      "        mask = torch.ne(attention_mask, 0).view(batch, 1, 1, length)\n");
   const int64_t heads = c.num_attention_heads, head_size = c.hidden_size / c.num_attention_heads;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string l = absl::StrCat("roberta.encoder.layer.", i, ".");

@@ -1,11 +1,15 @@
 // TorchScript export of the RoBERTa classifier, built in C++ without Python:
-// forward(input_ids, attention_mask) is TorchScript source generated from the
-// model's config (the encoder layers unrolled), its attributes are copies of
-// the model's parameters, and it is frozen for inference (parameters become
-// constants). Save and load it with SaveScript/LoadScript (resnet_script.h).
+// forward(input_ids, attention_mask=None) is TorchScript source generated
+// from the model's config (the encoder layers unrolled), its attributes are
+// copies of the model's parameters, and it is frozen for inference
+// (parameters become constants). Without a mask every token is attended to,
+// as in the eager model, and attention may use its mask-free kernels; pass
+// one only for a padded batch. Save and load it with SaveScript/LoadScript
+// (resnet_script.h).
 //
 //   absl::StatusOr<torch::jit::Module> script = dlspeed::ScriptRoberta(*model);
 //   torch::Tensor logits = script->forward({input_ids, attention_mask}).toTensor();
+//   torch::Tensor unpadded = script->forward({input_ids}).toTensor();  // no mask
 #ifndef DLSPEED_ROBERTA_ROBERTA_SCRIPT_H_
 #define DLSPEED_ROBERTA_ROBERTA_SCRIPT_H_
 

@@ -17,8 +17,9 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
+#include "absl/status/statusor.h"
+#include "common/benchmark_context.h"
 #include "common/device.h"
 #include "common/timing.h"
 #include "roberta/roberta.h"
@@ -32,17 +33,25 @@ const char* const kModels[] = {"roberta-small", "roberta-base"};  // model:0, mo
 
 enum class Variant { kEager, kInt8, kScript, kInt8Script, kFp16 };
 
+bool Scripted(Variant variant) { return variant == Variant::kScript || variant == Variant::kInt8Script; }
+
+// One model per (model, variant, device), random weights (seed 0), eval mode.
+// A TorchScript module is made anew for each batch size, as roberta_infer and
+// the Python peer run one per process: its profiling executor specialises the
+// graph to the first shapes it sees, and a later batch size would run a
+// fallback graph.
 struct Prepared {
   RobertaClassifier eager{nullptr};
   torch::jit::Module script;
 };
 
-// One model per (model, variant, device), random weights (seed 0), eval mode.
-Prepared& Get(int model_index, Variant variant, const c10::Device& device) {
-  static std::map<std::tuple<int, Variant, std::string>, Prepared> cache;
-  const auto key = std::make_tuple(model_index, variant, device.str());
+// The model for a variant, made once; a scripting error skips the variant
+// instead of aborting the binary.
+absl::StatusOr<Prepared*> Get(int model_index, Variant variant, const c10::Device& device, int64_t batch) {
+  static std::map<std::tuple<int, Variant, std::string, int64_t>, Prepared> cache;
+  const auto key = std::make_tuple(model_index, variant, device.str(), Scripted(variant) ? batch : 0);
   auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
+  if (it != cache.end()) return &it->second;
   torch::manual_seed(0);
   Prepared prepared;
   prepared.eager = RobertaClassifier(*NamedRobertaConfig(kModels[model_index]));
@@ -50,29 +59,33 @@ Prepared& Get(int model_index, Variant variant, const c10::Device& device) {
   prepared.eager->to(device);
   if (variant == Variant::kFp16) prepared.eager->to(torch::kHalf);
   if (variant == Variant::kInt8 || variant == Variant::kInt8Script) QuantizeDynamicInt8(*prepared.eager);
-  if (variant == Variant::kScript || variant == Variant::kInt8Script) prepared.script = *ScriptRoberta(*prepared.eager);
-  return cache.emplace(key, std::move(prepared)).first->second;
+  if (Scripted(variant)) {
+    absl::StatusOr<torch::jit::Module> script = ScriptRoberta(*prepared.eager);
+    if (!script.ok()) return script.status();
+    prepared.script = *script;
+  }
+  return &cache.emplace(key, std::move(prepared)).first->second;
 }
 
 void Forward(benchmark::State& state, Variant variant, c10::Device device) {
   const int model_index = static_cast<int>(state.range(0));
   const int64_t batch = state.range(1);
-  Prepared& model = Get(model_index, variant, device);
+  absl::StatusOr<Prepared*> prepared = Get(model_index, variant, device, batch);
+  if (!prepared.ok()) {
+    state.SkipWithError(std::string(prepared.status().message()).c_str());
+    return;
+  }
+  Prepared& model = **prepared;
   const RobertaConfig& config = model.eager->config();
   // <s> random tokens </s>, no padding: the same fixed shape every call.
   torch::Tensor ids = torch::randint(3, config.vocab_size, {batch, kSequenceLength}, torch::kLong);
   ids.select(1, 0).fill_(config.bos_token_id);
   ids.select(1, kSequenceLength - 1).fill_(config.eos_token_id);
   ids = ids.to(device);
-  const torch::Tensor mask = torch::ones({batch, kSequenceLength}, torch::TensorOptions().dtype(torch::kLong).device(device));
   c10::InferenceMode inference;
-  auto run = [&] {
-    const bool scripted = variant == Variant::kScript || variant == Variant::kInt8Script;
-    // No padding: the eager model gets no mask (as transformers drops an
-    // all-ones one), which lets attention use its mask-free kernels; the
-    // TorchScript signature always takes one.
-    return scripted ? model.script.forward({ids, mask}).toTensor() : model.eager->forward(ids);
-  };
+  // No padding: no mask for either form (as transformers drops an all-ones
+  // one), so both run the same mask-free attention kernels.
+  auto run = [&] { return Scripted(variant) ? model.script.forward({ids}).toTensor() : model.eager->forward(ids); };
   for (int i = 0; i < 3; ++i) run();  // warm-up (TorchScript's profiling runs, cuDNN/cuBLAS choices)
   SynchronizeDevice(device);
   std::vector<double> seconds;
@@ -91,12 +104,10 @@ void Forward(benchmark::State& state, Variant variant, c10::Device device) {
 const int kRegistered = [] {
   const bool cuda = torch::cuda::is_available();
   const c10::Device gpu = cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  benchmark::AddCustomContext("libtorch_version", TORCH_VERSION);
+  AddRuntimeContext(gpu);
+  benchmark::AddCustomContext("device", cuda ? "cpu and cuda" : "cpu");
   benchmark::AddCustomContext("sequence_length", std::to_string(kSequenceLength));
   benchmark::AddCustomContext("models", "model:0 = roberta-small (6 layers), model:1 = roberta-base (12 layers)");
-  benchmark::AddCustomContext("cpu_name", DescribeRuntime(c10::Device(c10::kCPU)).value("device_name", "unknown"));
-  benchmark::AddCustomContext("gpu_name", cuda ? DescribeRuntime(gpu).value("device_name", "unknown") : "none");
-  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
   std::vector<std::tuple<std::string, Variant, c10::Device>> variants = {
       {"cpu-fp32", Variant::kEager, c10::Device(c10::kCPU)},
       {"cpu-int8", Variant::kInt8, c10::Device(c10::kCPU)},

@@ -2,14 +2,15 @@
 """Python peer of //roberta:roberta_infer: times the forward pass of
 transformers' RoBERTa/XLM-R sequence classifier (random weights, 4 labels,
 SDPA attention) on one fixed batch of random token ids, for the variants
-eager (fp32), torchscript (traced with (input_ids, attention_mask), then
+eager (fp32), torchscript (traced with the inputs it is timed on, then
 frozen), int8 (dynamic int8 of every nn.Linear with per-channel weights, as
 roberta_infer --quantize; CPU) and fp16 (GPU only), and
 prints one JSON line per variant with the time of every timed batch.
 
 With --random_lengths the sequences get lengths drawn from [seq/2, seq] and
 are padded to seq with a zero mask, as roberta_infer's synthetic data with
---pad_to_max_len; without it every position is a real token (mask all ones).
+--pad_to_max_len; without it every position is a real token and no mask is
+passed (the C++ side passes none either).
 --agreement N also reports, for int8, the fraction of N random sequences
 whose predicted label equals the fp32 model's.
 
