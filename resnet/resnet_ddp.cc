@@ -241,6 +241,7 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
             : absl::StrCat(flags.models_dir, "/Resnet-", args.depth, args.mixed ? "-mixed" : "", "-",
                            env.world_size, "gpus.ckpt");
     TrainingProgress start;
+    bool resumed = false;
     const std::string run_settings = CheckpointSettings(
         flags, {args.depth, precision, args.mixed, batch_size, train_set.size(), 0}, env.world_size);
     if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
@@ -250,7 +251,17 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
         std::_Exit(1);
       }
       start = *at;
-      if (lead) std::cout << "Resuming from " << checkpoint << " at epoch " << start.epoch + 1 << ", step " << start.steps_done << std::endl;
+      resumed = true;
+    }
+    if (absl::GetFlag(FLAGS_resume)) {
+      if (absl::Status s = CheckSameResumePoint(*backend, device, checkpoint, resumed, start.epoch, start.steps_done);
+          !s.ok()) {
+        if (lead) std::cerr << "resnet_ddp: " << s.message() << std::endl;
+        std::_Exit(1);
+      }
+      if (lead && resumed) {
+        std::cout << "Resuming from " << checkpoint << " at epoch " << start.epoch + 1 << ", step " << start.steps_done << std::endl;
+      }
     }
     BroadcastFromRankZero(state, *backend);
     reducer = std::make_unique<GradientReducer>(trainer.model()->parameters(), backend, reducer_options);

@@ -360,6 +360,7 @@ int Train(const RankEnv& env, bool distributed) {
         absl::GetFlag(FLAGS_max_steps), " seed=", absl::GetFlag(FLAGS_seed), " epochs=", epochs,
         " precision=", PrecisionName(precision), " processes=", env.world_size);
     int64_t start_epoch = 0, start_step = 0;
+    bool resumed = false;
     if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
       absl::StatusOr<std::pair<int64_t, int64_t>> at = trainer.LoadCheckpoint(checkpoint, run_settings);
       if (!at.ok()) {
@@ -367,7 +368,17 @@ int Train(const RankEnv& env, bool distributed) {
         std::_Exit(1);
       }
       std::tie(start_epoch, start_step) = *at;
-      if (lead) std::cout << "Resuming from " << checkpoint << " at epoch " << start_epoch + 1 << ", step " << start_step << std::endl;
+      resumed = true;
+    }
+    if (group && absl::GetFlag(FLAGS_resume)) {
+      if (absl::Status s = CheckSameResumePoint(group->backend(), device, checkpoint, resumed, start_epoch, start_step);
+          !s.ok()) {
+        if (lead) std::cerr << "roberta_train: " << s.message() << std::endl;
+        std::_Exit(1);
+      }
+    }
+    if (lead && resumed) {
+      std::cout << "Resuming from " << checkpoint << " at epoch " << start_epoch + 1 << ", step " << start_step << std::endl;
     }
     const int64_t every = absl::GetFlag(FLAGS_checkpoint_every);
     int64_t steps_this_run = 0;

@@ -159,6 +159,20 @@ TEST(ResNetDdpTest, KilledAndResumedEndsBitExactAndSigtermStopsEveryRank) {
                             "--workers=1 --checkpoint_every=1 --results= ";
   ASSERT_EQ(RunCommand(kDdp + flags + "--models_dir=" + whole).exit_code, 0);
   EXPECT_NE(RunCommand(kDdp + flags + "--models_dir=" + resumed + " --test_kill=1:6").exit_code, 0);
+  // Ranks that do not share a file system: rank 1 (torchrun-style, with a
+  // --models_dir of its own) does not see rank 0's checkpoint. One line, and
+  // the checkpoint is still there for a resume where every rank sees it.
+  const std::string elsewhere = ScratchDir("resume_elsewhere");
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=$(python3 -c 'import socket; s=socket.socket(); "
+                          "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])') WORLD_SIZE=2";
+  CommandResult unshared = RunCommand(
+      "exec 2>&1; export " + env + "; (RANK=1 LOCAL_RANK=1 " + kDdp + flags + "--resume --models_dir=" + elsewhere + " > " +
+      elsewhere + "/rank1.log 2>&1; echo $? > " + elsewhere + "/rank1.rc) & RANK=0 LOCAL_RANK=0 " + kDdp + flags +
+      "--resume --models_dir=" + resumed + "; rc=$?; wait; echo rank1 exit $(cat " + elsewhere + "/rank1.rc); exit $rc");
+  EXPECT_NE(unshared.exit_code, 0) << unshared.output;
+  EXPECT_NE(unshared.output.find("is there for some ranks and not for others"), std::string::npos) << unshared.output;
+  EXPECT_EQ(unshared.output.find("rank1 exit 0"), std::string::npos) << unshared.output;
+  EXPECT_TRUE(std::filesystem::exists(resumed + "/Resnet-18-2gpus.ckpt"));
   CommandResult resume = RunCommand(kDdp + flags + "--models_dir=" + resumed + " --resume");
   ASSERT_EQ(resume.exit_code, 0) << resume.output;
   EXPECT_NE(resume.output.find("Resuming from "), std::string::npos) << resume.output;

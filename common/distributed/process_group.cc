@@ -64,6 +64,42 @@ StopAgreement::StopAgreement(ProcessGroup* group, c10::Device device, std::chron
       since_(std::chrono::steady_clock::now()),
       flag_(at::zeros({2}, at::TensorOptions().dtype(at::kFloat).device(device))) {}
 
+RankRange RangeAcrossRanks(c10d::Backend& backend, const std::vector<int64_t>& values, const c10::Device& device) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  // [values, -values] reduced with MAX: the largest of each and minus the smallest.
+  at::Tensor both = at::empty({2 * n}, at::kLong);
+  for (int64_t i = 0; i < n; ++i) {
+    both[i] = values[i];
+    both[n + i] = -values[i];
+  }
+  std::vector<at::Tensor> tensors = {both.to(device)};
+  c10d::AllreduceOptions max;
+  max.reduceOp = c10d::ReduceOp::MAX;
+  backend.allreduce(tensors, max)->wait();
+  const at::Tensor reduced = tensors[0].cpu();
+  RankRange range;
+  for (int64_t i = 0; i < n; ++i) {
+    range.max.push_back(reduced[i].item<int64_t>());
+    range.min.push_back(-reduced[n + i].item<int64_t>());
+  }
+  return range;
+}
+
+absl::Status CheckSameResumePoint(c10d::Backend& backend, const c10::Device& device, const std::string& checkpoint,
+                                  bool found, int64_t epoch, int64_t step) {
+  const RankRange range = RangeAcrossRanks(backend, {found ? 1 : 0, epoch, step}, device);
+  if (range.agreed()) return absl::OkStatus();
+  if (range.min[0] != range.max[0]) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--resume: ", checkpoint, " is there for some ranks and not for others; every rank must see the same "
+        "checkpoint (a file system they share, or a copy on each machine)"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "--resume: the ranks read different checkpoints at ", checkpoint, " (epochs ", range.min[1] + 1, " to ",
+      range.max[1] + 1, ", steps ", range.min[2], " to ", range.max[2],
+      "); every rank must see the same checkpoint (a file system they share)"));
+}
+
 int StopAgreement::Check() {
   if (group_ == nullptr) return PendingStopSignal();
   if (++steps_ < period_) return 0;
