@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,7 +75,43 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
   return absl::OkStatus();
 }
 
-absl::Status AppendLineAtomically(const std::string& path, absl::string_view line) {
+// An exclusive flock on a directory, held while alive; none (and no error)
+// where the file system does not support it.
+class DirectoryLock {
+ public:
+  explicit DirectoryLock(const std::filesystem::path& dir) : fd_(open(dir.c_str(), O_RDONLY | O_DIRECTORY)) {
+    if (fd_ < 0) return;
+    while (flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~DirectoryLock() {
+    if (fd_ >= 0) close(fd_);  // releases the lock
+  }
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+absl::Status AppendLineAtomically(const std::string& link_or_path, absl::string_view line) {
+  namespace fs = std::filesystem;
+  // A symbolic link is appended through: the file it names is rewritten, and
+  // the link stays.
+  std::error_code error;
+  std::string path = link_or_path;
+  if (fs::is_symlink(link_or_path, error)) {
+    const fs::path resolved = fs::weakly_canonical(link_or_path, error);
+    if (error) return Error(link_or_path, "cannot follow the symbolic link", error.value());
+    path = resolved.string();
+  }
+  // Appends from several processes (two binaries writing the same results
+  // file) take turns: each reads the file, adds its line and renames its copy
+  // over it while holding a lock on the folder, so none loses another's line.
+  const fs::path parent = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  fs::create_directories(parent, error);
+  if (error) return Error(path, absl::StrCat("cannot create directory ", parent.string()), error.value());
+  DirectoryLock lock(parent);
   std::string contents;
   const int fd = open(path.c_str(), O_RDONLY);
   if (fd < 0 && errno != ENOENT) return Error(path, "cannot read the existing file", errno);

@@ -25,7 +25,10 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 
 // Rewrites `path` atomically as its existing contents (if any) followed by
 // `line` and '\n' (and a '\n' before, if the old contents lacked a final one).
-// Not safe against concurrent appends from several processes.
+// A symbolic link at `path` is followed (the file it names is rewritten).
+// Concurrent appends from several processes on this machine each keep their
+// line: they hold an flock on the folder in turn (where the file system has
+// flock; NFS may not honour it across machines).
 absl::Status AppendLineAtomically(const std::string& path, absl::string_view line);
 
 }  // namespace dlspeed

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -146,6 +147,42 @@ TEST(AtomicFileTest, AppendLineKeepsEarlierLines) {
   ASSERT_TRUE(WriteFileAtomically(path.string(), "no newline").ok());
   ASSERT_TRUE(AppendLineAtomically(path.string(), "third").ok());
   EXPECT_EQ(Read(path), "no newline\nthird\n");
+}
+
+TEST(AtomicFileTest, AppendFollowsASymbolicLink) {
+  const fs::path dir = FreshDir("append_link");
+  fs::create_directories(dir / "shared");
+  ASSERT_TRUE(AppendLineAtomically((dir / "shared" / "all.jsonl").string(), "first").ok());
+  fs::create_symlink(fs::path("shared") / "all.jsonl", dir / "results.jsonl");
+  ASSERT_TRUE(AppendLineAtomically((dir / "results.jsonl").string(), "second").ok());
+  EXPECT_TRUE(fs::is_symlink(dir / "results.jsonl"));
+  EXPECT_EQ(Read(dir / "shared" / "all.jsonl"), "first\nsecond\n");
+}
+
+TEST(AtomicFileTest, ConcurrentAppendsFromSeveralProcessesKeepEveryLine) {
+  const fs::path path = FreshDir("append_concurrent") / "log.jsonl";
+  constexpr int kProcesses = 4, kLines = 25;
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      for (int i = 0; i < kLines; ++i) {
+        if (!AppendLineAtomically(path.string(), std::to_string(p) + ":" + std::to_string(i)).ok()) _exit(1);
+      }
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::istringstream lines(Read(path));
+  std::set<std::string> seen;
+  for (std::string line; std::getline(lines, line);) seen.insert(line);
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kProcesses * kLines)) << "appends were lost";
 }
 
 }  // namespace

@@ -30,7 +30,15 @@ namespace dlspeed {
 
 // Appends `record` (a JSON object) as one line to the JSON Lines file `path`,
 // atomically (see AppendLineAtomically). Invalid UTF-8 in strings is replaced.
+// When the file cannot be written (a full disk), the error's message ends with
+// the record itself, so that printing it loses no measurement.
 absl::Status AppendRecord(const std::string& path, const nlohmann::json& record);
+
+// Whether records can be appended to `path`, checked before a run spends its
+// time: OK for an empty path (no records), a writable regular file, or a new
+// file in a folder that exists (or can be made) and is writable; else
+// FailedPrecondition naming `flag` and the path.
+absl::Status CheckCanAppend(const std::string& flag, const std::string& path);
 
 // The study's whole percentage, 100 * correct // total, from the fraction
 // correct / total (0 when total is 0): 5700 of 10000 is 57, where

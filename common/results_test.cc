@@ -42,6 +42,45 @@ TEST(ResultsTest, RecordsRoundTripAndAppendKeepsEarlierLines) {
   EXPECT_EQ(records[1], second);
 }
 
+TEST(ResultsTest, AFailedAppendCarriesTheRecordInItsMessage) {
+  // /proc takes no new files, even from root.
+  const absl::Status status = AppendRecord("/proc/self/results.jsonl", {{"binary", "x"}, {"seconds", 1.5}});
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(std::string(status.message()).find("cannot write /proc/self/results.jsonl"), std::string::npos) << status;
+  EXPECT_NE(std::string(status.message()).find("; the record: {\"binary\":\"x\",\"seconds\":1.5}"), std::string::npos)
+      << status;
+}
+
+TEST(ResultsTest, CheckCanAppendBeforeARun) {
+  const fs::path dir = ScratchDir("results_check");
+  EXPECT_TRUE(CheckCanAppend("results", "").ok());
+  EXPECT_TRUE(CheckCanAppend("results", (dir / "new.jsonl").string()).ok());
+  EXPECT_TRUE(CheckCanAppend("results", (dir / "missing" / "folders" / "new.jsonl").string()).ok());
+  EXPECT_FALSE(fs::exists(dir / "missing")) << "the check makes nothing";
+  ASSERT_TRUE(AppendRecord((dir / "old.jsonl").string(), {{"a", 1}}).ok());
+  EXPECT_TRUE(CheckCanAppend("results", (dir / "old.jsonl").string()).ok());
+  EXPECT_EQ(fs::directory_iterator(dir) == fs::directory_iterator(), false);
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    EXPECT_EQ(entry.path().filename().string().find(".append-check"), std::string::npos) << "probe left behind";
+  }
+
+  fs::create_directories(dir / "a_folder");
+  std::ofstream(dir / "a_file") << "x";
+  const struct {
+    std::string path, message;
+  } refused[] = {
+      {(dir / "a_folder").string(), "not a regular file"},
+      {(dir / "a_file" / "r.jsonl").string(), "a_file is not a folder"},
+      {"/proc/self/r.jsonl", "cannot write in /proc/self"},
+  };
+  for (const auto& c : refused) {
+    const absl::Status status = CheckCanAppend("results", c.path);
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << c.path;
+    EXPECT_NE(std::string(status.message()).find("--results=" + c.path + ": "), std::string::npos) << status;
+    EXPECT_NE(std::string(status.message()).find(c.message), std::string::npos) << status;
+  }
+}
+
 TEST(ResultsTest, WholePercentIsTheStudysIntegerDivision) {
   // int(100 * 0.57) is 56: the fraction 5700 / 10000 is a little under 0.57.
   EXPECT_EQ(static_cast<int>(100 * (5700.0 / 10000.0)), 56);

@@ -92,6 +92,7 @@ int Main(int argc, char** argv) {
       absl::GetFlag(FLAGS_test_limit) < 0) {
     ExitWithUsageError("--threads, --warmup_batches and --test_limit must be at least 0");
   }
+  if (absl::Status s = CheckCanAppend("results", absl::GetFlag(FLAGS_results)); !s.ok()) ExitWithUsageError(s.message());
   if (quantize) {
     if (absl::GetFlag(FLAGS_calib_batches) < 1) ExitWithUsageError("--calib_batches must be at least 1");
     if (absl::Status s = CheckQuantizedEngine(absl::GetFlag(FLAGS_engine)); !s.ok()) {

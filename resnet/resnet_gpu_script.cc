@@ -135,6 +135,7 @@ int Main(int argc, char** argv) {
   const int64_t passes = absl::GetFlag(FLAGS_passes);
   if (passes < 1) ExitWithUsageError("--passes must be at least 1");
   if (absl::GetFlag(FLAGS_warmup_batches) < 0) ExitWithUsageError("--warmup_batches must not be negative");
+  if (absl::Status s = CheckCanAppend("results", absl::GetFlag(FLAGS_results)); !s.ok()) ExitWithUsageError(s.message());
   std::vector<std::string> variants;
   for (absl::string_view v : absl::StrSplit(absl::GetFlag(FLAGS_variants), ',', absl::SkipEmpty())) {
     if (std::find(std::begin(kVariants), std::end(kVariants), v) == std::end(kVariants)) {

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/device.h"
+#include "common/results.h"
 
 ABSL_FLAG(int64_t, epochs, 20, "training epochs per run (the study: 20)");
 ABSL_FLAG(int64_t, eval_batch_size, 128, "test batch size (the study: 128; resnet_ddp tests on rank 0)");
@@ -80,6 +81,8 @@ absl::StatusOr<TrainingFlags> ReadTrainingFlags() {
   }
   flags.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
   flags.results = absl::GetFlag(FLAGS_results);
+  // Before the run spends its time: a record it could not append would be lost.
+  if (absl::Status s = CheckCanAppend("results", flags.results); !s.ok()) return absl::InvalidArgumentError(s.message());
   flags.models_dir = absl::GetFlag(FLAGS_models_dir);
   return flags;
 }

@@ -90,6 +90,15 @@ TEST(ResNetSingleTest, UnknownFlagAndBadValuesAreUsageErrors) {
   }
 }
 
+TEST(ResNetSingleTest, AResultsFileThatCannotBeWrittenIsRefusedBeforeTraining) {
+  // /proc takes no new files, even from root.
+  CommandResult run = RunBinary("--results=/proc/self/r.jsonl --models_dir=");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_EQ(CountLines(run.output), 1) << run.output;
+  EXPECT_NE(run.output.find("--results=/proc/self/r.jsonl: cannot write in /proc/self"), std::string::npos)
+      << run.output;
+}
+
 TEST(ResNetSingleTest, MissingDataDirectoryNamesThePath) {
   CommandResult run = RunBinary("--dataset=cifar10 --data_dir=/nonexistent/cifar --results= --models_dir=");
   EXPECT_EQ(run.exit_code, 1) << run.output;
