@@ -13,7 +13,14 @@
 
 namespace dlspeed {
 
-// Makes SIGINT and SIGTERM set the pending stop signal instead of ending the process.
+// A second SIGINT/SIGTERM this many seconds or more after the first ends the
+// process at once (as without the handlers), for a run that is not at a step
+// boundary: evaluating, saving, or waiting on other ranks. One sooner counts as
+// the same request (a terminal's Ctrl-C and a launcher's copy of it).
+inline constexpr int kStopAtOnceAfterSeconds = 2;
+
+// Makes SIGINT and SIGTERM set the pending stop signal instead of ending the
+// process (until a second one, kStopAtOnceAfterSeconds later).
 void InstallStopSignalHandlers();
 
 // The last SIGINT/SIGTERM received since InstallStopSignalHandlers, or 0.
