@@ -100,13 +100,12 @@ std::string RevisionOf(const std::string& git_dir_option) {
   return dirty ? revision + "-dirty" : revision;
 }
 
+// Read once, at the first call (a binary's "in effect" line at its start): a
+// record written hours later names the revision the run started from, not
+// one the checkout has moved to since.
 std::string GitRevision() {
-  std::string revision;
-  if (const char* workspace = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
-    revision = RevisionOf(absl::StrCat("-C ", ShellQuote(workspace)));
-  }
-  if (revision.empty()) revision = RevisionOf("");
-  return revision.empty() ? "unknown" : revision;
+  static const std::string revision = ReadGitRevision();
+  return revision;
 }
 
 // Whether /bin/sh reads `word` as itself, unquoted.
@@ -186,6 +185,15 @@ void ApplyBackendSettings(const BackendSettings& settings) {
   context.setBenchmarkCuDNN(settings.cudnn_benchmark);
   context.setAllowTF32CuDNN(settings.tf32_convolutions);
   context.setAllowTF32CuBLAS(settings.tf32_matmuls);
+}
+
+std::string ReadGitRevision() {
+  std::string revision;
+  if (const char* workspace = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
+    revision = RevisionOf(absl::StrCat("-C ", ShellQuote(workspace)));
+  }
+  if (revision.empty()) revision = RevisionOf("");
+  return revision.empty() ? "unknown" : revision;
 }
 
 nlohmann::json DescribeRuntime(const c10::Device& device) {

@@ -44,10 +44,16 @@ void ApplyBackendSettings(const BackendSettings& settings);
 // interop_threads, cudnn_benchmark, allow_tf32_cudnn, allow_tf32_cublas (as in
 // effect now), hostname, git_revision (the short HEAD of the checkout `bazel
 // run` started from, else of the working directory, with "-dirty" when a
-// tracked file differs from it; "unknown" outside one), command (the program's
+// tracked file differs from it; "unknown" outside one; read at the first
+// call, so that a long run's records name the revision it started from),
+// command (the program's
 // name and arguments, quoted for a shell: what reruns it) and timestamp (UTC,
 // ISO 8601). Never fails.
 nlohmann::json DescribeRuntime(const c10::Device& device);
+
+// The git_revision DescribeRuntime names, read now (DescribeRuntime reads it
+// once, at its first call).
+std::string ReadGitRevision();
 
 // What the CUDA caching allocator has done on a device since the process
 // started: cudaMalloc and cudaFree calls, allocations retried after emptying

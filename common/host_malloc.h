@@ -7,6 +7,10 @@
 // heap instead (glibc's M_MMAP_MAX 0 and a 2 GB M_TRIM_THRESHOLD, set before
 // main), as a caching allocator would: steady-state steps reuse resident
 // memory, and the process keeps its peak footprint until it exits.
+// The limit: a thread other than the main one allocates from an arena of its
+// own, whose heaps are at most 64 MB, so a single block larger than that made
+// on such a thread (resnet_dp's CPU replica threads, with ResNet-50 batches)
+// is still mapped and unmapped each time; M_MMAP_MAX does not reach it.
 //
 // DLSPEED_MALLOC=default in the environment leaves glibc's defaults, e.g. to
 // measure the difference. Every record names the policy in effect:

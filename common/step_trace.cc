@@ -62,6 +62,17 @@ StepTrace& StepTrace::operator=(StepTrace&& other) noexcept {
 
 StepTrace::~StepTrace() { Abandon(); }
 
+absl::Status StepTrace::Finish() {
+  if (!enabled()) return absl::OkStatus();
+  Abandon();
+  const std::string path = path_;
+  path_.clear();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "--trace=", path, ": the run ended after ", steps_done_, " steps, before the last of the steps ",
+      after_steps_ + 1, " to ", after_steps_ + steps_, " that --trace_after_steps and --trace_steps ask for: no trace "
+      "written"));
+}
+
 void StepTrace::Abandon() {
   if (!running_) return;
   running_ = false;

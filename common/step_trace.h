@@ -45,6 +45,11 @@ class StepTrace {
   // once, naming the file; training can go on.
   absl::Status AfterStep();
 
+  // Call when the run ends: FailedPrecondition, naming the file, when a trace
+  // was asked for but the run ended before its last traced step (nothing is
+  // written then); OK otherwise, and from then on.
+  absl::Status Finish();
+
   bool enabled() const { return !path_.empty(); }
   bool running() const { return running_; }
 

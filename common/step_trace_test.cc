@@ -57,6 +57,26 @@ TEST(StepTraceTest, CoversTheStepsAfterTheFirstOnesAndWritesThemOnce) {
     EXPECT_EQ(names.count(op), 0u) << op << " ran outside the traced steps";
   }
   EXPECT_FALSE(trace.enabled()) << "one trace a run";
+  EXPECT_TRUE(trace.Finish().ok()) << "the trace was written";
+}
+
+TEST(StepTraceTest, ARunThatEndsBeforeTheTracedStepsSaysSo) {
+  const std::string path = ScratchPath("short.json");
+  StepTrace trace(path, /*after_steps=*/2, /*steps=*/3, c10::Device(c10::kCPU));
+  const torch::Tensor x = torch::rand({64});
+  for (int i = 0; i < 4; ++i) {  // the run ends inside the traced steps 3 to 5
+    RunStep(i, x);
+    ASSERT_TRUE(trace.AfterStep().ok());
+  }
+  const absl::Status status = trace.Finish();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(status.message()).find("--trace=" + path + ": the run ended after 4 steps, before the last of "
+                                               "the steps 3 to 5"),
+            std::string::npos)
+      << status;
+  EXPECT_FALSE(trace.running());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(trace.Finish().ok()) << "said once";
 }
 
 TEST(StepTraceTest, NoPathTracesNothing) {

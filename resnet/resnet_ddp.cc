@@ -366,6 +366,9 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
     if (absl::Status s = AppendRecord(flags.results, record); !s.ok()) return ReportError(s.message());
     std::cout << "Record appended to " << flags.results << "\n";
   }
+  if (lead) {
+    if (absl::Status s = trace->Finish(); !s.ok()) std::cerr << "resnet_ddp: " << s.message() << std::endl;
+  }
   return 0;
 }
 

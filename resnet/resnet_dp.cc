@@ -140,6 +140,7 @@ int Main(int argc, char** argv) {
     if (absl::Status s = AppendRecord(flags->results, record); !s.ok()) return ReportError(s.message());
     std::cout << "Record appended to " << flags->results << "\n";
   }
+  if (absl::Status s = trace->Finish(); !s.ok()) std::cerr << "resnet_dp: " << s.message() << std::endl;
   return 0;
 }
 

@@ -148,6 +148,7 @@ int Main(int argc, char** argv) {
   if (absl::Status s = CheckLoaderOptions(train_set, loader_options); !s.ok()) ExitWithUsageError(s.message());
 
   std::vector<RunResult> results;
+  int failed = 0;  // a record not appended: said, and the other runs go on
   for (int depth : depths) {
     for (bool mixed : modes) {
       const Precision precision = mixed ? mixed_precision : Precision::kFp32;
@@ -227,7 +228,7 @@ int Main(int argc, char** argv) {
         AddRunFields(totals, &record);
         record["test_accuracy"] = accuracy;
         record["model_path"] = saved;
-        if (absl::Status s = AppendRecord(flags->results, record); !s.ok()) return ReportError(s.message());
+        if (absl::Status s = AppendRecord(flags->results, record); !s.ok()) failed = ReportError(s.message());
       }
     }
   }
@@ -246,7 +247,8 @@ int Main(int argc, char** argv) {
                                  100 * r.test_accuracy, speedup);
   }
   if (!flags->results.empty()) std::cout << "Records appended to " << flags->results << "\n";
-  return 0;
+  if (absl::Status s = trace->Finish(); !s.ok()) std::cerr << "resnet_single: " << s.message() << std::endl;
+  return failed;
 }
 
 }  // namespace

@@ -171,6 +171,7 @@ void CheckFlagsOrExit(const c10::Device& device) {
   if (absl::GetFlag(FLAGS_threads) < 0 || absl::GetFlag(FLAGS_max_steps) < 0) {
     ExitWithUsageError("--threads and --max_steps must be 0 or more");
   }
+  if (absl::Status s = CheckCanAppend("results", absl::GetFlag(FLAGS_results)); !s.ok()) ExitWithUsageError(s.message());
 }
 
 int Train(const RankEnv& env, bool distributed) {
@@ -524,6 +525,9 @@ int Train(const RankEnv& env, bool distributed) {
     record["model_path"] = saved;
     if (absl::Status s = AppendRecord(absl::GetFlag(FLAGS_results), record); !s.ok()) return ReportError(s.message());
     std::cout << "Record appended to " << absl::GetFlag(FLAGS_results) << "\n";
+  }
+  if (lead) {
+    if (absl::Status s = trace->Finish(); !s.ok()) std::cerr << "roberta_train: " << s.message() << std::endl;
   }
   return 0;
 }
