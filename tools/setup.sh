@@ -77,7 +77,10 @@ if [[ "$have" != "$want" ]]; then
   echo "setup: installing $TORCH_SPEC into $VENV"
   pip_install "$VENV" "$TORCH_SPEC" numpy
 fi
-echo "setup: ok ($VENV: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'))"
+# PyPI's Linux torch wheels are CUDA builds; the CPU build (+cpu) comes only
+# from a find-links folder or index that has it. Either builds and runs here.
+echo "setup: ok ($VENV: $("$VENV/bin/python" -c 'import torch
+print("torch", torch.__version__, "(CPU build)" if torch.version.cuda is None else f"(CUDA {torch.version.cuda} build)")'))"
 
 if ((PEER)); then
   # The Python peers (tools/peer/) in their own virtualenv, on the same torch as $VENV.
