@@ -257,9 +257,10 @@ def training(records, peers):
                      fmt(p_ms, 1), ratio(p_ms, c_ms), "; ".join(notes) or "-"])
     if rows:
         out += ["## ResNet training step (median ms a step)", "",
-                "C++: resnet_single, one row a run; Python: tools/peer/resnet_train_step.py --from_host (the batch "
-                "copied from pinned host memory in the step, as resnet_single's loop), beside the runs without "
-                "augmentation. The step alone, on a batch already on the device, is train_step_report's.", ""]
+                "C++: resnet_single, one row a run; Python: tools/peer/resnet_train_step.py, beside the runs without "
+                "augmentation, run with --from_host (the batch copied from pinned host memory in the step, as "
+                "resnet_single's loop does) unless its row says otherwise. The step alone, on a batch already on the "
+                "device, is train_step_report's.", ""]
         out += table(["model", "precision", "batch", "channels_last", "augment", "C++ ms", "Python ms",
                       "C++ speed-up", "caveats"], rows)
         out.append("")
