@@ -48,6 +48,8 @@ void ExpectCloseToFloat(int depth, const std::string& engine) {
   const torch::Tensor actual = (*qmodel)->forward(images);
   ASSERT_EQ(actual.sizes(), expected.sizes());
   ASSERT_EQ(actual.scalar_type(), torch::kFloat);
+  // Close to the float model, but not it: int8 rounding shows in every image.
+  EXPECT_FALSE(torch::allclose(actual, expected, /*rtol=*/1e-5, /*atol=*/1e-6)) << "the int8 path did not run";
 
   // Compare the logits with their per-class mean over the batch removed, so
   // that a shared offset cannot hide differences between images.

@@ -37,9 +37,17 @@ TEST(GradientReducerTest, BucketsFromTheLastParameterWithASmallFirstBucket) {
   options.bucket_cap_bytes = 1 << 20;
   options.own_bucket_min_bytes = 2 << 20;  // every gradient shares a bucket
   GradientReducer reducer(params, group->backend_ptr(), options);
-  // Last parameter alone fills the first bucket; then pairs... within 1 MiB.
+  // The last parameter alone fills the first bucket; the other four the next 1 MiB.
   const std::vector<std::vector<int64_t>> expected = {{4}, {3, 2, 1, 0}};
   EXPECT_EQ(reducer.bucket_indices(), expected);
+
+  // Without the large one, the first bucket closes at 512 KiB (two
+  // parameters), not at the 1 MiB of the others: a first-bucket cap that was
+  // ignored would give one bucket of four.
+  params.pop_back();
+  GradientReducer small_first(params, group->backend_ptr(), options);
+  const std::vector<std::vector<int64_t>> two_pairs = {{3, 2}, {1, 0}};
+  EXPECT_EQ(small_first.bucket_indices(), two_pairs);
 }
 
 // Large CPU gradients are buckets of their own, placed where they complete in

@@ -1,13 +1,9 @@
-// SyncBatchNorm2d in two real processes with a Gloo group: each rank normalises
-// its half of a batch, and the outputs, input gradients, summed weight and bias
-// gradients and running statistics must equal one BatchNorm2d's on the whole
-// batch. Run directly, the binary starts its two ranks with the project's
-// launcher; each rank runs every test, in the same order, so that their
-// collectives pair up.
+// SyncBatchNorm2d in two real processes with a Gloo group
+// (two_rank_test_main.h): each rank normalises its part of a batch, and the
+// outputs, input gradients, summed weight and bias gradients and running
+// statistics must equal one BatchNorm2d's on the whole batch.
 #include "common/distributed/sync_batchnorm.h"
 
-#include <cstdlib>
-#include <iostream>
 #include <memory>
 #include <vector>
 
@@ -15,20 +11,21 @@
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/torch.h>
 
-#include "common/distributed/launcher.h"
 #include "common/distributed/process_group.h"
-#include "common/distributed/rank_env.h"
+#include "common/distributed/two_rank_test_main.h"
 
 namespace dlspeed {
 namespace {
 
-constexpr int kRanks = 2;
-constexpr int kRankBatch = 3;  // an odd local batch: the counts, not the halves, must be summed
-ProcessGroup* group = nullptr;
+// Local batches of different sizes: the global statistics weigh each rank by
+// its count (an average of the ranks' means would be wrong).
+constexpr int64_t kRankBatch[kTestRanks] = {2, 4};
+constexpr int64_t kWholeBatch = kRankBatch[0] + kRankBatch[1];
+int64_t RankStart(int64_t rank) { return rank == 0 ? 0 : kRankBatch[0]; }
 
 at::Tensor SumOverRanks(const at::Tensor& t) {
   std::vector<at::Tensor> tensors = {t.clone()};
-  group->backend().allreduce(tensors)->wait();
+  TestProcessGroup()->backend().allreduce(tensors)->wait();
   return tensors[0];
 }
 
@@ -46,7 +43,7 @@ void CopyState(torch::nn::BatchNorm2d& from, torch::nn::BatchNorm2d& to) {
 // after a first convolution); every result is compared within `tolerance`.
 void CompareWithWholeBatch(const torch::nn::BatchNorm2dOptions& options, int steps, at::ScalarType dtype,
                            double tolerance) {
-  ASSERT_NE(group, nullptr);
+  ASSERT_NE(TestProcessGroup(), nullptr);
   torch::manual_seed(7);  // the same on every rank
   torch::nn::BatchNorm2d synced(options), reference(options);
   {
@@ -56,23 +53,23 @@ void CompareWithWholeBatch(const torch::nn::BatchNorm2dOptions& options, int ste
   }
   CopyState(synced, reference);
   const int64_t channels = options.num_features();
-  const int64_t rank = group->rank();
+  const int64_t rank = TestProcessGroup()->rank();
   for (int step = 0; step < steps; ++step) {
-    const at::Tensor whole = (torch::randn({kRanks * kRankBatch, channels, 5, 4}) * (step + 1) + 20).to(dtype);
+    const at::Tensor whole = (torch::randn({kWholeBatch, channels, 5, 4}) * (step + 1) + 20).to(dtype);
     const at::Tensor upstream = torch::randn(whole.sizes()).to(dtype);
-    at::Tensor mine = whole.narrow(0, rank * kRankBatch, kRankBatch).clone().requires_grad_(true);
-    const at::Tensor y = SyncBatchNorm2d(*synced, mine, group->backend_ptr());
-    (y.to(at::kFloat) * upstream.narrow(0, rank * kRankBatch, kRankBatch).to(at::kFloat)).sum().backward();
+    at::Tensor mine = whole.narrow(0, RankStart(rank), kRankBatch[rank]).clone().requires_grad_(true);
+    const at::Tensor y = SyncBatchNorm2d(*synced, mine, TestProcessGroup()->backend_ptr());
+    (y.to(at::kFloat) * upstream.narrow(0, RankStart(rank), kRankBatch[rank]).to(at::kFloat)).sum().backward();
 
     at::Tensor all = whole.to(at::kFloat).requires_grad_(true);
     const at::Tensor y_all = reference->forward(all);
     (y_all * upstream.to(at::kFloat)).sum().backward();
 
     EXPECT_EQ(y.scalar_type(), dtype);
-    const at::Tensor y_mine = y_all.narrow(0, rank * kRankBatch, kRankBatch);
+    const at::Tensor y_mine = y_all.narrow(0, RankStart(rank), kRankBatch[rank]);
     EXPECT_TRUE(torch::allclose(y.to(at::kFloat), y_mine, tolerance, tolerance))
         << "step " << step << ": output differs by " << (y.to(at::kFloat) - y_mine).abs().max().item<float>();
-    const at::Tensor dx_mine = all.grad().narrow(0, rank * kRankBatch, kRankBatch);
+    const at::Tensor dx_mine = all.grad().narrow(0, RankStart(rank), kRankBatch[rank]);
     EXPECT_TRUE(torch::allclose(mine.grad().to(at::kFloat), dx_mine, tolerance, tolerance))
         << "step " << step << ": input gradient differs by "
         << (mine.grad().to(at::kFloat) - dx_mine).abs().max().item<float>();
@@ -106,50 +103,19 @@ TEST(SyncBatchNorm2dTest, KeepsABfloat16InputsType) {
 }
 
 TEST(SyncBatchNorm2dTest, InEvalModeIsTheModulesOwnForward) {
-  ASSERT_NE(group, nullptr);
+  ASSERT_NE(TestProcessGroup(), nullptr);
   torch::nn::BatchNorm2d bn(torch::nn::BatchNorm2dOptions(2));
   bn->eval();
   const at::Tensor x = torch::randn({2, 2, 3, 3});
-  EXPECT_TRUE(torch::equal(SyncBatchNorm2d(*bn, x, group->backend_ptr()), bn->forward(x)));
+  EXPECT_TRUE(torch::equal(SyncBatchNorm2d(*bn, x, TestProcessGroup()->backend_ptr()), bn->forward(x)));
   EXPECT_EQ(bn->num_batches_tracked.item<int64_t>(), 0);
 }
 
 TEST(SyncBatchNorm2dTest, RefusesAModuleWithoutRunningStatistics) {
-  ASSERT_NE(group, nullptr);
+  ASSERT_NE(TestProcessGroup(), nullptr);
   torch::nn::BatchNorm2d bn(torch::nn::BatchNorm2dOptions(2).track_running_stats(false));
-  EXPECT_THROW(SyncBatchNorm2d(*bn, torch::randn({2, 2, 3, 3}), group->backend_ptr()), c10::Error);
+  EXPECT_THROW(SyncBatchNorm2d(*bn, torch::randn({2, 2, 3, 3}), TestProcessGroup()->backend_ptr()), c10::Error);
 }
 
 }  // namespace
 }  // namespace dlspeed
-
-int main(int argc, char** argv) {
-  const std::vector<char*> original_argv(argv, argv + argc);
-  ::testing::InitGoogleTest(&argc, argv);
-  absl::StatusOr<std::optional<dlspeed::RankEnv>> env = dlspeed::RankEnvFromEnvironment(std::getenv);
-  if (!env.ok()) {
-    std::cerr << env.status().message() << "\n";
-    return 2;
-  }
-  if (!env->has_value()) {
-    dlspeed::LaunchOptions options;
-    options.nproc = dlspeed::kRanks;
-    options.shutdown_timeout = std::chrono::seconds(10);
-    return dlspeed::LaunchLocalWorkers(static_cast<int>(original_argv.size()),
-                                       const_cast<char**>(original_argv.data()), options);
-  }
-  if ((*env)->rank != 0) {
-    // One XML report and one premature-exit file per test run: rank 0's.
-    ::testing::GTEST_FLAG(output) = "";
-    unsetenv("TEST_PREMATURE_EXIT_FILE");
-  }
-  dlspeed::ProcessGroupOptions options;
-  options.timeout = std::chrono::seconds(60);
-  absl::StatusOr<std::unique_ptr<dlspeed::ProcessGroup>> created = dlspeed::ProcessGroup::Create(**env, options);
-  if (!created.ok()) {
-    std::cerr << created.status().message() << "\n";
-    return 1;
-  }
-  dlspeed::group = created->get();
-  return RUN_ALL_TESTS();
-}

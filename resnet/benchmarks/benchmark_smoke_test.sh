@@ -3,7 +3,8 @@
 # at least one benchmark ran, none reported an error (a skipped variant says
 # why), each reported a positive items_per_second, and each reported every
 # counter named in the optional third argument (comma-separated, e.g.
-# median_ms, which tools/train_step_report.py and tools/infer_report.py read).
+# median_ms, which tools/train_step_report.py and tools/infer_report.py read):
+# a finite number, and positive for a time (NAME_ms).
 #
 #   benchmark_smoke_test.sh BINARY FILTER [COUNTER,...]
 set -euo pipefail
@@ -15,7 +16,7 @@ out="$(mktemp "${TEST_TMPDIR:-/tmp}/benchmark.XXXXXX.json")"
 trap 'rm -f "$out"' EXIT
 "$binary" --benchmark_filter="$filter" --benchmark_min_time=0.01 --benchmark_format=json >"$out"
 python3 - "$out" "$filter" "$counters" <<'PY'
-import json, sys
+import json, math, sys
 path, filter_, counters = sys.argv[1], sys.argv[2], [c for c in sys.argv[3].split(",") if c]
 text = open(path).read()
 # Google Benchmark writes no JSON when the filter matches nothing.
@@ -31,8 +32,10 @@ for run in runs:
         continue
     for counter in ["items_per_second"] + counters:
         value = run.get(counter)
-        if not isinstance(value, (int, float)) or not value > 0:
-            problems.append(f"{name}: {counter} is {value!r}, not a positive number")
+        # Rates and times must be positive; another counter (an overhead in %) a number.
+        positive = counter == "items_per_second" or counter.endswith("_ms")
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or (positive and not value > 0):
+            problems.append(f"{name}: {counter} is {value!r}, not a {'positive ' if positive else ''}number")
 if report and not report.get("context", {}).get("libtorch_version"):
     problems.append("the context has no libtorch_version")
 if problems:
