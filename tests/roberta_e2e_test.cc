@@ -64,6 +64,10 @@ TEST(RobertaE2eTest, TrainsWithTwoProcessesThenInfersThreeWays) {
   EXPECT_EQ(records[0]["devices"], 2);
   EXPECT_EQ(records[0]["global_batch_size"], 8);
   EXPECT_EQ(records[0]["dev_accuracy"].size(), 2u);
+  // Two epochs: the average covers the second, the first being warm-up.
+  ASSERT_EQ(records[0]["epoch_seconds"].size(), 2u);
+  EXPECT_EQ(records[0]["timed_epochs"], nlohmann::json::array({2}));
+  EXPECT_DOUBLE_EQ(records[0]["avg_epoch_seconds"].get<double>(), records[0]["epoch_seconds"][1].get<double>());
   EXPECT_EQ(records[0]["throughput_unit"], "samples/s");
   EXPECT_EQ(records[0]["sync_each_step"], true);
   EXPECT_EQ(records[0]["optimizer_kernels"], "fused");
