@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
@@ -75,6 +77,8 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
   return absl::OkStatus();
 }
 
+namespace {
+
 // An exclusive flock on a directory, held while alive; none (and no error)
 // where the file system does not support it.
 class DirectoryLock {
@@ -94,17 +98,24 @@ class DirectoryLock {
   int fd_;
 };
 
+// The file an append to `path` rewrites: the one a symbolic link there names
+// (the link stays), else `path`. Sets `error` when the link cannot be followed.
+std::filesystem::path AppendTarget(const std::string& path, std::error_code& error) {
+  error.clear();
+  if (!std::filesystem::is_symlink(path, error)) {
+    error.clear();  // a missing file is not an error here
+    return path;
+  }
+  return std::filesystem::weakly_canonical(path, error);
+}
+
+}  // namespace
+
 absl::Status AppendLineAtomically(const std::string& link_or_path, absl::string_view line) {
   namespace fs = std::filesystem;
-  // A symbolic link is appended through: the file it names is rewritten, and
-  // the link stays.
   std::error_code error;
-  std::string path = link_or_path;
-  if (fs::is_symlink(link_or_path, error)) {
-    const fs::path resolved = fs::weakly_canonical(link_or_path, error);
-    if (error) return Error(link_or_path, "cannot follow the symbolic link", error.value());
-    path = resolved.string();
-  }
+  const std::string path = AppendTarget(link_or_path, error).string();
+  if (error) return Error(link_or_path, "cannot follow the symbolic link", error.value());
   // Appends from several processes (two binaries writing the same results
   // file) take turns: each reads the file, adds its line and renames its copy
   // over it while holding a lock on the folder, so none loses another's line.
@@ -132,6 +143,33 @@ absl::Status AppendLineAtomically(const std::string& link_or_path, absl::string_
   if (!contents.empty() && contents.back() != '\n') contents += '\n';
   absl::StrAppend(&contents, line, "\n");
   return WriteFileAtomically(path, contents);
+}
+
+absl::Status CheckCanAppendLine(const std::string& path) {
+  namespace fs = std::filesystem;
+  auto refuse = [&](absl::string_view why) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": ", why));
+  };
+  std::error_code error;
+  const fs::path followed = AppendTarget(path, error);
+  if (error) return refuse(absl::StrCat("cannot follow the symbolic link: ", error.message()));
+  const fs::path target = fs::absolute(followed, error);
+  if (error) return refuse(error.message());
+  const fs::file_status status = fs::status(target, error);
+  if (fs::exists(status) && !fs::is_regular_file(status)) return refuse("not a regular file");
+  // An append writes a new copy beside the file and renames it over the old,
+  // so the folder must take a new file; missing folders are made, so the
+  // nearest existing one must. Trying it is the only sure test (permission
+  // bits do not show a read-only file system, nor stop root).
+  fs::path folder = target.parent_path();
+  while (folder != folder.root_path() && !fs::exists(folder, error)) folder = folder.parent_path();
+  if (!fs::is_directory(folder, error)) return refuse(absl::StrCat(folder.string(), " is not a folder"));
+  std::string probe = (folder / ".append-check.XXXXXX").string();
+  const int fd = mkstemp(probe.data());
+  if (fd < 0) return refuse(absl::StrCat("cannot write in ", folder.string(), ": ", std::strerror(errno)));
+  close(fd);
+  unlink(probe.c_str());
+  return absl::OkStatus();
 }
 
 }  // namespace dlspeed

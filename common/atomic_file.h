@@ -31,6 +31,12 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 // flock; NFS may not honour it across machines).
 absl::Status AppendLineAtomically(const std::string& path, absl::string_view line);
 
+// Whether AppendLineAtomically(path, ...) can succeed, checked before work
+// whose result it will write: OK for a writable regular file, or a new file
+// in a folder that exists (or can be made) and takes new files; else
+// FailedPrecondition reading "PATH: why". Makes nothing.
+absl::Status CheckCanAppendLine(const std::string& path);
+
 }  // namespace dlspeed
 
 #endif  // DLSPEED_COMMON_ATOMIC_FILE_H_

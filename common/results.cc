@@ -1,13 +1,8 @@
 #include "common/results.h"
 
-#include <stdlib.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
-#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -44,30 +39,10 @@ absl::Status AppendRecord(const std::string& path, const nlohmann::json& record)
 }
 
 absl::Status CheckCanAppend(const std::string& flag, const std::string& path) {
-  namespace fs = std::filesystem;
   if (path.empty()) return absl::OkStatus();
-  auto refuse = [&](absl::string_view why) {
-    return absl::FailedPreconditionError(absl::StrCat("--", flag, "=", path, ": ", why));
-  };
-  std::error_code error;
-  // The file a symbolic link names is the one rewritten (AppendLineAtomically).
-  const fs::path target = fs::is_symlink(path, error) ? fs::weakly_canonical(path, error) : fs::absolute(path, error);
-  if (error) return refuse(error.message());
-  const fs::file_status status = fs::status(target, error);
-  if (fs::exists(status) && !fs::is_regular_file(status)) return refuse("not a regular file");
-  // An append writes a new copy beside the file and renames it over the old,
-  // so the folder must take a new file; missing folders are made, so the
-  // nearest existing one must. Trying it is the only sure test (permission
-  // bits do not show a read-only file system, nor stop root).
-  fs::path folder = target.parent_path();
-  while (folder != folder.root_path() && !fs::exists(folder, error)) folder = folder.parent_path();
-  if (!fs::is_directory(folder, error)) return refuse(absl::StrCat(folder.string(), " is not a folder"));
-  std::string probe = (folder / ".append-check.XXXXXX").string();
-  const int fd = mkstemp(probe.data());
-  if (fd < 0) return refuse(absl::StrCat("cannot write in ", folder.string(), ": ", std::strerror(errno)));
-  close(fd);
-  unlink(probe.c_str());
-  return absl::OkStatus();
+  absl::Status status = CheckCanAppendLine(path);
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat("--", flag, "=", status.message()));
 }
 
 int64_t WholePercent(double fraction, int64_t total) {

@@ -64,19 +64,23 @@ StopAgreement::StopAgreement(ProcessGroup* group, c10::Device device, std::chron
       since_(std::chrono::steady_clock::now()),
       flag_(at::zeros({2}, at::TensorOptions().dtype(at::kFloat).device(device))) {}
 
+namespace {
+
+// The smallest and largest of each of `values` across the ranks: one
+// allreduce (MAX of the values and of their negatives) on `device`.
+struct RankRange {
+  std::vector<int64_t> min, max;
+  bool agreed() const { return min == max; }
+};
+
 RankRange RangeAcrossRanks(c10d::Backend& backend, const std::vector<int64_t>& values, const c10::Device& device) {
-  const int64_t n = static_cast<int64_t>(values.size());
-  // [values, -values] reduced with MAX: the largest of each and minus the smallest.
-  at::Tensor both = at::empty({2 * n}, at::kLong);
-  for (int64_t i = 0; i < n; ++i) {
-    both[i] = values[i];
-    both[n + i] = -values[i];
-  }
-  std::vector<at::Tensor> tensors = {both.to(device)};
+  const at::Tensor local = at::tensor(values, at::kLong);
+  std::vector<at::Tensor> tensors = {at::cat({local, -local}).to(device)};
   c10d::AllreduceOptions max;
   max.reduceOp = c10d::ReduceOp::MAX;
   backend.allreduce(tensors, max)->wait();
   const at::Tensor reduced = tensors[0].cpu();
+  const int64_t n = static_cast<int64_t>(values.size());
   RankRange range;
   for (int64_t i = 0; i < n; ++i) {
     range.max.push_back(reduced[i].item<int64_t>());
@@ -84,6 +88,8 @@ RankRange RangeAcrossRanks(c10d::Backend& backend, const std::vector<int64_t>& v
   }
   return range;
 }
+
+}  // namespace
 
 absl::Status CheckSameResumePoint(c10d::Backend& backend, const c10::Device& device, const std::string& checkpoint,
                                   bool found, int64_t epoch, int64_t step) {

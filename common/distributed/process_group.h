@@ -17,7 +17,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -104,17 +103,6 @@ class ProcessGroup {
   std::atomic<bool> stop_{false};
   std::thread heartbeat_;
 };
-
-// The smallest and largest of each of `values` across the ranks: one
-// allreduce on `device` (the rank's training device, as NCCL needs), which
-// every rank calls at the same point. Where they differ, the ranks do not
-// agree, say on where a resumed run starts (a checkpoint that only some ranks
-// see: no shared file system).
-struct RankRange {
-  std::vector<int64_t> min, max;
-  bool agreed() const { return min == max; }
-};
-RankRange RangeAcrossRanks(c10d::Backend& backend, const std::vector<int64_t>& values, const c10::Device& device);
 
 // For --resume, after each rank has looked for `checkpoint` (`found`) and read
 // where it resumes (`epoch`, `step`; 0 and 0 when not found): OK when every
