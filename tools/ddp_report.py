@@ -168,6 +168,107 @@ def in_process_lines(in_process):
     return lines + [""]
 
 
+def overhead_pct(plain_seconds, ddp_seconds):
+    """How much longer the DDP step takes than the plain one, in percent."""
+    return (ddp_seconds / plain_seconds - 1) * 100
+
+
+def hidden_fraction(wait_with_overlap, wait_without_overlap):
+    """The share of the exposed all-reduce wait that overlapping with backward
+    hid, or None where there was no wait to hide."""
+    return 1 - wait_with_overlap / wait_without_overlap if wait_without_overlap > 0 else None
+
+
+def build_report(args, pairs, records, python, python_single, python_ddp1_runs, in_process, machine, load):
+    """The Markdown report of the rounds, and (C++, Python) median step seconds
+    of the (c) comparison, or None where (c) was not measured (no pairs).
+
+    records: each variant's binary records, one a round ("single", "ddp1" and
+    the (overlap, bucket_cap_mb) pairs); python: the 2-process Python DDP runs;
+    python_single: the plain Python step's median seconds each round (None
+    where it failed); python_ddp1_runs: the 1-process Python DDP runs (None
+    where failed); in_process: step_by_step's result; machine: CPU and count;
+    load: the load average before the runs."""
+    python_ddp1 = [p["median_step_seconds"] if p else None for p in python_ddp1_runs]
+    torch_versions = [p["torch"] for p in python_ddp1_runs if p]
+
+    def rounds(name):
+        return ", ".join(ms(rec["step_seconds"]["median"]) for rec in records[name])
+
+    step = {name: statistics.median(rec["step_seconds"]["median"] for rec in recs) for name, recs in records.items()}
+    wait = {pair: statistics.median(rec["reducer"]["wait_seconds_per_step"] for rec in records[pair]) for pair in pairs}
+    first = records["single"][0]
+    lines = [
+        f"# DDP report: ResNet-{args.depth} {args.precision}, batch {args.batch} per process, "
+        "32x32 synthetic images",
+        "",
+        f"Machine: {machine} ({first['device']}), load average {load:.1f} before the runs; "
+        f"LibTorch {first['libtorch_version']}, "
+        f"Python torch {torch_versions[0] if torch_versions else '?'}. Medians of {args.rounds} alternating rounds; "
+        f"C++: median step of the second of two {args.steps}-step epochs"
+        + (", a device sync ending each step on both sides." if args.device == "cuda" else "."),
+        "",
+        "## (a) DDP overhead with one process" + (" (NCCL)" if args.device == "cuda" else ""),
+        "",
+        "Separate processes (resnet_single and resnet_ddp; the Python peers), in alternating rounds:",
+        "",
+        "| binary | ms per step (median) | rounds (ms) |",
+        "| --- | --- | --- |",
+        f"| resnet_single | {ms(step['single'])} | {rounds('single')} |",
+        f"| resnet_ddp, 1 process | {ms(step['ddp1'])} | {rounds('ddp1')} |",
+        "",
+    ]
+    overhead = overhead_pct(step["single"], step["ddp1"])
+    py_single, py_ddp1 = median_or_none(python_single), median_or_none(python_ddp1)
+    py_overhead = f"{overhead_pct(py_single, py_ddp1):+.1f} %" if py_single and py_ddp1 else "not measured"
+    lines[-1:-1] = [
+        f"| Python step (resnet_train_step.py) | {ms(py_single)} | {', '.join(ms(x) for x in python_single)} |",
+        f"| Python DDP, 1 process (resnet_ddp_step.py --world 1) | {ms(py_ddp1)} | "
+        f"{', '.join(ms(x) for x in python_ddp1)} |"]
+    # Each round runs both binaries back to back, so a round's ratio cancels
+    # load that changes between rounds; the median of those ratios is shown
+    # beside the ratio of the medians.
+    round_overheads = [overhead_pct(s["step_seconds"]["median"], d["step_seconds"]["median"])
+                       for s, d in zip(records["single"], records["ddp1"])]
+    lines += [f"Separate processes: {overhead:+.1f} % (ratio of the medians); PyTorch's DDP: {py_overhead}. "
+              f"Round by round: {', '.join(f'{x:+.1f}' for x in round_overheads)} %, "
+              f"median {statistics.median(round_overheads):+.1f} %.",
+              ""]
+    lines += in_process_lines(in_process)
+    if not pairs:
+        return "\n".join(lines), None
+
+    lines += ["## (b) 2 processes on the CPU with Gloo", "",
+              "bucket_cap_mb 25 is the default: gradients of 1 MiB or more are buckets of their own, the rest share. "
+              "1000 also passes --own_bucket_min_mb=1000: every gradient after the 1 MiB first bucket in one.", "",
+              "| overlap | bucket_cap_mb | buckets | MB per step | ms per step (median) | exposed wait ms/step "
+              "| rounds (ms) |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for pair in pairs:
+        rec = records[pair][0]["reducer"]
+        lines.append(f"| {pair[0]} | {pair[1]} | {rec['buckets']} | {rec['bytes_per_step'] / 1e6:.1f} | "
+                     f"{ms(step[pair])} | {ms(wait[pair])} | {rounds(pair)} |")
+    lines.append("")
+    for bucket in ("25", "1000"):
+        hidden = hidden_fraction(wait[("true", bucket)], wait[("false", bucket)])
+        lines.append(f"Hidden fraction at bucket_cap_mb={bucket}: "
+                     + (f"{hidden:.0%} (1 - exposed wait with overlap / without)." if hidden is not None
+                        else "- (no exposed wait without overlap to hide)."))
+    lines.append("")
+
+    py = statistics.median(p["median_step_seconds"] for p in python)
+    cpp = step[("true", "25")]
+    lines += ["## (c) C++ against Python DDP (2 processes, bucket 25 MiB, overlap, SyncBatchNorm)", "",
+              "| implementation | ms per step (median) | rounds (ms) |", "| --- | --- | --- |",
+              f"| resnet_ddp (fused SGD) | {ms(cpp)} | {rounds(('true', '25'))} |",
+              f"| Python DDP (resnet_ddp_step.py, {python[0].get('implementation', '?')} SGD, "
+              f"{python[0]['threads']} threads/process) | {ms(py)} | "
+              f"{', '.join(ms(p['median_step_seconds']) for p in python)} |", "",
+              f"Python / C++ step time: {py / cpp:.2f} (> 1: C++ faster)."]
+
+    return "\n".join(lines), (cpp, py)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=18, choices=[18, 34, 50])
@@ -189,6 +290,9 @@ def main():
     parser.add_argument("--results", metavar="FILE",
                         help="also append the C++ against Python comparison to this JSON Lines file")
     args = parser.parse_args()
+    for name in ("batch", "steps", "rounds"):
+        if getattr(args, name) < 1:
+            sys.exit(f"ddp_report: --{name} must be at least 1")
     single, ddp = (os.path.join(args.bin_dir, name) for name in ("resnet_single", "resnet_ddp"))
     benchmark = os.path.join(args.bin_dir, "benchmarks", "reducer_benchmark")
     for path in (single, ddp, benchmark):
@@ -271,94 +375,20 @@ def main():
                 in_process = step_by_step(args, benchmark, median_or_none(python_single) or 0.01)
                 print("\n".join(in_process_lines(in_process)), file=sys.stderr, flush=True)
 
-    python_ddp1 = [p["median_step_seconds"] if p else None for p in python_ddp1_runs]
-    torch_versions = [p["torch"] for p in python_ddp1_runs if p]
-
-    def rounds(name):
-        return ", ".join(ms(rec["step_seconds"]["median"]) for rec in records[name])
-
-    step = {name: statistics.median(rec["step_seconds"]["median"] for rec in records[name]) for name in variants}
-    wait = {pair: statistics.median(rec["reducer"]["wait_seconds_per_step"] for rec in records[pair]) for pair in pairs}
-    first = records["single"][0]
-    lines = [
-        f"# DDP report: ResNet-{args.depth} {args.precision}, batch {args.batch} per process, "
-        "32x32 synthetic images",
-        "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs ({first['device']}), load average {load:.1f} before the runs; "
-        f"LibTorch {first['libtorch_version']}, "
-        f"Python torch {torch_versions[0] if torch_versions else '?'}. Medians of {args.rounds} alternating rounds; "
-        f"C++: median step of the second of two {args.steps}-step epochs"
-        + (", a device sync ending each step on both sides." if args.device == "cuda" else "."),
-        "",
-        "## (a) DDP overhead with one process" + (" (NCCL)" if args.device == "cuda" else ""),
-        "",
-        "Separate processes (resnet_single and resnet_ddp; the Python peers), in alternating rounds:",
-        "",
-        "| binary | ms per step (median) | rounds (ms) |",
-        "| --- | --- | --- |",
-        f"| resnet_single | {ms(step['single'])} | {rounds('single')} |",
-        f"| resnet_ddp, 1 process | {ms(step['ddp1'])} | {rounds('ddp1')} |",
-        "",
-    ]
-    overhead = (step["ddp1"] / step["single"] - 1) * 100
-    py_single, py_ddp1 = median_or_none(python_single), median_or_none(python_ddp1)
-    py_overhead = f"{(py_ddp1 / py_single - 1) * 100:+.1f} %" if py_single and py_ddp1 else "not measured"
-    lines[-1:-1] = [
-        f"| Python step (resnet_train_step.py) | {ms(py_single)} | {', '.join(ms(x) for x in python_single)} |",
-        f"| Python DDP, 1 process (resnet_ddp_step.py --world 1) | {ms(py_ddp1)} | "
-        f"{', '.join(ms(x) for x in python_ddp1)} |"]
-    # Each round runs both binaries back to back, so a round's ratio cancels
-    # load that changes between rounds; the median of those ratios is shown
-    # beside the ratio of the medians.
-    round_overheads = [(d["step_seconds"]["median"] / s["step_seconds"]["median"] - 1) * 100
-                       for s, d in zip(records["single"], records["ddp1"])]
-    lines += [f"Separate processes: {overhead:+.1f} % (ratio of the medians); PyTorch's DDP: {py_overhead}. "
-              f"Round by round: {', '.join(f'{x:+.1f}' for x in round_overheads)} %, "
-              f"median {statistics.median(round_overheads):+.1f} %.",
-              ""]
-    lines += in_process_lines(in_process)
-    if overhead_only:
-        finish("\n".join(lines), args.out)
-        return
-
-    lines += ["## (b) 2 processes on the CPU with Gloo", "",
-              "bucket_cap_mb 25 is the default: gradients of 1 MiB or more are buckets of their own, the rest share. "
-              "1000 also passes --own_bucket_min_mb=1000: every gradient after the 1 MiB first bucket in one.", "",
-              "| overlap | bucket_cap_mb | buckets | MB per step | ms per step (median) | exposed wait ms/step "
-              "| rounds (ms) |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for pair in pairs:
-        rec = records[pair][0]["reducer"]
-        lines.append(f"| {pair[0]} | {pair[1]} | {rec['buckets']} | {rec['bytes_per_step'] / 1e6:.1f} | "
-                     f"{ms(step[pair])} | {ms(wait[pair])} | {rounds(pair)} |")
-    lines.append("")
-    for bucket in ("25", "1000"):
-        hidden = 1 - wait[("true", bucket)] / wait[("false", bucket)] if wait[("false", bucket)] > 0 else float("nan")
-        lines.append(f"Hidden fraction at bucket_cap_mb={bucket}: {hidden:.0%} "
-                     "(1 - exposed wait with overlap / without).")
-    lines.append("")
-
-    py = statistics.median(p["median_step_seconds"] for p in python)
-    cpp = step[("true", "25")]
-    lines += ["## (c) C++ against Python DDP (2 processes, bucket 25 MiB, overlap, SyncBatchNorm)", "",
-              "| implementation | ms per step (median) | rounds (ms) |", "| --- | --- | --- |",
-              f"| resnet_ddp (fused SGD) | {ms(cpp)} | {rounds(('true', '25'))} |",
-              f"| Python DDP (resnet_ddp_step.py, {python[0].get('implementation', '?')} SGD, "
-              f"{python[0]['threads']} threads/process) | {ms(py)} | "
-              f"{', '.join(ms(p['median_step_seconds']) for p in python)} |", "",
-              f"Python / C++ step time: {py / cpp:.2f} (> 1: C++ faster)."]
-
-    finish("\n".join(lines), args.out)
+    report, compared = build_report(args, pairs, records, python, python_single, python_ddp1_runs, in_process,
+                                    f"{cpu_name()}, {os.cpu_count()} CPUs", load)
+    finish(report, args.out)
     if args.results:
-        compared = records[("true", "25")]
-        rec = compared[0]
+        cpp, py = compared
+        cpp_rounds = records[("true", "25")]
+        rec = cpp_rounds[0]
         result_records.append_all(args.results, [result_records.comparison(
             f"resnet{args.depth} ddp 2 processes", "fp32", batch_size=args.batch, threads=rec.get("threads"),
             cpp_seconds=cpp, python_seconds=py, rounds=args.rounds, libtorch_version=rec["libtorch_version"],
             python_torch_version=python[0]["torch"], device=rec.get("device", "cpu"),
             device_name=rec.get("device_name"), model=f"resnet{args.depth}", per="step", processes=2,
             backend="gloo", bucket_cap_mb=25, overlap=True, sync_batchnorm=True,
-            python_threads=python[0]["threads"], cpp_round_seconds=[r["step_seconds"]["median"] for r in compared],
+            python_threads=python[0]["threads"], cpp_round_seconds=[r["step_seconds"]["median"] for r in cpp_rounds],
             python_round_seconds=[p["median_step_seconds"] for p in python])], "ddp_report")
 
 
