@@ -164,7 +164,7 @@ void GradientReducer::OnGradReady(int64_t param_index) {
   // step) is in place already. Otherwise, on the CPU it is copied now, while
   // it is still in cache; on a GPU with the bucket's others, in one launch.
   if (!grad.is_same(view)) {
-    if (bucket.buffer.is_cpu()) {
+    if (bucket.buffer.is_cpu() && !options_.batch_cpu_copies) {
       view.copy_(grad);
     } else {
       bucket.copy_from.push_back(grad);

@@ -57,6 +57,10 @@ struct ReducerOptions {
   // false: hold every allreduce until FinishBackward (no overlap), to measure
   // what overlapping saves.
   bool overlap = true;
+  // true: on the CPU too, copy a shared bucket's gradients in together when
+  // its last one arrives, as on a GPU, instead of each as it arrives. For
+  // tests, so that a CPU-only host runs the GPU's copy path.
+  bool batch_cpu_copies = false;
 };
 
 struct ReducerStats {
@@ -103,8 +107,9 @@ class GradientReducer {
     at::Tensor buffer;             // flat, one dtype and device
     std::vector<at::Tensor> views;  // each parameter's gradient in `buffer`, in its strides
     int64_t pending = 0;           // gradients not yet arrived in this step
-    // On a GPU, arrived gradients that are not yet the bucket's views, and
-    // their views: copied in together when the bucket is complete.
+    // On a GPU (or with batch_cpu_copies), arrived gradients that are not yet
+    // the bucket's views, and their views: copied in together when the bucket
+    // is complete.
     std::vector<at::Tensor> copy_from, copy_to;
     c10::intrusive_ptr<c10d::Work> work;
   };

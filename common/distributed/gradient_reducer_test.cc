@@ -97,8 +97,9 @@ TEST(GradientReducerTest, LargeGradientsStayWhereAutogradLeftThem) {
 // Two steps of a used and an unused Linear on `device`: the averaged
 // gradients are the backward's own, left as views into the one bucket, and
 // the unused parameters get zeros. On the CPU each gradient is copied in as it
-// arrives; on a GPU a bucket's copies go in one _foreach_copy_.
-void CheckViewsAndZeros(const torch::Device& device) {
+// arrives, unless `batch_cpu_copies`; on a GPU a bucket's copies go in one
+// _foreach_copy_.
+void CheckViewsAndZeros(const torch::Device& device, bool batch_cpu_copies = false) {
   std::unique_ptr<ProcessGroup> group = OneRankGroup();
   ASSERT_NE(group, nullptr);
   torch::manual_seed(0);
@@ -107,7 +108,9 @@ void CheckViewsAndZeros(const torch::Device& device) {
   unused->to(device);
   std::vector<torch::Tensor> params = used->parameters();
   for (const torch::Tensor& p : unused->parameters()) params.push_back(p);
-  GradientReducer reducer(params, group->backend_ptr());
+  ReducerOptions options;
+  options.batch_cpu_copies = batch_cpu_copies;
+  GradientReducer reducer(params, group->backend_ptr(), options);
 
   const torch::Tensor x = torch::randn({5, 4}, device);
   torch::Tensor view;
@@ -134,6 +137,10 @@ TEST(GradientReducerTest, GradientsArriveAsBucketViewsAndUnusedParametersGetZero
   CheckViewsAndZeros(torch::kCPU);
 }
 
+TEST(GradientReducerTest, BatchedCopiesOnTheCpuGiveTheSameGradients) {
+  CheckViewsAndZeros(torch::kCPU, /*batch_cpu_copies=*/true);
+}
+
 // Run by tools/gpu_check.sh's gpu-tests stage on a GPU host (Gloo takes CUDA
 // tensors too).
 TEST(GradientReducerTest, OnCudaBatchedCopiesGiveTheSameGradients) {
@@ -141,13 +148,17 @@ TEST(GradientReducerTest, OnCudaBatchedCopiesGiveTheSameGradients) {
   CheckViewsAndZeros(torch::kCUDA);
 }
 
-TEST(GradientReducerTest, GradientsAccumulatedWithoutResetStayInTheirBuckets) {
+class GradientReducerCopyTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(GradientReducerCopyTest, GradientsAccumulatedWithoutResetStayInTheirBuckets) {
   std::unique_ptr<ProcessGroup> group = OneRankGroup();
   ASSERT_NE(group, nullptr);
   torch::manual_seed(0);
   torch::nn::Linear linear(4, 3);
   std::vector<torch::Tensor> params = linear->parameters();
-  GradientReducer reducer(params, group->backend_ptr());
+  ReducerOptions options;
+  options.batch_cpu_copies = GetParam();
+  GradientReducer reducer(params, group->backend_ptr(), options);
   const torch::Tensor x = torch::randn({5, 4});
   linear->forward(x).square().sum().backward();
   const torch::Tensor once = linear->weight.grad().clone();
@@ -161,6 +172,11 @@ TEST(GradientReducerTest, GradientsAccumulatedWithoutResetStayInTheirBuckets) {
   EXPECT_TRUE(linear->weight.grad().allclose(2 * once));
   EXPECT_EQ(reducer.stats().allreduces, 2);
 }
+
+INSTANTIATE_TEST_SUITE_P(CopyEachOrBatched, GradientReducerCopyTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "BatchedCopies" : "CopyEachOnArrival";
+                         });
 
 TEST(GradientReducerTest, KeepsChannelsLastStrides) {
   std::unique_ptr<ProcessGroup> group = OneRankGroup();

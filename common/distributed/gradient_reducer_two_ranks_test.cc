@@ -1,9 +1,10 @@
 // GradientReducer and BroadcastFromRankZero across two real processes with a
 // Gloo group (two_rank_test_main.h): the gradients each rank ends a backward
 // with are the exact mean of the ranks' own, in shared buckets and in buckets
-// of their own, with and without overlap, a parameter that one rank leaves
-// unused counting as zeros there; and the broadcast gives every rank rank 0's
-// weights.
+// of their own, with and without overlap, with a shared bucket's copies made
+// as each gradient arrives or together (as on a GPU), a parameter that one
+// rank leaves unused counting as zeros there; and the broadcast gives every
+// rank rank 0's weights.
 #include "common/distributed/gradient_reducer.h"
 
 #include <string>
@@ -35,7 +36,7 @@ torch::Tensor LocalGradient(int64_t i, int64_t step, int64_t rank, int64_t numel
          static_cast<double>(rank + 1);
 }
 
-void ExpectMeanGradients(bool overlap) {
+void ExpectMeanGradients(bool overlap, bool batch_cpu_copies = false) {
   ProcessGroup* group = TestProcessGroup();
   ASSERT_NE(group, nullptr);
   const int64_t rank = group->rank();
@@ -43,6 +44,7 @@ void ExpectMeanGradients(bool overlap) {
   ReducerOptions options;
   options.own_bucket_min_bytes = 64 << 10;
   options.overlap = overlap;
+  options.batch_cpu_copies = batch_cpu_copies;
   GradientReducer reducer(params, group->backend_ptr(), options);
   ASSERT_EQ(reducer.bucket_indices().size(), 3u) << "two buckets of their own and one shared";
   constexpr int64_t kUnusedOnRank1 = 2;  // a small parameter, in the shared bucket
@@ -74,6 +76,11 @@ void ExpectMeanGradients(bool overlap) {
 TEST(GradientReducerTwoRanksTest, EveryRankEndsWithTheMeanGradient) { ExpectMeanGradients(/*overlap=*/true); }
 
 TEST(GradientReducerTwoRanksTest, WithoutOverlapTheSameMean) { ExpectMeanGradients(/*overlap=*/false); }
+
+// The shared bucket's copies made together when it is complete, as on a GPU.
+TEST(GradientReducerTwoRanksTest, WithBatchedCopiesTheSameMean) {
+  ExpectMeanGradients(/*overlap=*/true, /*batch_cpu_copies=*/true);
+}
 
 TEST(GradientReducerTwoRanksTest, BroadcastGivesEveryRankRankZerosTensors) {
   ProcessGroup* group = TestProcessGroup();
