@@ -10,6 +10,7 @@
 #include "common/testing/scratch_dir.h"
 #include "resnet/resnet_script.h"
 #include "roberta/roberta.h"
+#include "roberta/test_config.h"
 
 namespace dlspeed {
 namespace {
@@ -18,15 +19,8 @@ namespace {
 // weights are larger than the initialiser's (std 0.02), so that the logits
 // depend on which tokens are attended to, and a lost mask shows.
 RobertaClassifier SmallModel() {
-  RobertaConfig config;
-  config.vocab_size = 50;
-  config.hidden_size = 16;
-  config.num_hidden_layers = 2;
-  config.num_attention_heads = 2;
-  config.intermediate_size = 32;
-  config.max_position_embeddings = 20;
   torch::manual_seed(0);
-  RobertaClassifier model(config);
+  RobertaClassifier model(SmallRobertaConfig(/*vocab_size=*/50, /*hidden_size=*/16, /*max_position_embeddings=*/20));
   {
     torch::NoGradGuard no_grad;
     for (torch::Tensor& p : model->parameters()) p.normal_(/*mean=*/0, /*std=*/0.3);

@@ -16,6 +16,7 @@
 #include "resnet/resnet_script.h"
 #include "roberta/roberta_checkpoint.h"
 #include "roberta/roberta_script.h"
+#include "roberta/test_config.h"
 #include "common/serialize/safetensors.h"
 #include "common/testing/scratch_dir.h"
 
@@ -199,14 +200,7 @@ TEST(RobertaTest, ParameterNamesAndShapesAreTransformers) {
 
 // A small random model: 50 tokens, width 16, 2 layers of 2 heads.
 RobertaConfig SmallConfig(int64_t max_position_embeddings) {
-  RobertaConfig config;
-  config.vocab_size = 50;
-  config.hidden_size = 16;
-  config.num_hidden_layers = 2;
-  config.num_attention_heads = 2;
-  config.intermediate_size = 32;
-  config.max_position_embeddings = max_position_embeddings;
-  return config;
+  return SmallRobertaConfig(/*vocab_size=*/50, /*hidden_size=*/16, max_position_embeddings);
 }
 
 TEST(RobertaTest, PaddingDoesNotChangeARowsLogits) {

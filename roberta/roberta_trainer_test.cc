@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "common/amp.h"
+#include "roberta/test_config.h"
 
 namespace dlspeed {
 namespace {
@@ -44,16 +45,7 @@ TextDataset TokenTask(int64_t size, uint64_t seed) {
   return data;
 }
 
-RobertaConfig TinyConfig() {
-  RobertaConfig config;
-  config.vocab_size = 100;
-  config.hidden_size = 32;
-  config.num_hidden_layers = 2;
-  config.num_attention_heads = 2;
-  config.intermediate_size = 64;
-  config.max_position_embeddings = kMaxLen + 2;
-  return config;
-}
+RobertaConfig TinyConfig() { return SmallRobertaConfig(/*vocab_size=*/100, /*hidden_size=*/32, kMaxLen + 2); }
 
 class RobertaTrainerTest : public ::testing::TestWithParam<Precision> {};
 
