@@ -2,11 +2,16 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <memory>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -22,34 +27,93 @@ namespace fs = std::filesystem;
 // Sanity bound on the element count a header may claim (1 TiB).
 constexpr uint64_t kMaxElements = uint64_t{1} << 40;
 
-struct GzCloser {
-  void operator()(gzFile_s* f) const { gzclose(f); }
-};
-using GzFile = std::unique_ptr<gzFile_s, GzCloser>;
-
-// Reads up to `n` bytes; returns how many were read (short at the end of the
-// data), or an error naming `path` for a corrupt or truncated gzip stream.
-absl::StatusOr<uint64_t> ReadUpTo(gzFile f, const std::string& path, uint8_t* out,
-                                  uint64_t n) {
-  uint64_t done = 0;
-  while (done < n) {
-    const unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(n - done, 1u << 20));
-    const int got = gzread(f, out + done, chunk);
-    int errnum = Z_OK;
-    const char* message = gzerror(f, &errnum);
-    if (errnum == Z_BUF_ERROR) {
-      return absl::DataLossError(
-          absl::StrCat("IDX file '", path, "' is truncated: its gzip stream ends early"));
-    }
-    if (got < 0 || errnum != Z_OK) {
-      return absl::DataLossError(
-          absl::StrCat("IDX file '", path, "' is corrupt: ", message ? message : "read error"));
-    }
-    if (got == 0) break;
-    done += static_cast<uint64_t>(got);
+// The bytes of an IDX file, plain or gzip-compressed. A gzip file may hold
+// several members (concatenated gzip files) and end in zero bytes, as Python's
+// gzip module reads it; anything else after its last member is an error
+// (zlib's gzread would skip it silently). The file is held in memory; its
+// inflated bytes are made as they are read, so a header that claims more
+// data than the file holds costs no memory.
+class IdxBytes {
+ public:
+  explicit IdxBytes(std::string path) : path_(std::move(path)) {}
+  ~IdxBytes() {
+    if (zlib_ready_) inflateEnd(&stream_);
   }
-  return done;
-}
+  IdxBytes(const IdxBytes&) = delete;
+  IdxBytes& operator=(const IdxBytes&) = delete;
+
+  absl::Status Open() {
+    std::ifstream in(path_, std::ios::binary);
+    if (!in) {
+      return absl::UnavailableError(absl::StrCat("cannot open IDX file '", path_, "': ", std::strerror(errno)));
+    }
+    file_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (in.bad()) return absl::UnavailableError(absl::StrCat("cannot read IDX file '", path_, "'"));
+    gzip_ = file_.size() >= 2 && file_[0] == 0x1f && file_[1] == 0x8b;
+    if (gzip_) {
+      if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) {  // 16: a gzip wrapper
+        return absl::ResourceExhaustedError(absl::StrCat("cannot inflate IDX file '", path_, "'"));
+      }
+      zlib_ready_ = true;
+      in_member_ = true;
+    }
+    return absl::OkStatus();
+  }
+
+  // Reads up to `n` bytes; returns how many were read (short at the end of
+  // the data), or an error naming the file for a corrupt or truncated gzip
+  // stream or bytes after it that are not gzip data.
+  absl::StatusOr<uint64_t> Read(uint8_t* out, uint64_t n) {
+    if (!gzip_) {
+      const uint64_t got = std::min<uint64_t>(n, file_.size() - position_);
+      if (got > 0) std::memcpy(out, file_.data() + position_, got);
+      position_ += got;
+      return got;
+    }
+    uint64_t done = 0;
+    while (done < n) {
+      if (!in_member_) {
+        const uint8_t* rest = file_.data() + position_;
+        const size_t left = file_.size() - position_;
+        if (std::all_of(rest, rest + left, [](uint8_t b) { return b == 0; })) break;  // the end, or padding
+        if (left < 2 || rest[0] != 0x1f || rest[1] != 0x8b) {
+          return absl::DataLossError(absl::StrCat("IDX file '", path_, "' is corrupt: the ", left,
+                                                  " bytes after its gzip stream are not gzip data"));
+        }
+        inflateReset(&stream_);  // another member
+        in_member_ = true;
+      }
+      stream_.next_in = file_.data() + position_;
+      stream_.avail_in = static_cast<uInt>(std::min<size_t>(file_.size() - position_, 1u << 30));
+      stream_.next_out = out + done;
+      stream_.avail_out = static_cast<uInt>(std::min<uint64_t>(n - done, 1u << 30));
+      const uint8_t* in_before = stream_.next_in;
+      const uint8_t* out_before = stream_.next_out;
+      const int rc = inflate(&stream_, Z_NO_FLUSH);
+      position_ += static_cast<size_t>(stream_.next_in - in_before);
+      done += static_cast<uint64_t>(stream_.next_out - out_before);
+      if (rc == Z_STREAM_END) {
+        in_member_ = false;
+      } else if (rc == Z_BUF_ERROR || (rc == Z_OK && position_ == file_.size() && stream_.avail_out > 0)) {
+        // Room for output left but no input: the stream stops before its end.
+        return absl::DataLossError(absl::StrCat("IDX file '", path_, "' is truncated: its gzip stream ends early"));
+      } else if (rc != Z_OK) {
+        return absl::DataLossError(absl::StrCat("IDX file '", path_, "' is corrupt: ",
+                                                stream_.msg != nullptr ? stream_.msg : "not a gzip stream"));
+      }
+    }
+    return done;
+  }
+
+ private:
+  const std::string path_;
+  std::vector<uint8_t> file_;
+  size_t position_ = 0;  // in file_
+  bool gzip_ = false;
+  z_stream stream_{};
+  bool zlib_ready_ = false;
+  bool in_member_ = false;  // inside a gzip member (else between them)
+};
 
 absl::Status Truncated(const std::string& path, const std::string& what) {
   return absl::DataLossError(absl::StrCat("IDX file '", path, "' is truncated: ", what));
@@ -74,13 +138,10 @@ absl::StatusOr<at::Tensor> ReadIdxFile(const std::string& path) {
     return absl::NotFoundError(
         absl::StrCat("IDX file '", path, "' not found or not a regular file"));
   }
-  GzFile file(gzopen(path.c_str(), "rb"));
-  if (file == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot open IDX file '", path, "': ",
-                                               std::strerror(errno)));
-  }
+  IdxBytes file(path);
+  if (absl::Status opened = file.Open(); !opened.ok()) return opened;
   uint8_t magic[4];
-  absl::StatusOr<uint64_t> got = ReadUpTo(file.get(), path, magic, 4);
+  absl::StatusOr<uint64_t> got = file.Read(magic, 4);
   if (!got.ok()) return got.status();
   if (*got < 4) return Truncated(path, "no complete header");
   if (magic[0] != 0 || magic[1] != 0) {
@@ -96,7 +157,7 @@ absl::StatusOr<at::Tensor> ReadIdxFile(const std::string& path) {
     return absl::DataLossError(absl::StrCat("IDX file '", path, "' has 0 dimensions"));
   }
   std::vector<uint8_t> header(4 * ndims);
-  got = ReadUpTo(file.get(), path, header.data(), header.size());
+  got = file.Read(header.data(), header.size());
   if (!got.ok()) return got.status();
   if (*got < header.size()) return Truncated(path, "header ends inside the dimensions");
   std::vector<int64_t> dims;
@@ -123,7 +184,7 @@ absl::StatusOr<at::Tensor> ReadIdxFile(const std::string& path) {
     const uint64_t want = std::min<uint64_t>(count - data.size(), 16u << 20);
     const size_t old = data.size();
     data.resize(old + want);
-    got = ReadUpTo(file.get(), path, data.data() + old, want);
+    got = file.Read(data.data() + old, want);
     if (!got.ok()) return got.status();
     if (*got < want) {
       return Truncated(path, absl::StrCat("expected ", count, " data bytes, found ",
@@ -131,7 +192,7 @@ absl::StatusOr<at::Tensor> ReadIdxFile(const std::string& path) {
     }
   }
   uint8_t extra;
-  got = ReadUpTo(file.get(), path, &extra, 1);
+  got = file.Read(&extra, 1);
   if (!got.ok()) return got.status();
   if (*got != 0) {
     return absl::DataLossError(absl::StrCat("IDX file '", path,

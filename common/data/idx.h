@@ -25,7 +25,8 @@ inline constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
 
 // Reads an IDX file of unsigned bytes (type 0x08), gzipped or not, into a
 // uint8 tensor of the file's shape. Fails, naming the file, on a bad magic
-// number, another element type, a truncated file or trailing bytes.
+// number, another element type, a truncated file, trailing bytes, or bytes
+// after the gzip stream that are not gzip data (zero padding is allowed).
 absl::StatusOr<at::Tensor> ReadIdxFile(const std::string& path);
 
 // Reads Fashion-MNIST from `dir` (train-images-idx3-ubyte.gz and

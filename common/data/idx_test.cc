@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -168,6 +170,54 @@ TEST(IdxTest, RejectsTruncatedAndCorruptGzip) {
   t = ReadIdxFile(dir + "/corrupt.gz");
   EXPECT_EQ(t.status().code(), absl::StatusCode::kDataLoss) << t.status();
   EXPECT_THAT(Message(t.status()), HasSubstr("corrupt.gz"));
+}
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The gzip compression of `bytes`, as gzip writes it.
+std::string Gzipped(const std::string& dir, const std::string& bytes) {
+  WriteGzip(dir + "/scratch.gz", bytes);
+  return ReadBytes(dir + "/scratch.gz");
+}
+
+TEST(IdxTest, GzipMembersAndZeroPaddingAreReadButNotOtherTrailingBytes) {
+  const std::string dir = TempDir("gzip_members");
+  const std::string idx = IdxBytes({4, 25}, Iota(100));
+  const std::string whole = Gzipped(dir, idx);
+  // Two members (what `cat a.gz b.gz` makes), and zero bytes after the last
+  // one: read as Python's gzip module reads them.
+  const std::string members = Gzipped(dir, idx.substr(0, 30)) + Gzipped(dir, idx.substr(30));
+  const std::vector<std::pair<std::string, std::string>> good = {
+      {"members.gz", members}, {"padded.gz", whole + std::string(64, '\0')}};
+  for (const auto& [name, bytes] : good) {
+    WritePlain(dir + "/" + name, bytes);
+    absl::StatusOr<at::Tensor> t = ReadIdxFile(dir + "/" + name);
+    ASSERT_TRUE(t.ok()) << name << ": " << t.status();
+    std::vector<uint8_t> data = Iota(100);
+    EXPECT_TRUE(t->equal(at::from_blob(data.data(), {4, 25}, at::kByte))) << name;
+  }
+
+  struct Bad {
+    std::string name, bytes, message;
+  };
+  std::string bad_crc = whole;
+  bad_crc[bad_crc.size() - 8] ^= 0x01;  // the trailer's CRC-32
+  const std::vector<Bad> bad = {
+      {"garbage.gz", whole + "junk", "garbage.gz' is corrupt: the 4 bytes after its gzip stream are not gzip data"},
+      {"zeros_then_garbage.gz", whole + std::string(8, '\0') + "x", "are not gzip data"},
+      // A second member of only its 10-byte header.
+      {"header_only_member.gz", whole + members.substr(0, 10), "header_only_member.gz' is truncated"},
+      {"bad_crc.gz", bad_crc, "bad_crc.gz' is corrupt: incorrect data check"},
+  };
+  for (const Bad& c : bad) {
+    WritePlain(dir + "/" + c.name, c.bytes);
+    absl::StatusOr<at::Tensor> t = ReadIdxFile(dir + "/" + c.name);
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kDataLoss) << c.name << ": " << t.status();
+    EXPECT_THAT(Message(t.status()), HasSubstr(c.message)) << c.name;
+  }
 }
 
 TEST(IdxTest, MissingFileOrDirectoryIsNotFound) {
