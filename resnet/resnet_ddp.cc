@@ -241,22 +241,25 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
             : absl::StrCat(flags.models_dir, "/Resnet-", args.depth, args.mixed ? "-mixed" : "", "-",
                            env.world_size, "gpus.ckpt");
     TrainingProgress start;
-    bool resumed = false;
+    bool resumed = false, unreadable = false;
     const std::string run_settings = CheckpointSettings(
         flags, {args.depth, precision, args.mixed, batch_size, train_set.size(), 0}, env.world_size);
     if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
       absl::StatusOr<TrainingProgress> at = LoadTrainingCheckpoint(checkpoint, trainer, run_settings);
-      if (!at.ok()) {
+      if (at.ok()) {
+        start = *at;
+        resumed = true;
+      } else {
+        // Said here; the exit waits for the check below, which the other ranks are in.
         std::cerr << "resnet_ddp: " << who << ": " << at.status().message() << std::endl;
-        std::_Exit(1);
+        unreadable = true;
       }
-      start = *at;
-      resumed = true;
     }
     if (absl::GetFlag(FLAGS_resume)) {
-      if (absl::Status s = CheckSameResumePoint(*backend, device, checkpoint, resumed, start.epoch, start.steps_done);
+      if (absl::Status s = CheckSameResumePoint(*backend, device, checkpoint, resumed, unreadable, start.epoch,
+                                                start.steps_done);
           !s.ok()) {
-        if (lead) std::cerr << "resnet_ddp: " << s.message() << std::endl;
+        if (lead && !unreadable) std::cerr << "resnet_ddp: " << s.message() << std::endl;
         std::_Exit(1);
       }
       if (lead && resumed) {
@@ -374,12 +377,14 @@ int Worker(const Args& args, const TrainingFlags& flags, const RankEnv& env) {
 
 int Main(int argc, char** argv) {
   const Args args = ParseArgs(ParseCommandLineOrExit(argc, argv, kUsage));
-  // Checked here, before any worker starts: a mistake is one line, not one per rank.
-  const absl::StatusOr<TrainingFlags> flags = ReadTrainingFlags();
-  if (!flags.ok()) ExitWithUsageError(flags.status().message());
-  CheckDdpFlagsOrExit();
   absl::StatusOr<std::optional<RankEnv>> env = RankEnvFromEnvironment(getenv);
   if (!env.ok()) return ReportError(env.status().message());
+  // Checked here, before any worker starts: a mistake is one line, not one per
+  // rank. Only rank 0 (or the launcher, beside it) appends the record.
+  const absl::StatusOr<TrainingFlags> flags =
+      ReadTrainingFlags(/*check_results=*/!env->has_value() || (*env)->rank == 0);
+  if (!flags.ok()) ExitWithUsageError(flags.status().message());
+  CheckDdpFlagsOrExit();
   if (env->has_value()) return Worker(args, *flags, **env);
 
   absl::StatusOr<bool> gpus = UseGpus(args.processes);

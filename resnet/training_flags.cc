@@ -42,7 +42,7 @@ ABSL_FLAG(std::string, models_dir, "models",
 
 namespace dlspeed {
 
-absl::StatusOr<TrainingFlags> ReadTrainingFlags() {
+absl::StatusOr<TrainingFlags> ReadTrainingFlags(bool check_results) {
   TrainingFlags flags;
   flags.epochs = absl::GetFlag(FLAGS_epochs);
   if (flags.epochs < 1) return absl::InvalidArgumentError("--epochs must be at least 1");
@@ -82,7 +82,11 @@ absl::StatusOr<TrainingFlags> ReadTrainingFlags() {
   flags.sync_each_step = absl::GetFlag(FLAGS_sync_each_step);
   flags.results = absl::GetFlag(FLAGS_results);
   // Before the run spends its time: a record it could not append would be lost.
-  if (absl::Status s = CheckCanAppend("results", flags.results); !s.ok()) return absl::InvalidArgumentError(s.message());
+  if (check_results) {
+    if (absl::Status s = CheckCanAppend("results", flags.results); !s.ok()) {
+      return absl::InvalidArgumentError(s.message());
+    }
+  }
   flags.models_dir = absl::GetFlag(FLAGS_models_dir);
   return flags;
 }

@@ -57,8 +57,10 @@ struct TrainingFlags {
 
 // Reads the shared flags. A bad value (--epochs=0, --lr=-1, an unknown
 // --dataset or --optimizer_kernels, a batch size below 1) is InvalidArgument
-// with the line to print (ExitWithUsageError).
-absl::StatusOr<TrainingFlags> ReadTrainingFlags();
+// with the line to print (ExitWithUsageError). With `check_results`, so is a
+// --results file that cannot be appended to; a process that writes no record
+// (a rank other than 0, perhaps on another machine) passes false.
+absl::StatusOr<TrainingFlags> ReadTrainingFlags(bool check_results = true);
 
 // Sets the intra-op threads (when --threads is above 0), cuDNN's algorithm
 // search and TF32 as the flags say.

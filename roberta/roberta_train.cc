@@ -141,8 +141,10 @@ absl::StatusOr<bool> UseGpus(int processes_here) {
 
 // The flags whose values alone can be wrong, checked by the launcher before
 // it starts any process (one line, not one per rank) and again by each
-// process (started by torchrun or SLURM). Exits with a usage line.
-void CheckFlagsOrExit(const c10::Device& device) {
+// process (started by torchrun or SLURM). Exits with a usage line. The
+// --results file is checked where the record is written (`check_results`):
+// rank 0 and the launcher beside it, not ranks perhaps on other machines.
+void CheckFlagsOrExit(const c10::Device& device, bool check_results) {
   if (absl::StatusOr<Precision> p = ParseMixedPrecision(absl::GetFlag(FLAGS_precision), device); !p.ok()) {
     ExitWithUsageError(p.status().message());
   }
@@ -171,7 +173,11 @@ void CheckFlagsOrExit(const c10::Device& device) {
   if (absl::GetFlag(FLAGS_threads) < 0 || absl::GetFlag(FLAGS_max_steps) < 0) {
     ExitWithUsageError("--threads and --max_steps must be 0 or more");
   }
-  if (absl::Status s = CheckCanAppend("results", absl::GetFlag(FLAGS_results)); !s.ok()) ExitWithUsageError(s.message());
+  if (check_results) {
+    if (absl::Status s = CheckCanAppend("results", absl::GetFlag(FLAGS_results)); !s.ok()) {
+      ExitWithUsageError(s.message());
+    }
+  }
 }
 
 int Train(const RankEnv& env, bool distributed) {
@@ -182,7 +188,7 @@ int Train(const RankEnv& env, bool distributed) {
   absl::StatusOr<c10::Device> rank_device = RankDevice(env, on_gpu);
   if (!rank_device.ok()) return ReportError(absl::StrCat(who, ": ", rank_device.status().message()));
   const c10::Device device = *rank_device;
-  CheckFlagsOrExit(device);
+  CheckFlagsOrExit(device, /*check_results=*/env.rank == 0);
   if (on_gpu) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   // SIGINT/SIGTERM stop every rank at the same step, after a checkpoint.
@@ -361,20 +367,23 @@ int Train(const RankEnv& env, bool distributed) {
         absl::GetFlag(FLAGS_max_steps), " seed=", absl::GetFlag(FLAGS_seed), " epochs=", epochs,
         " precision=", PrecisionName(precision), " processes=", env.world_size);
     int64_t start_epoch = 0, start_step = 0;
-    bool resumed = false;
+    bool resumed = false, unreadable = false;
     if (absl::GetFlag(FLAGS_resume) && !checkpoint.empty() && std::filesystem::exists(checkpoint)) {
       absl::StatusOr<std::pair<int64_t, int64_t>> at = trainer.LoadCheckpoint(checkpoint, run_settings);
-      if (!at.ok()) {
+      if (at.ok()) {
+        std::tie(start_epoch, start_step) = *at;
+        resumed = true;
+      } else {
         std::cerr << "roberta_train: " << who << ": " << at.status().message() << std::endl;
-        std::_Exit(1);
+        if (!group) std::_Exit(1);
+        unreadable = true;  // the exit waits for the check below, which the other ranks are in
       }
-      std::tie(start_epoch, start_step) = *at;
-      resumed = true;
     }
     if (group && absl::GetFlag(FLAGS_resume)) {
-      if (absl::Status s = CheckSameResumePoint(group->backend(), device, checkpoint, resumed, start_epoch, start_step);
+      if (absl::Status s = CheckSameResumePoint(group->backend(), device, checkpoint, resumed, unreadable,
+                                                start_epoch, start_step);
           !s.ok()) {
-        if (lead) std::cerr << "roberta_train: " << s.message() << std::endl;
+        if (lead && !unreadable) std::cerr << "roberta_train: " << s.message() << std::endl;
         std::_Exit(1);
       }
     }
@@ -549,7 +558,7 @@ int Main(int argc, char** argv) {
   // Checked before any process starts: a mistake is one line, not one per rank.
   absl::StatusOr<bool> use_gpus = UseGpus(nproc);
   if (!use_gpus.ok()) return ReportError(use_gpus.status().message());
-  CheckFlagsOrExit(*use_gpus ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU));
+  CheckFlagsOrExit(*use_gpus ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU), /*check_results=*/true);
   if (absl::StatusOr<std::string> b = ChooseBackend(absl::GetFlag(FLAGS_backend), *use_gpus); !b.ok()) {
     return ReportError(b.status().message());
   }

@@ -114,14 +114,18 @@ TEST(ResNetDdpTest, JoinsWhenStartedTorchrunStyle) {
   // What torchrun does: one process per rank with the rendezvous variables.
   const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=$(python3 -c 'import socket; s=socket.socket(); "
                           "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])') WORLD_SIZE=2";
+  // Rank 1's --results cannot be written (another machine's file system,
+  // say): only rank 0 appends the record, so only rank 0 checks it.
   CommandResult run = RunCommand(
-      "export " + env + "; (RANK=1 LOCAL_RANK=1 " + kDdp + flags + " > " + dir + "/rank1.log 2>&1; echo $? > " + dir +
+      "export " + env + "; (RANK=1 LOCAL_RANK=1 " + kDdp + flags + " --results=/proc/no-such-dir/results.jsonl > " +
+      dir + "/rank1.log 2>&1; echo $? > " + dir +
       "/rank1.rc) & RANK=0 LOCAL_RANK=0 " + kDdp + flags + "; rc=$?; wait; exit $((rc + $(cat " + dir + "/rank1.rc)))");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(run.output.find("no GPU here"), std::string::npos) << "it started its own workers:\n" << run.output;
   EXPECT_NE(run.output.find("2 processes (torchrun)"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("Mixed precision,18"), std::string::npos) << run.output;
   EXPECT_FALSE(ReadModel(dir + "/models/Resnet-18-mixed-2gpus.pth").empty());
+  EXPECT_TRUE(std::filesystem::exists(dir + "/results.jsonl"));
 }
 
 TEST(ResNetDdpTest, AnInteractiveSlurmShellStartsItsOwnWorkers) {
@@ -173,6 +177,18 @@ TEST(ResNetDdpTest, KilledAndResumedEndsBitExactAndSigtermStopsEveryRank) {
   EXPECT_NE(unshared.output.find("is there for some ranks and not for others"), std::string::npos) << unshared.output;
   EXPECT_EQ(unshared.output.find("rank1 exit 0"), std::string::npos) << unshared.output;
   EXPECT_TRUE(std::filesystem::exists(resumed + "/Resnet-18-2gpus.ckpt"));
+  // Rank 1 sees a corrupt copy: it says so, and rank 0, which read its own,
+  // stops at once with one line instead of waiting for rank 1 in a collective.
+  std::ofstream(elsewhere + "/Resnet-18-2gpus.ckpt") << "not a checkpoint";
+  CommandResult corrupt = RunCommand(
+      "exec 2>&1; export " + env + "; (RANK=1 LOCAL_RANK=1 " + kDdp + flags + "--resume --models_dir=" + elsewhere +
+      " > " + elsewhere + "/rank1.log 2>&1; echo $? > " + elsewhere + "/rank1.rc) & RANK=0 LOCAL_RANK=0 " + kDdp +
+      flags + "--resume --models_dir=" + resumed + "; rc=$?; wait; cat " + elsewhere + "/rank1.log; echo rank1 exit $(cat " +
+      elsewhere + "/rank1.rc); exit $rc");
+  EXPECT_NE(corrupt.exit_code, 0) << corrupt.output;
+  EXPECT_NE(corrupt.output.find("--resume: a rank could not read " + resumed), std::string::npos) << corrupt.output;
+  EXPECT_NE(corrupt.output.find(elsewhere + "/Resnet-18-2gpus.ckpt"), std::string::npos) << corrupt.output;
+  EXPECT_NE(corrupt.output.find("rank1 exit 1"), std::string::npos) << corrupt.output;
   CommandResult resume = RunCommand(kDdp + flags + "--models_dir=" + resumed + " --resume");
   ASSERT_EQ(resume.exit_code, 0) << resume.output;
   EXPECT_NE(resume.output.find("Resuming from "), std::string::npos) << resume.output;

@@ -92,8 +92,13 @@ RankRange RangeAcrossRanks(c10d::Backend& backend, const std::vector<int64_t>& v
 }  // namespace
 
 absl::Status CheckSameResumePoint(c10d::Backend& backend, const c10::Device& device, const std::string& checkpoint,
-                                  bool found, int64_t epoch, int64_t step) {
-  const RankRange range = RangeAcrossRanks(backend, {found ? 1 : 0, epoch, step}, device);
+                                  bool found, bool unreadable, int64_t epoch, int64_t step) {
+  const RankRange range = RangeAcrossRanks(backend, {found ? 1 : 0, unreadable ? 1 : 0, epoch, step}, device);
+  if (range.max[1] == 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--resume: ", range.min[1] == 1 ? "no rank could read " : "a rank could not read ", checkpoint,
+                     " (its line says why)"));
+  }
   if (range.agreed()) return absl::OkStatus();
   if (range.min[0] != range.max[0]) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -101,8 +106,8 @@ absl::Status CheckSameResumePoint(c10d::Backend& backend, const c10::Device& dev
         "checkpoint (a file system they share, or a copy on each machine)"));
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      "--resume: the ranks read different checkpoints at ", checkpoint, " (epochs ", range.min[1] + 1, " to ",
-      range.max[1] + 1, ", steps ", range.min[2], " to ", range.max[2],
+      "--resume: the ranks read different checkpoints at ", checkpoint, " (epochs ", range.min[2] + 1, " to ",
+      range.max[2] + 1, ", steps ", range.min[3], " to ", range.max[3],
       "); every rank must see the same checkpoint (a file system they share)"));
 }
 

@@ -104,14 +104,18 @@ class ProcessGroup {
   std::thread heartbeat_;
 };
 
-// For --resume, after each rank has looked for `checkpoint` (`found`) and read
-// where it resumes (`epoch`, `step`; 0 and 0 when not found): OK when every
-// rank resumes from the same point, else FailedPrecondition saying what
-// differs. A checkpoint only some ranks see means they do not share a file
-// system; left alone, those ranks would train from the start while the others
-// resume, and hang at the end. A collective: every rank calls it.
+// For --resume, after each rank has looked for `checkpoint` (`found`), tried
+// to load it (`unreadable` when that failed; the rank says why itself) and
+// read where it resumes (`epoch`, `step`; 0 and 0 when not found): OK when
+// every rank resumes from the same point, else FailedPrecondition saying what
+// differs or that a rank could not read it. A checkpoint only some ranks see
+// means they do not share a file system; left alone, those ranks would train
+// from the start while the others resume, and hang at the end. A rank that
+// cannot read it calls this too instead of exiting, so that the others do not
+// wait in their collective until it times out. A collective: every rank calls
+// it.
 absl::Status CheckSameResumePoint(c10d::Backend& backend, const c10::Device& device, const std::string& checkpoint,
-                                  bool found, int64_t epoch, int64_t step);
+                                  bool found, bool unreadable, int64_t epoch, int64_t step);
 
 // Makes every rank stop at the same step when any of them got SIGINT/SIGTERM
 // (common/stop_signal.h; launchers pass signals on, but ranks see them at
