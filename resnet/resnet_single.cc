@@ -246,7 +246,7 @@ int Main(int argc, char** argv) {
                                  PrecisionName(r.precision), r.average_epoch_seconds, r.total_seconds, r.throughput,
                                  100 * r.test_accuracy, speedup);
   }
-  if (!flags->results.empty()) std::cout << "Records appended to " << flags->results << "\n";
+  if (!flags->results.empty() && failed == 0) std::cout << "Records appended to " << flags->results << "\n";
   if (absl::Status s = trace->Finish(); !s.ok()) std::cerr << "resnet_single: " << s.message() << std::endl;
   return failed;
 }

@@ -166,7 +166,7 @@ const int kRegistered = [] {
   // device_name stays the CPU's (tools/infer_report.py labels CPU runs with
   // it); gpu_name names the GPU.
   AddRuntimeContext(c10::Device(c10::kCPU));
-  benchmark::AddCustomContext("device", cuda ? "cpu and cuda" : "cpu");
+  benchmark::AddCustomContext("variant_devices", cuda ? "cpu and cuda" : "cpu");  // where the variants run
   // Only the graph variants need CUDA-graph support in this build.
   const bool graphs = cuda && CudaGraphsBuiltIn();
   if (cuda && !graphs) benchmark::AddCustomContext("cuda_graphs", "not built in: no cuda-graph variants");

@@ -105,7 +105,7 @@ const int kRegistered = [] {
   const bool cuda = torch::cuda::is_available();
   const c10::Device gpu = cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   AddRuntimeContext(gpu);
-  benchmark::AddCustomContext("device", cuda ? "cpu and cuda" : "cpu");
+  benchmark::AddCustomContext("variant_devices", cuda ? "cpu and cuda" : "cpu");  // where the variants run
   benchmark::AddCustomContext("sequence_length", std::to_string(kSequenceLength));
   benchmark::AddCustomContext("models", "model:0 = roberta-small (6 layers), model:1 = roberta-base (12 layers)");
   std::vector<std::tuple<std::string, Variant, c10::Device>> variants = {
