@@ -79,52 +79,115 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 
 namespace {
 
-// An exclusive flock on a directory, held while alive; none (and no error)
-// where the file system does not support it.
-class DirectoryLock {
- public:
-  explicit DirectoryLock(const std::filesystem::path& dir) : fd_(open(dir.c_str(), O_RDONLY | O_DIRECTORY)) {
-    if (fd_ < 0) return;
-    while (flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+namespace fs = std::filesystem;
+
+// Whether `path` ends in a file name: "newdir/", ".", ".." and "" do not.
+bool HasFileName(const fs::path& path) {
+  const fs::path name = path.filename();
+  return !name.empty() && name != "." && name != "..";
+}
+
+// How many symbolic links a path may go through, as Linux allows (ELOOP).
+constexpr int kMaxSymbolicLinks = 40;
+
+// Sets `target` to the file an append to `path` rewrites: the file a chain of
+// symbolic links there names, followed by hand so that a link whose target
+// does not exist yet still counts (std::filesystem::weakly_canonical leaves
+// it, and the rename would replace the link); else `path` itself. A relative
+// link target is taken from the link's folder; the result is not normalised,
+// so that ".." after a linked folder means what it means to the kernel. On
+// failure returns an error whose message is the reason alone.
+absl::Status FollowLinks(const std::string& path, fs::path* target) {
+  fs::path current(path);
+  for (int hops = 0;; ++hops) {
+    struct stat info;
+    // A missing file (or one that cannot be looked at) is not a link; the
+    // write reports what is wrong with it.
+    if (lstat(current.c_str(), &info) != 0 || !S_ISLNK(info.st_mode)) break;
+    if (hops == kMaxSymbolicLinks) {
+      return absl::FailedPreconditionError("too many levels of symbolic links");
     }
+    std::error_code error;
+    const fs::path next = fs::read_symlink(current, error);
+    if (error) {
+      return absl::ErrnoToStatus(error.value(),
+                                 absl::StrCat("cannot read the symbolic link ", current.string()));
+    }
+    current = next.is_absolute() ? next : current.parent_path() / next;
   }
-  ~DirectoryLock() {
+  *target = current;
+  return absl::OkStatus();
+}
+
+// The lock file of appends to `target`: ".NAME.lock" in the same folder.
+fs::path LockFilePath(const fs::path& target) {
+  return target.parent_path() / ("." + target.filename().string() + ".lock");
+}
+
+// An exclusive flock on the lock file beside a file, held while alive, so that
+// appends from several processes take turns. The file itself cannot be locked:
+// each append replaces it by a rename, and a later one would lock the new file
+// while an earlier one still holds the old. The lock file is opened for
+// writing because NFS emulates flock with fcntl locks, which need that.
+class AppendLock {
+ public:
+  AppendLock() = default;
+  ~AppendLock() {
     if (fd_ >= 0) close(fd_);  // releases the lock
   }
-  DirectoryLock(const DirectoryLock&) = delete;
-  DirectoryLock& operator=(const DirectoryLock&) = delete;
+  AppendLock(const AppendLock&) = delete;
+  AppendLock& operator=(const AppendLock&) = delete;
+
+  // Waits for the lock of appends to `target`; errors name `path`. Goes on
+  // without it only where the lock file is missing and the folder takes no
+  // new file: then the write fails too, with its own message.
+  absl::Status Acquire(const fs::path& target, const std::string& path) {
+    const fs::path lock_path = LockFilePath(target);
+    fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd_ < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+      // Another user's lock file, or a folder that takes no new file: a
+      // read-only descriptor still takes an flock on a local file system.
+      fd_ = open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd_ < 0 && errno == ENOENT) return absl::OkStatus();
+    }
+    if (fd_ < 0) return Error(path, absl::StrCat("cannot open the lock file ", lock_path.string()), errno);
+    while (flock(fd_, LOCK_EX) != 0) {
+      if (errno != EINTR) return Error(path, absl::StrCat("cannot lock ", lock_path.string()), errno);
+    }
+    return absl::OkStatus();
+  }
 
  private:
-  int fd_;
+  int fd_ = -1;
 };
-
-// The file an append to `path` rewrites: the one a symbolic link there names
-// (the link stays), else `path`. Sets `error` when the link cannot be followed.
-std::filesystem::path AppendTarget(const std::string& path, std::error_code& error) {
-  error.clear();
-  if (!std::filesystem::is_symlink(path, error)) {
-    error.clear();  // a missing file is not an error here
-    return path;
-  }
-  return std::filesystem::weakly_canonical(path, error);
-}
 
 }  // namespace
 
 absl::Status AppendLineAtomically(const std::string& link_or_path, absl::string_view line) {
-  namespace fs = std::filesystem;
-  std::error_code error;
-  const std::string path = AppendTarget(link_or_path, error).string();
-  if (error) return Error(link_or_path, "cannot follow the symbolic link", error.value());
+  if (!HasFileName(link_or_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot write '", link_or_path, "': needs a file name, not only a folder"));
+  }
+  fs::path target;
+  if (absl::Status followed = FollowLinks(link_or_path, &target); !followed.ok()) {
+    return absl::Status(followed.code(), absl::StrCat("cannot write ", link_or_path, ": ", followed.message()));
+  }
+  const std::string path = target.string();
+  if (!HasFileName(target)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot write ", link_or_path, ": the symbolic link names '",
+                                                   path, "', not a file"));
+  }
   // Appends from several processes (two binaries writing the same results
   // file) take turns: each reads the file, adds its line and renames its copy
-  // over it while holding a lock on the folder, so none loses another's line.
-  const fs::path parent = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  // over it while holding the lock, so none loses another's line.
+  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  std::error_code error;
   fs::create_directories(parent, error);
   if (error) return Error(path, absl::StrCat("cannot create directory ", parent.string()), error.value());
-  DirectoryLock lock(parent);
+  AppendLock lock;
+  if (absl::Status locked = lock.Acquire(target, path); !locked.ok()) return locked;
   std::string contents;
-  const int fd = open(path.c_str(), O_RDONLY);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno != ENOENT) return Error(path, "cannot read the existing file", errno);
   if (fd >= 0) {
     char buffer[1 << 16];
@@ -146,23 +209,45 @@ absl::Status AppendLineAtomically(const std::string& link_or_path, absl::string_
 }
 
 absl::Status CheckCanAppendLine(const std::string& path) {
-  namespace fs = std::filesystem;
   auto refuse = [&](absl::string_view why) {
     return absl::FailedPreconditionError(absl::StrCat(path, ": ", why));
   };
+  if (!HasFileName(path)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": needs a file name, not only a folder"));
+  }
+  fs::path target;
+  if (absl::Status followed = FollowLinks(path, &target); !followed.ok()) return refuse(followed.message());
+  if (!HasFileName(target)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the symbolic link names '", target.string(), "', not a file"));
+  }
   std::error_code error;
-  const fs::path followed = AppendTarget(path, error);
-  if (error) return refuse(absl::StrCat("cannot follow the symbolic link: ", error.message()));
-  const fs::path target = fs::absolute(followed, error);
-  if (error) return refuse(error.message());
   const fs::file_status status = fs::status(target, error);
-  if (fs::exists(status) && !fs::is_regular_file(status)) return refuse("not a regular file");
+  const bool exists = fs::exists(status);
+  if (exists && !fs::is_regular_file(status)) return refuse("not a regular file");
+  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  // In a sticky folder (mode 1777, like /tmp) only the owner of a file, the
+  // owner of the folder or root may rename over it.
+  struct stat file_info, folder_info;
+  if (exists && geteuid() != 0 && stat(target.c_str(), &file_info) == 0 &&
+      stat(parent.c_str(), &folder_info) == 0 && (folder_info.st_mode & S_ISVTX) != 0 &&
+      file_info.st_uid != geteuid() && folder_info.st_uid != geteuid()) {
+    const std::string file = target.string() == path ? "" : absl::StrCat(target.string(), " is ");
+    return absl::PermissionDeniedError(absl::StrCat(
+        path, ": ", file, "owned by another user in a sticky folder: the record could not replace it"));
+  }
   // An append writes a new copy beside the file and renames it over the old,
   // so the folder must take a new file; missing folders are made, so the
   // nearest existing one must. Trying it is the only sure test (permission
-  // bits do not show a read-only file system, nor stop root).
-  fs::path folder = target.parent_path();
-  while (folder != folder.root_path() && !fs::exists(folder, error)) folder = folder.parent_path();
+  // bits do not show a read-only file system, nor stop root). The walk stays
+  // on the path as given, as the write does (a relative one from here).
+  fs::path folder = parent;
+  while (!fs::exists(folder, error)) {
+    fs::path up = folder.parent_path();
+    if (up.empty()) up = ".";
+    if (up == folder) break;  // "/" or "."
+    folder = up;
+  }
   if (!fs::is_directory(folder, error)) return refuse(absl::StrCat(folder.string(), " is not a folder"));
   std::string probe = (folder / ".append-check.XXXXXX").string();
   const int fd = mkstemp(probe.data());

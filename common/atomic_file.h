@@ -25,16 +25,23 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 
 // Rewrites `path` atomically as its existing contents (if any) followed by
 // `line` and '\n' (and a '\n' before, if the old contents lacked a final one).
-// A symbolic link at `path` is followed (the file it names is rewritten).
-// Concurrent appends from several processes on this machine each keep their
-// line: they hold an flock on the folder in turn (where the file system has
-// flock; NFS may not honour it across machines).
+// `path` must end in a file name ("newdir/" is InvalidArgument). A symbolic
+// link at `path` is followed, through at most 40 links, even where its target
+// does not exist yet: the file it names is written (and its folders made), the
+// link stays. Concurrent appends from several processes each keep their line:
+// they take turns holding an flock on the lock file ".NAME.lock" beside the
+// file (NAME is the file's name), which is made on first use and left there.
+// An error names `path`, also when that lock cannot be taken.
 absl::Status AppendLineAtomically(const std::string& path, absl::string_view line);
 
 // Whether AppendLineAtomically(path, ...) can succeed, checked before work
-// whose result it will write: OK for a writable regular file, or a new file
-// in a folder that exists (or can be made) and takes new files; else
-// FailedPrecondition reading "PATH: why". Makes nothing.
+// whose result it will write: OK for a regular file, or a new file in a
+// folder that exists (or can be made) and takes new files, symbolic links
+// followed as the append does. Else an error reading "PATH: why":
+// InvalidArgument for a path with no file name ("newdir/"), PermissionDenied
+// for another user's file in a sticky folder (mode 1777, like /tmp), which
+// the append could not rename over, and FailedPrecondition otherwise.
+// Makes nothing.
 absl::Status CheckCanAppendLine(const std::string& path);
 
 }  // namespace dlspeed

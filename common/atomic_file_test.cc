@@ -1,6 +1,9 @@
 #include "common/atomic_file.h"
 
+#include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -157,6 +160,150 @@ TEST(AtomicFileTest, AppendFollowsASymbolicLink) {
   ASSERT_TRUE(AppendLineAtomically((dir / "results.jsonl").string(), "second").ok());
   EXPECT_TRUE(fs::is_symlink(dir / "results.jsonl"));
   EXPECT_EQ(Read(dir / "shared" / "all.jsonl"), "first\nsecond\n");
+}
+
+// `ln -s shared/all.jsonl results.jsonl` before shared/ exists: the first
+// append makes the link's target (and its folder) and leaves the link.
+TEST(AtomicFileTest, AppendCreatesTheTargetOfADanglingLink) {
+  const fs::path dir = FreshDir("append_dangling");
+  const fs::path link = dir / "results.jsonl";
+  fs::create_symlink(fs::path("shared") / "all.jsonl", link);
+  EXPECT_TRUE(CheckCanAppendLine(link.string()).ok()) << CheckCanAppendLine(link.string());
+  EXPECT_FALSE(fs::exists(dir / "shared")) << "the check makes nothing";
+  ASSERT_TRUE(AppendLineAtomically(link.string(), "first").ok());
+  ASSERT_TRUE(AppendLineAtomically(link.string(), "second").ok());
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(fs::read_symlink(link), fs::path("shared") / "all.jsonl");
+  EXPECT_EQ(Read(dir / "shared" / "all.jsonl"), "first\nsecond\n");
+  // The lock file lies beside the target, not beside the link.
+  EXPECT_TRUE(fs::exists(dir / "shared" / ".all.jsonl.lock"));
+  EXPECT_FALSE(fs::exists(dir / ".results.jsonl.lock"));
+}
+
+TEST(AtomicFileTest, AppendFollowsFortyLinksButNoMore) {
+  const fs::path dir = FreshDir("append_link_chain");
+  // link0 -> link1 -> ... -> link40 -> target.jsonl: 41 links in all.
+  constexpr int kLinks = 41;
+  for (int i = 0; i < kLinks; ++i) {
+    const std::string next = i + 1 < kLinks ? "link" + std::to_string(i + 1) : "target.jsonl";
+    fs::create_symlink(next, dir / ("link" + std::to_string(i)));
+  }
+  const std::string forty = (dir / "link1").string();  // 40 links to the target
+  ASSERT_TRUE(CheckCanAppendLine(forty).ok()) << CheckCanAppendLine(forty);
+  ASSERT_TRUE(AppendLineAtomically(forty, "kept").ok());
+  EXPECT_EQ(Read(dir / "target.jsonl"), "kept\n");
+  const std::string too_many = (dir / "link0").string();
+  for (const absl::Status& status : {AppendLineAtomically(too_many, "x"), CheckCanAppendLine(too_many)}) {
+    ASSERT_FALSE(status.ok());
+    EXPECT_NE(status.message().find(too_many + ": too many levels of symbolic links"), std::string::npos) << status;
+  }
+  fs::create_symlink("loop_b", dir / "loop_a");
+  fs::create_symlink("loop_a", dir / "loop_b");
+  const absl::Status loop = AppendLineAtomically((dir / "loop_a").string(), "x");
+  EXPECT_NE(loop.message().find("too many levels of symbolic links"), std::string::npos) << loop;
+  EXPECT_TRUE(fs::is_symlink(dir / "loop_a"));
+  EXPECT_EQ(Read(dir / "target.jsonl"), "kept\n");
+}
+
+TEST(AtomicFileTest, APathWithoutAFileNameIsRefused) {
+  const fs::path dir = FreshDir("no_file_name");
+  fs::create_directories(dir / "existing");
+  for (const std::string& path : {(dir / "newdir").string() + "/", (dir / "existing").string() + "/", std::string()}) {
+    const absl::Status check = CheckCanAppendLine(path);
+    EXPECT_EQ(check.code(), absl::StatusCode::kInvalidArgument) << path << ": " << check;
+    EXPECT_NE(check.message().find(path + ": needs a file name"), std::string::npos) << check;
+    const absl::Status append = AppendLineAtomically(path, "x");
+    EXPECT_EQ(append.code(), absl::StatusCode::kInvalidArgument) << path << ": " << append;
+    EXPECT_NE(append.message().find("'" + path + "': needs a file name"), std::string::npos) << append;
+  }
+  EXPECT_FALSE(fs::exists(dir / "newdir"));
+  EXPECT_TRUE(fs::is_empty(dir / "existing"));
+}
+
+// The lock is the lock file beside the target: while another process holds
+// it, an append waits.
+TEST(AtomicFileTest, AppendWaitsForTheLockFile) {
+  const fs::path dir = FreshDir("append_lock");
+  const fs::path path = dir / "log.jsonl";
+  ASSERT_TRUE(AppendLineAtomically(path.string(), "first").ok());
+  const int lock = open((dir / ".log.jsonl.lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(flock(lock, LOCK_EX), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(lock);  // its copy would keep the parent's lock held (flock goes with the open file)
+    _exit(AppendLineAtomically(path.string(), "second").ok() ? 0 : 1);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(Read(path), "first\n") << "the append did not wait for the lock";
+  close(lock);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(Read(path), "first\nsecond\n");
+}
+
+// A lock that cannot be taken is an error naming the path, not an append
+// made without it.
+TEST(AtomicFileTest, AppendFailsWhenTheLockFileCannotBeOpened) {
+  const fs::path dir = FreshDir("append_bad_lock");
+  const fs::path path = dir / "log.jsonl";
+  ASSERT_TRUE(WriteFileAtomically(path.string(), "old\n").ok());
+  fs::create_directories(dir / ".log.jsonl.lock");  // a folder cannot be opened for writing
+  const absl::Status status = AppendLineAtomically(path.string(), "new");
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("cannot write " + path.string() + ": cannot open the lock file"), std::string::npos)
+      << status;
+  EXPECT_EQ(Read(path), "old\n");
+}
+
+// Only the owner of a file, the owner of its folder and root may rename over
+// it in a sticky folder (mode 1777, like /tmp). The tests run as root, which
+// the rule does not stop, so a child process becomes nobody (uid 65534) to
+// check; skipped where the tests do not run as root (no file of another user
+// can be made) or the child cannot change its user.
+TEST(AtomicFileTest, CheckRefusesAnotherUsersFileInAStickyFolder) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make a file owned by another user";
+  const fs::path dir = FreshDir("sticky");
+  const fs::path sticky = dir / "sticky";
+  fs::create_directories(sticky);
+  ASSERT_EQ(chmod(sticky.c_str(), 01777), 0);
+  ASSERT_TRUE(AppendLineAtomically((sticky / "roots.jsonl").string(), "root's").ok());
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The scratch folder's parents may not let nobody in: the paths are taken
+    // from inside it.
+    close(pipe_fds[0]);
+    if (chdir(dir.c_str()) != 0 || setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(77);
+    const absl::Status theirs = CheckCanAppendLine("sticky/roots.jsonl");
+    const absl::Status append = AppendLineAtomically("sticky/roots.jsonl", "nobody's");
+    const absl::Status mine = CheckCanAppendLine("sticky/nobodys.jsonl");
+    const absl::Status mine_append = AppendLineAtomically("sticky/nobodys.jsonl", "nobody's");
+    const std::string report = absl::StatusCodeToString(theirs.code()) + "\n" + std::string(theirs.message()) +
+                               "\n" + (append.ok() ? "1" : "0") + (mine.ok() ? "1" : "0") +
+                               (mine_append.ok() ? "1" : "0") + "\n";
+    _exit(write(pipe_fds[1], report.data(), report.size()) == static_cast<ssize_t>(report.size()) ? 0 : 1);
+  }
+  close(pipe_fds[1]);
+  std::string report;
+  char buffer[4096];
+  for (ssize_t got; (got = read(pipe_fds[0], buffer, sizeof(buffer))) > 0;) report.append(buffer, got);
+  close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot become nobody here";
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(report,
+            "PERMISSION_DENIED\n"
+            "sticky/roots.jsonl: owned by another user in a sticky folder: the record could not replace it\n"
+            "011\n")  // the append over root's file fails; nobody's own file is fine
+      << report;
+  EXPECT_EQ(Read(sticky / "roots.jsonl"), "root's\n");
 }
 
 TEST(AtomicFileTest, ConcurrentAppendsFromSeveralProcessesKeepEveryLine) {
