@@ -99,7 +99,7 @@ def main():
           f"{peer['threads']} threads, median of {args.rounds} alternating rounds\n")
     print("| implementation | ms per step (median) | rounds (ms) | images/s |")
     print("| --- | --- | --- | --- |")
-    print(f"| C++ (resnet_single's loop, {args.optimizer_kernels} SGD) | {c:.1f} | {', '.join(f'{x:.1f}' for x in cpp)} | {args.batch / c * 1e3:.0f} |")
+    print(f"| C++ (ResNetTrainer::Step, batch on the device, {args.optimizer_kernels} SGD) | {c:.1f} | {', '.join(f'{x:.1f}' for x in cpp)} | {args.batch / c * 1e3:.0f} |")
     print(f"| Python eager ({peer['model_source']}, {peer['implementation']} SGD) | {p:.1f} | {', '.join(f'{x:.1f}' for x in py)} | "
           f"{args.batch / p * 1e3:.0f} |")
     print(f"\nC++ speed relative to Python: {p / c:.2f}x")

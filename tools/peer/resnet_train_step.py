@@ -8,8 +8,8 @@ parameters on the CPU, or foreach, or fused) in eager mode on a fixed random bat
 By default the batch stays on the device, as train_step_benchmark's does.
 --from_host times the step as resnet_single's training loop takes it: the
 batch comes from pinned host memory (its loader's) and is copied to the device
-inside the step, and the step also counts the batch's correct predictions on
-the device.
+inside the step, and the step also counts the batch's correct predictions and
+adds up its loss on the device.
 
 The model is torchvision's resnetNN(num_classes=10) when torchvision imports,
 otherwise an equivalent written here (same layers and parameter count), so
@@ -121,13 +121,16 @@ def main():
         if device.type == "cuda":
             images, labels = images.pin_memory(), labels.pin_memory()
         correct = torch.zeros((), dtype=torch.long, device=device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
 
         def loss_fn(x, y):
             x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
             y = y.to(device, non_blocking=True)
             logits = model(x)
             correct.add_(logits.detach().argmax(1).eq(y).sum())
-            return F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y)
+            loss_sum.add_(loss.detach().double() * y.numel())  # as the C++ loop's running mean loss
+            return loss
     else:
         images = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
         labels = torch.randint(10, (args.batch,), device=device)
