@@ -8,7 +8,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -28,9 +27,9 @@ namespace fs = std::filesystem;
 constexpr uint64_t kMaxElements = uint64_t{1} << 40;
 
 // The bytes of an IDX file, plain or gzip-compressed. A gzip file may hold
-// several members (concatenated gzip files) and end in zero bytes, as Python's
-// gzip module reads it; anything else after its last member is an error
-// (zlib's gzread would skip it silently). The file is held in memory; its
+// several members (concatenated gzip files) with zero bytes after any of
+// them, as Python's gzip module reads it; anything else after a member is an
+// error (zlib's gzread would skip it silently). The file is held in memory; its
 // inflated bytes are made as they are read, so a header that claims more
 // data than the file holds costs no memory.
 class IdxBytes {
@@ -44,11 +43,19 @@ class IdxBytes {
 
   absl::Status Open() {
     std::ifstream in(path_, std::ios::binary);
-    if (!in) {
+    std::error_code error;
+    const uintmax_t size = fs::file_size(path_, error);
+    if (!in || error) {
       return absl::UnavailableError(absl::StrCat("cannot open IDX file '", path_, "': ", std::strerror(errno)));
     }
-    file_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (in.bad()) return absl::UnavailableError(absl::StrCat("cannot read IDX file '", path_, "'"));
+    file_.resize(size);
+    // istream::read turns a read error into badbit (an iterator over the
+    // stream buffer would let it escape as an exception naming no file).
+    in.read(reinterpret_cast<char*>(file_.data()), static_cast<std::streamsize>(size));
+    if (static_cast<uintmax_t>(in.gcount()) != size) {
+      return absl::UnavailableError(absl::StrCat("cannot read IDX file '", path_, "': ",
+                                                 in.bad() ? std::strerror(errno) : "it changed while read"));
+    }
     gzip_ = file_.size() >= 2 && file_[0] == 0x1f && file_[1] == 0x8b;
     if (gzip_) {
       if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) {  // 16: a gzip wrapper
@@ -73,12 +80,13 @@ class IdxBytes {
     uint64_t done = 0;
     while (done < n) {
       if (!in_member_) {
+        while (position_ < file_.size() && file_[position_] == 0) ++position_;  // padding
         const uint8_t* rest = file_.data() + position_;
         const size_t left = file_.size() - position_;
-        if (std::all_of(rest, rest + left, [](uint8_t b) { return b == 0; })) break;  // the end, or padding
+        if (left == 0) break;  // the end
         if (left < 2 || rest[0] != 0x1f || rest[1] != 0x8b) {
-          return absl::DataLossError(absl::StrCat("IDX file '", path_, "' is corrupt: the ", left,
-                                                  " bytes after its gzip stream are not gzip data"));
+          return absl::DataLossError(absl::StrCat("IDX file '", path_, "' is corrupt: what follows its gzip stream (",
+                                                  left, left == 1 ? " byte" : " bytes", ") is not gzip data"));
         }
         inflateReset(&stream_);  // another member
         in_member_ = true;

@@ -188,10 +188,13 @@ TEST(IdxTest, GzipMembersAndZeroPaddingAreReadButNotOtherTrailingBytes) {
   const std::string idx = IdxBytes({4, 25}, Iota(100));
   const std::string whole = Gzipped(dir, idx);
   // Two members (what `cat a.gz b.gz` makes), and zero bytes after the last
-  // one: read as Python's gzip module reads them.
-  const std::string members = Gzipped(dir, idx.substr(0, 30)) + Gzipped(dir, idx.substr(30));
+  // one or between them: read as Python's gzip module reads them.
+  const std::string first = Gzipped(dir, idx.substr(0, 30)), second = Gzipped(dir, idx.substr(30));
+  const std::string members = first + second;
   const std::vector<std::pair<std::string, std::string>> good = {
-      {"members.gz", members}, {"padded.gz", whole + std::string(64, '\0')}};
+      {"members.gz", members},
+      {"padded.gz", whole + std::string(64, '\0')},
+      {"padded_between.gz", first + std::string(5, '\0') + second + std::string(3, '\0')}};
   for (const auto& [name, bytes] : good) {
     WritePlain(dir + "/" + name, bytes);
     absl::StatusOr<at::Tensor> t = ReadIdxFile(dir + "/" + name);
@@ -206,8 +209,8 @@ TEST(IdxTest, GzipMembersAndZeroPaddingAreReadButNotOtherTrailingBytes) {
   std::string bad_crc = whole;
   bad_crc[bad_crc.size() - 8] ^= 0x01;  // the trailer's CRC-32
   const std::vector<Bad> bad = {
-      {"garbage.gz", whole + "junk", "garbage.gz' is corrupt: the 4 bytes after its gzip stream are not gzip data"},
-      {"zeros_then_garbage.gz", whole + std::string(8, '\0') + "x", "are not gzip data"},
+      {"garbage.gz", whole + "junk", "garbage.gz' is corrupt: what follows its gzip stream (4 bytes) is not gzip data"},
+      {"zeros_then_garbage.gz", whole + std::string(8, '\0') + "x", "(1 byte) is not gzip data"},
       // A second member of only its 10-byte header.
       {"header_only_member.gz", whole + members.substr(0, 10), "header_only_member.gz' is truncated"},
       {"bad_crc.gz", bad_crc, "bad_crc.gz' is corrupt: incorrect data check"},
