@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -138,23 +139,38 @@ class AppendLock {
   AppendLock(const AppendLock&) = delete;
   AppendLock& operator=(const AppendLock&) = delete;
 
-  // Waits for the lock of appends to `target`; errors name `path`. Goes on
-  // without it only where the lock file is missing and the folder takes no
-  // new file: then the write fails too, with its own message.
-  absl::Status Acquire(const fs::path& target, const std::string& path) {
+  // Waits for the lock of appends to `target`. Where it cannot be had
+  // (another user's lock file that this user may not write, under NFS; a
+  // folder that takes no new file, where the write fails anyway), the append
+  // goes on without it, as appends did before there was a lock: a record is
+  // worth more than the turn-taking. Says so on stderr, naming `path`, unless
+  // the lock file is merely missing from a folder that takes no new file.
+  void Acquire(const fs::path& target, const std::string& path) {
     const fs::path lock_path = LockFilePath(target);
     fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (fd_ < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
-      // Another user's lock file, or a folder that takes no new file: a
-      // read-only descriptor still takes an flock on a local file system.
+    if (fd_ >= 0) {
+      // Whoever made it lets every user who may write the folder take turns
+      // (the umask would keep others out, and an append would go unlocked).
+      struct stat info;
+      if (fstat(fd_, &info) == 0 && info.st_uid == geteuid() && (info.st_mode & 0777) != 0666) fchmod(fd_, 0666);
+    } else if (errno == EACCES || errno == EPERM || errno == EROFS) {
+      // A read-only descriptor still takes an flock on a local file system.
       fd_ = open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd_ < 0 && errno == ENOENT) return absl::OkStatus();
+      if (fd_ < 0 && errno == ENOENT) return;
     }
-    if (fd_ < 0) return Error(path, absl::StrCat("cannot open the lock file ", lock_path.string()), errno);
-    while (flock(fd_, LOCK_EX) != 0) {
-      if (errno != EINTR) return Error(path, absl::StrCat("cannot lock ", lock_path.string()), errno);
+    const char* failed = fd_ < 0 ? "open" : nullptr;
+    int error = fd_ < 0 ? errno : 0;
+    while (fd_ >= 0 && flock(fd_, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        failed = "lock";
+        error = errno;
+        break;
+      }
     }
-    return absl::OkStatus();
+    if (failed != nullptr) {
+      std::cerr << "warning: appending to " << path << " without its lock (cannot " << failed << " "
+                << lock_path.string() << ": " << std::strerror(error) << ")" << std::endl;
+    }
   }
 
  private:
@@ -185,7 +201,7 @@ absl::Status AppendLineAtomically(const std::string& link_or_path, absl::string_
   fs::create_directories(parent, error);
   if (error) return Error(path, absl::StrCat("cannot create directory ", parent.string()), error.value());
   AppendLock lock;
-  if (absl::Status locked = lock.Acquire(target, path); !locked.ok()) return locked;
+  lock.Acquire(target, path);
   std::string contents;
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno != ENOENT) return Error(path, "cannot read the existing file", errno);

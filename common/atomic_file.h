@@ -30,8 +30,10 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 // does not exist yet: the file it names is written (and its folders made), the
 // link stays. Concurrent appends from several processes each keep their line:
 // they take turns holding an flock on the lock file ".NAME.lock" beside the
-// file (NAME is the file's name), which is made on first use and left there.
-// An error names `path`, also when that lock cannot be taken.
+// file (NAME is the file's name), which is made on first use (writable by
+// all) and left there. Where that lock cannot be had (another user's lock
+// file on NFS, say) the append goes on without it and says so on stderr.
+// An error names `path`.
 absl::Status AppendLineAtomically(const std::string& path, absl::string_view line);
 
 // Whether AppendLineAtomically(path, ...) can succeed, checked before work
