@@ -25,9 +25,9 @@ TEST(StopSignalTest, ASignalIsRecordedAndASecondOneLaterEndsTheProcess) {
     // At once again, as a launcher passes the terminal's Ctrl-C on: the same request.
     std::raise(SIGTERM);
     if (PendingStopSignal() != SIGTERM) _exit(12);
-    // 1.5 s after the first: still the same request (the window is measured
+    // 1.3 s after the first: still the same request (the window is measured
     // in tenths of a second, not in whole seconds of the clock).
-    usleep(1500000);
+    usleep(1300000);
     std::raise(SIGINT);
     if (PendingStopSignal() != SIGINT) _exit(15);
     if (write(pipe_fds[1], "a", 1) != 1) _exit(13);

@@ -186,7 +186,7 @@ TEST(ResNetDdpTest, KilledAndResumedEndsBitExactAndSigtermStopsEveryRank) {
       flags + "--resume --models_dir=" + resumed + "; rc=$?; wait; cat " + elsewhere + "/rank1.log; echo rank1 exit $(cat " +
       elsewhere + "/rank1.rc); exit $rc");
   EXPECT_NE(corrupt.exit_code, 0) << corrupt.output;
-  EXPECT_NE(corrupt.output.find("--resume: a rank could not read " + resumed), std::string::npos) << corrupt.output;
+  EXPECT_NE(corrupt.output.find("--resume: a rank could not read its copy of " + resumed), std::string::npos) << corrupt.output;
   EXPECT_NE(corrupt.output.find(elsewhere + "/Resnet-18-2gpus.ckpt"), std::string::npos) << corrupt.output;
   EXPECT_NE(corrupt.output.find("rank1 exit 1"), std::string::npos) << corrupt.output;
   CommandResult resume = RunCommand(kDdp + flags + "--models_dir=" + resumed + " --resume");

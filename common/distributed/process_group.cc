@@ -96,7 +96,7 @@ absl::Status CheckSameResumePoint(c10d::Backend& backend, const c10::Device& dev
   const RankRange range = RangeAcrossRanks(backend, {found ? 1 : 0, unreadable ? 1 : 0, epoch, step}, device);
   if (range.max[1] == 1) {
     return absl::FailedPreconditionError(
-        absl::StrCat("--resume: ", range.min[1] == 1 ? "no rank could read " : "a rank could not read ", checkpoint,
+        absl::StrCat("--resume: ", range.min[1] == 1 ? "no rank could read " : "a rank could not read its copy of ", checkpoint,
                      " (its line says why)"));
   }
   if (range.agreed()) return absl::OkStatus();
