@@ -13,6 +13,7 @@
 #include <iostream>
 #include <system_error>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 
 namespace dlspeed {
@@ -21,6 +22,19 @@ namespace {
 // absl::ErrnoToStatus appends ": " and strerror(error) to the message.
 absl::Status Error(const std::string& path, absl::string_view what, int error) {
   return absl::ErrnoToStatus(error, absl::StrCat("cannot write ", path, ": ", what));
+}
+
+namespace fs = std::filesystem;
+
+// Whether `path` ends in a file name: "newdir/", ".", ".." and "" do not.
+bool HasFileName(const fs::path& path) {
+  const fs::path name = path.filename();
+  return !name.empty() && name != "." && name != "..";
+}
+
+// The folder `target` is in ("." for a bare file name).
+fs::path FolderOf(const fs::path& target) {
+  return target.parent_path().empty() ? fs::path(".") : target.parent_path();
 }
 
 // Writes all of `contents` to `fd`, retrying short writes; returns errno or 0.
@@ -39,12 +53,11 @@ int WriteAll(int fd, absl::string_view contents) {
 }  // namespace
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {
-  namespace fs = std::filesystem;
   const fs::path target(path);
-  if (path.empty() || !target.has_filename()) {
+  if (!HasFileName(target)) {
     return absl::InvalidArgumentError(absl::StrCat("cannot write '", path, "': not a file name"));
   }
-  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const fs::path parent = FolderOf(target);
   std::error_code error;
   fs::create_directories(parent, error);
   if (error) {
@@ -80,25 +93,18 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 
 namespace {
 
-namespace fs = std::filesystem;
-
-// Whether `path` ends in a file name: "newdir/", ".", ".." and "" do not.
-bool HasFileName(const fs::path& path) {
-  const fs::path name = path.filename();
-  return !name.empty() && name != "." && name != "..";
-}
-
 // How many symbolic links a path may go through, as Linux allows (ELOOP).
 constexpr int kMaxSymbolicLinks = 40;
 
-// Sets `target` to the file an append to `path` rewrites: the file a chain of
-// symbolic links there names, followed by hand so that a link whose target
-// does not exist yet still counts (std::filesystem::weakly_canonical leaves
-// it, and the rename would replace the link); else `path` itself. A relative
-// link target is taken from the link's folder; the result is not normalised,
-// so that ".." after a linked folder means what it means to the kernel. On
-// failure returns an error whose message is the reason alone.
-absl::Status FollowLinks(const std::string& path, fs::path* target) {
+// The file an append to `path` rewrites: the file a chain of symbolic links
+// there names, followed by hand so that a link whose target does not exist
+// yet still counts (std::filesystem::weakly_canonical leaves it, and the
+// rename would replace the link); else `path` itself. A relative link target
+// is taken from the link's folder; the result is not normalised, so that ".."
+// after a linked folder means what it means to the kernel. An error's message
+// is the reason alone: InvalidArgument for a link to a name that is no file,
+// FailedPrecondition otherwise.
+absl::StatusOr<fs::path> AppendTarget(const std::string& path) {
   fs::path current(path);
   for (int hops = 0;; ++hops) {
     struct stat info;
@@ -111,13 +117,15 @@ absl::Status FollowLinks(const std::string& path, fs::path* target) {
     std::error_code error;
     const fs::path next = fs::read_symlink(current, error);
     if (error) {
-      return absl::ErrnoToStatus(error.value(),
-                                 absl::StrCat("cannot read the symbolic link ", current.string()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot read the symbolic link ", current.string(), ": ", error.message()));
     }
     current = next.is_absolute() ? next : current.parent_path() / next;
   }
-  *target = current;
-  return absl::OkStatus();
+  if (!HasFileName(current)) {
+    return absl::InvalidArgumentError(absl::StrCat("the symbolic link names '", current.string(), "', not a file"));
+  }
+  return current;
 }
 
 // The lock file of appends to `target`: ".NAME.lock" in the same folder.
@@ -184,24 +192,21 @@ absl::Status AppendLineAtomically(const std::string& link_or_path, absl::string_
     return absl::InvalidArgumentError(
         absl::StrCat("cannot write '", link_or_path, "': needs a file name, not only a folder"));
   }
-  fs::path target;
-  if (absl::Status followed = FollowLinks(link_or_path, &target); !followed.ok()) {
-    return absl::Status(followed.code(), absl::StrCat("cannot write ", link_or_path, ": ", followed.message()));
+  const absl::StatusOr<fs::path> target = AppendTarget(link_or_path);
+  if (!target.ok()) {
+    return absl::Status(target.status().code(),
+                        absl::StrCat("cannot write ", link_or_path, ": ", target.status().message()));
   }
-  const std::string path = target.string();
-  if (!HasFileName(target)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot write ", link_or_path, ": the symbolic link names '",
-                                                   path, "', not a file"));
-  }
+  const std::string path = target->string();
   // Appends from several processes (two binaries writing the same results
   // file) take turns: each reads the file, adds its line and renames its copy
   // over it while holding the lock, so none loses another's line.
-  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const fs::path parent = FolderOf(*target);
   std::error_code error;
   fs::create_directories(parent, error);
   if (error) return Error(path, absl::StrCat("cannot create directory ", parent.string()), error.value());
   AppendLock lock;
-  lock.Acquire(target, path);
+  lock.Acquire(*target, path);
   std::string contents;
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno != ENOENT) return Error(path, "cannot read the existing file", errno);
@@ -231,17 +236,16 @@ absl::Status CheckCanAppendLine(const std::string& path) {
   if (!HasFileName(path)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": needs a file name, not only a folder"));
   }
-  fs::path target;
-  if (absl::Status followed = FollowLinks(path, &target); !followed.ok()) return refuse(followed.message());
-  if (!HasFileName(target)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": the symbolic link names '", target.string(), "', not a file"));
+  const absl::StatusOr<fs::path> followed = AppendTarget(path);
+  if (!followed.ok()) {
+    return absl::Status(followed.status().code(), absl::StrCat(path, ": ", followed.status().message()));
   }
+  const fs::path& target = *followed;
   std::error_code error;
   const fs::file_status status = fs::status(target, error);
   const bool exists = fs::exists(status);
   if (exists && !fs::is_regular_file(status)) return refuse("not a regular file");
-  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const fs::path parent = FolderOf(target);
   // In a sticky folder (mode 1777, like /tmp) only the owner of a file, the
   // owner of the folder or root may rename over it.
   struct stat file_info, folder_info;
